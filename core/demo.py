@@ -1,0 +1,59 @@
+"""The sample projects behind the README's first command: built from ``sample_data/`` with the
+offline embedders (no network needed), idempotently: a second run adds nothing and embeds nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+from core.progress import ProgressCallback, no_progress
+from core.project import Project
+
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def _sample_sources(sample_data: Path) -> list[tuple[str, dict]]:
+    from core.ingest import IngestOptions
+
+    return [
+        (
+            "cifar10n-sample",
+            dict(options=IngestOptions(
+                manifest=sample_data / "cifar10n" / "manifest.csv",
+                annotator_columns=["annotator1", "annotator2", "annotator3"],
+            )),
+        ),
+        ("news20-sample", dict(options=IngestOptions(texts=sample_data / "news20" / "texts.jsonl"))),
+    ]
+
+
+def prepare_sample_projects(
+    directory: Path,
+    sample_data: Path = SAMPLE_DATA,
+    progress: ProgressCallback = no_progress,
+    log: Callable[[str], None] = lambda message: None,
+    analyse: Optional[Callable[[Project], None]] = None,
+) -> list[Path]:
+    """Create (or bring up to date) one project per sample dataset under ``directory``.
+
+    Returns the project folders. Each is ingested, embedded with the offline embedder of its
+    modality and, when an analysis step is available, analysed.
+    """
+    from core.embed.pipeline import EmbedOptions, embed
+    from core.ingest import ingest
+
+    if not sample_data.is_dir():
+        raise FileNotFoundError(f"{sample_data} is missing; run from a full checkout of Amend.")
+    directory.mkdir(parents=True, exist_ok=True)
+    made: list[Path] = []
+    for name, spec in _sample_sources(sample_data):
+        path = directory / name
+        project = Project.open(path) if (path / "amend.json").exists() else Project.create(path)
+        report = ingest(project, spec["options"], progress=progress)
+        log(f"{name}: {report.taken} new samples, {report.unchanged} unchanged, {report.rejected} rejected")
+        result = embed(project, EmbedOptions(embedder="offline"), progress=progress)
+        log(f"{name}: embedded {result.embedded} with {result.model} ({result.skipped} already done)")
+        if analyse is not None:
+            analyse(project)
+        made.append(path.resolve())
+    return made

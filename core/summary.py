@@ -1,0 +1,101 @@
+"""What the home page (and `amend` users in a notebook) see of a project at a glance."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from core.project import Project
+
+OFFLINE_PREFIX = "offline:"
+
+
+@dataclass
+class ProjectSummary:
+    path: Path
+    name: str
+    modality: str | None
+    samples: int
+    labels: list[str]
+    label_counts: pd.DataFrame  # label, samples, share
+    split_counts: dict[str, int]
+    metadata_columns: dict[str, str]  # column -> type seen in the data
+    representations: pd.DataFrame  # name, model, dim, vectors, coverage, source, created_at, offline
+    predictions: pd.DataFrame  # name, classes, source, created_at
+    ingests: pd.DataFrame
+    rejects: pd.DataFrame
+    notices: list[str] = field(default_factory=list)
+
+
+def _type_name(values: list) -> str:
+    kinds = {type(v).__name__ for v in values if v is not None}
+    if not kinds:
+        return "empty"
+    if kinds <= {"int"}:
+        return "integer"
+    if kinds <= {"int", "float"}:
+        return "number"
+    if kinds <= {"bool"}:
+        return "boolean"
+    if kinds <= {"str"}:
+        return "text"
+    return "mixed"
+
+
+def summarise(project: Project) -> ProjectSummary:
+    """Counts, labels, representations (with the model that really made them), the ingest
+    history and the reject report of one project."""
+    frame = project.samples(columns=["id", "modality", "label", "split", "metadata"])
+    labels = project.labels()
+    counts = frame["label"].value_counts() if len(frame) else pd.Series(dtype=int)
+    label_counts = pd.DataFrame({"label": labels, "samples": [int(counts.get(l, 0)) for l in labels]})
+    total = max(len(frame), 1)
+    label_counts["share"] = (label_counts["samples"] / total).round(4)
+
+    metadata_values: dict[str, list] = {}
+    for raw in frame["metadata"] if len(frame) else []:
+        for key, value in json.loads(raw).items():
+            metadata_values.setdefault(key, []).append(value)
+
+    reps = []
+    notices = []
+    for rep in project.representations():
+        n_vectors = len(project.embedded_ids(rep))
+        offline = rep.model.startswith(OFFLINE_PREFIX)
+        reps.append(
+            {
+                "name": rep.name, "model": rep.model, "dim": rep.dim, "vectors": n_vectors,
+                "coverage": round(n_vectors / total, 4), "source": rep.source,
+                "created_at": rep.created_at, "offline": offline,
+            }
+        )
+        if offline and rep.settings.get("fallback_message"):
+            notices.append(f"Representation '{rep.name}': {rep.settings['fallback_message']}")
+        if n_vectors < len(frame):
+            notices.append(
+                f"Representation '{rep.name}' covers {n_vectors} of {len(frame)} samples; "
+                f"run `amend embed {project.path} --name {rep.name}` to finish it."
+            )
+    preds = [
+        {"name": p.name, "classes": len(p.classes), "source": p.source, "created_at": p.created_at}
+        for p in project.prediction_sets()
+    ]
+    splits = frame["split"].fillna("(none)").value_counts().to_dict() if len(frame) else {}
+    return ProjectSummary(
+        path=project.path,
+        name=project.path.name,
+        modality=str(frame["modality"].iloc[0]) if len(frame) else None,
+        samples=len(frame),
+        labels=labels,
+        label_counts=label_counts,
+        split_counts={str(k): int(v) for k, v in splits.items()},
+        metadata_columns={k: _type_name(v) for k, v in sorted(metadata_values.items())},
+        representations=pd.DataFrame(reps, columns=["name", "model", "dim", "vectors", "coverage", "source", "created_at", "offline"]),
+        predictions=pd.DataFrame(preds, columns=["name", "classes", "source", "created_at"]),
+        ingests=project.ingests(),
+        rejects=project.rejects(),
+        notices=notices,
+    )

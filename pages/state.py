@@ -1,0 +1,32 @@
+"""Session-state keys and the shared helpers every page uses (namespaced keys live here)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+PROJECT_KEY = "app.project"
+PAGES_DIR = Path(__file__).resolve().parent
+
+
+def available_projects() -> list[Path]:
+    """The project folders the app was started with (AMEND_PROJECTS, os.pathsep-separated)."""
+    raw = os.environ.get("AMEND_PROJECTS", "")
+    return [Path(p) for p in raw.split(os.pathsep) if p.strip()]
+
+
+def current_project_path() -> Path | None:
+    chosen = st.session_state.get(PROJECT_KEY)
+    if chosen is not None:
+        return Path(chosen)
+    projects = available_projects()
+    return projects[0] if projects else None
+
+
+def page_list() -> list:
+    """The app's pages, in menu order. Only pages that exist and work are listed."""
+    return [
+        st.Page(str(PAGES_DIR / "home.py"), title="Project", icon=":material/home:", default=True),
+    ]

@@ -1,0 +1,76 @@
+"""AppTest of the home page: it shows the project's samples, labels, representations and rejects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.project import Project
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def small_project(tmp_path) -> Path:
+    project = Project.create(tmp_path / "demo-project")
+    with project.writer("test"):
+        with project.ingest_transaction("texts.csv", "texts", None, {}) as writer:
+            for row, (label, text) in enumerate([("cat", "a cat"), ("cat", "another cat"), ("dog", "a dog")], start=1):
+                writer.add(dict(id=f"s{row}", modality="text", text=text, label=label, content_hash=text,
+                                metadata='{"site": %d}' % row, source_row=row))
+            writer.reject(4, "s4", "empty text", "the text cell is empty")
+            writer.flush()
+    rep = project.start_representation("minilm", "offline:all-MiniLM-L6-v2", 4,
+                                       {"fallback_message": "OpenCLIP weights could not be loaded (test)"})
+    project.add_vectors(rep, ["s1", "s2"], np.eye(4)[:2])
+    return project.path
+
+
+def _run(page: str, projects: str, monkeypatch) -> AppTest:
+    monkeypatch.setenv("AMEND_PROJECTS", projects)
+    app = AppTest.from_file(str(REPO / page), default_timeout=60)
+    app.run()
+    return app
+
+
+def test_home_page_shows_the_project(small_project, monkeypatch):
+    app = _run("pages/home.py", str(small_project), monkeypatch)
+    assert not app.exception
+    assert app.title[0].value == "demo-project"
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics == {"Samples": "3", "Labels": "2", "Representations": "1", "Rows not taken": "1"}
+    frames = [f.value for f in app.dataframe]
+    labels = next(f for f in frames if "label" in f.columns and "samples" in f.columns)
+    assert dict(zip(labels["label"], labels["samples"])) == {"cat": 2, "dog": 1}
+    reps = next(f for f in frames if "model" in f.columns)
+    assert reps.iloc[0]["model"] == "offline:all-MiniLM-L6-v2" and reps.iloc[0]["vectors"] == 2
+    rejects = next(f for f in frames if "reason" in f.columns)
+    assert rejects.iloc[0]["reason"] == "empty text" and rejects.iloc[0]["row"] == 4
+    notices = " ".join(i.value for i in app.info)
+    assert "OpenCLIP weights could not be loaded" in notices
+    assert "covers 2 of 3 samples" in notices
+    assert "`site` (integer)" in " ".join(m.value for m in app.markdown)
+
+
+def test_home_page_says_when_no_project_is_given(monkeypatch):
+    app = _run("pages/home.py", "", monkeypatch)
+    assert not app.exception
+    assert "No project is open" in app.warning[0].value
+
+
+def test_home_page_reports_a_project_from_a_newer_amend(small_project, monkeypatch):
+    info = small_project / "amend.json"
+    info.write_text(info.read_text().replace('"schema_version": 1', '"schema_version": 99'))
+    app = _run("pages/home.py", str(small_project), monkeypatch)
+    assert not app.exception
+    assert "newer Amend" in app.error[0].value
+
+
+def test_app_entry_runs_with_the_project_picker(small_project, monkeypatch):
+    app = _run("app.py", str(small_project), monkeypatch)
+    assert not app.exception
+    assert app.sidebar.selectbox[0].label == "Project"
+    assert app.title[0].value == "demo-project"

@@ -1,0 +1,86 @@
+"""Start the real app (`amend app`) on the sample projects and drive Debian's chromium at it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(os.environ.get("AMEND_SCREENSHOTS", REPO / "test-screenshots"))
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def running_app(sample_projects):
+    """The app started exactly as a user starts it, on the sample projects; yields its URL."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "app", *map(str, sample_projects), "--port", str(port)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"the app exited: {process.stderr.read().decode()}")
+            time.sleep(0.5)
+    else:
+        process.kill()
+        raise RuntimeError("the app did not answer within 90 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (scripts/bootstrap.sh --test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+@pytest.fixture()
+def screenshot():
+    """Save a full-page PNG under test-screenshots/ (or $AMEND_SCREENSHOTS) to look at."""
+
+    def take(tab, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        target = SCREENSHOTS / f"{name}.png"
+        tab.screenshot(path=str(target), full_page=True)
+        return target
+
+    return take

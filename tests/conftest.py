@@ -1,0 +1,26 @@
+"""Fixtures shared across the suite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("AMEND_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def sample_projects(tmp_path_factory) -> list[Path]:
+    """The two sample projects, built from sample_data/ exactly as the README's first command does."""
+    from core.demo import prepare_sample_projects
+
+    return prepare_sample_projects(tmp_path_factory.mktemp("sample-projects"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the shared data pack is not at {SHARED_DATA} (set AMEND_SHARED_DATA)")
+    return SHARED_DATA
