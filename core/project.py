@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 FORMAT_NAME = "amend-project"
 SAMPLES_TABLE = "samples"
+# Tables whose rows only count once a registry row in project.sqlite points at them.
+RUN_SCOPED_PREFIXES = ("vectors", "predictions", "evidence", "slices")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 SAMPLE_SCHEMA = pa.schema(
@@ -75,6 +77,9 @@ CREATE TABLE IF NOT EXISTS representations (
 CREATE TABLE IF NOT EXISTS predictions (
     name TEXT PRIMARY KEY, table_name TEXT NOT NULL, classes TEXT NOT NULL,
     source TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, representation TEXT,
+    evidence_table TEXT NOT NULL, slices_table TEXT, record TEXT NOT NULL);
 """
 
 
@@ -252,8 +257,10 @@ class Project:
         with self.sql() as con:
             known = {r[0] for r in con.execute("SELECT table_name FROM representations")}
             known |= {r[0] for r in con.execute("SELECT table_name FROM predictions")}
+            for evidence, slices in con.execute("SELECT evidence_table, slices_table FROM runs"):
+                known |= {evidence, slices}
         for name in self._table_names():
-            if (name.startswith("vectors__") or name.startswith("predictions__")) and name not in known:
+            if name.split("__", 1)[0] in RUN_SCOPED_PREFIXES and name not in known:
                 logger.warning("dropping table %s left by an interrupted write", name)
                 self.db.drop_table(name)
 
@@ -345,6 +352,7 @@ class Project:
         writer = IngestWriter(self, ingest_id=int(last) + 1)
         started = utc_now()
         yield writer
+        writer.flush()
         with self.transaction() as con:
             con.execute(
                 "INSERT INTO ingests VALUES (?,?,?,?,?,?,?,?,?,?)",
