@@ -1,0 +1,533 @@
+"""The review log: an append-only, hash-chained event log in ``<project>/review.sqlite``.
+
+This module is the only writer of events. Everything a person decides (decisions, guideline
+versions, role changes) is one event; nothing is ever updated or deleted, so a correction is a
+new event and the old one stays readable.
+
+Storage. SQLite in WAL mode with ``synchronous=FULL``, autocommit mode, and every write inside
+``BEGIN IMMEDIATE`` ... ``COMMIT``: two writers serialise on the database's write lock, so the
+chain cannot fork, and an event exists on disk (acknowledged) only once ``COMMIT`` has returned.
+A process killed at any moment leaves either the whole transaction or nothing.
+Triggers reject ``UPDATE`` and ``DELETE`` on ``events`` at the database level.
+
+Chain. ``hash = sha256(prev_hash + canonical_json({event_id, kind, sample_id, payload,
+created_at, actor}))`` (hex), where ``canonical_json`` is ``json.dumps(sort_keys=True,
+separators=(",", ":"), ensure_ascii=False, allow_nan=False)`` encoded as UTF-8, and ``payload``
+is the parsed JSON object. The first event's ``prev_hash`` is 64 zeros (:data:`GENESIS`).
+Event ids are consecutive from 1. ``created_at`` is server UTC time (ISO 8601, microseconds) and
+never goes backwards along the chain: if the clock steps back, an event takes its predecessor's
+time, so "the log as of time T" is always a prefix of the chain.
+
+:func:`verify` recomputes everything and names the first bad event. What a chain alone cannot
+show is the loss of its *last* events or a rewrite of the whole tail; two tripwires cover that:
+the ``AUTOINCREMENT`` counter (``sqlite_sequence``) remembers the highest id ever written, and a
+chain head recorded elsewhere (an export manifest) can be passed as ``known_head``.
+
+Functions take ``project``: a :class:`core.project.Project` or the project folder's path (this
+module imports nothing heavy, so a small writer process starts fast).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+from core.errors import AmendError, ConflictError, SchemaVersionError
+
+logger = logging.getLogger(__name__)
+
+LOG_FILE = "review.sqlite"
+LOG_SCHEMA_VERSION = 1
+GENESIS = "0" * 64
+BUSY_TIMEOUT_S = 30.0
+
+#: Event kinds. ``decision`` is written by core.review, ``guideline_published`` by
+#: core.guidelines, the role / access kinds by core.roles.
+KINDS = (
+    "decision",
+    "guideline_published",
+    "role_granted",
+    "role_revoked",
+    "project_closed",
+    "project_opened",
+)
+IDENTITY_SOURCES = ("local", "oidc", "cli")
+
+_SCHEMA = """
+CREATE TABLE events (
+    event_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind       TEXT NOT NULL,
+    sample_id  TEXT,
+    payload    TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    actor      TEXT NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL UNIQUE
+);
+CREATE INDEX events_by_sample ON events (sample_id, event_id);
+CREATE INDEX events_by_kind ON events (kind, event_id);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+"""
+_TRIGGERS = ("events_no_update", "events_no_delete")
+
+
+# --------------------------------------------------------------------------- helpers
+def canonical_json(value: Any) -> str:
+    """The one JSON text of ``value`` that is hashed and stored."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise AmendError(f"an event must be plain JSON (strings, numbers, lists, objects; no NaN): {exc}") from exc
+
+
+def event_hash(prev_hash: str, event_id: int, kind: str, sample_id: Optional[str], payload: Any,
+               created_at: str, actor: str) -> str:
+    """SHA-256 (hex) of ``prev_hash`` + the canonical JSON of the event's fields."""
+    body = canonical_json(
+        {"event_id": event_id, "kind": kind, "sample_id": sample_id, "payload": payload,
+         "created_at": created_at, "actor": actor}
+    )
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def utc_now() -> str:
+    """Server time, ISO 8601 with microseconds, UTC (the same format as core.project.utc_now)."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def normalise_time(value: str | _dt.datetime) -> str:
+    """A user-given point in time as the log's time format (UTC, microseconds), so it compares
+    as a string. A naive time or a bare date is taken as UTC; a bare date means its start."""
+    if isinstance(value, _dt.datetime):
+        moment = value
+    else:
+        text = str(value).strip()
+        try:
+            moment = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise AmendError(
+                f"{value!r} is not a time; give an ISO 8601 time such as 2024-05-01 or 2024-05-01T12:00:00+00:00."
+            ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return moment.astimezone(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def check_actor(actor: str) -> str:
+    name = (actor or "").strip()
+    if not name:
+        raise AmendError("no user name given; pass --reviewer NAME (or log in) so the log can say who acted.")
+    if len(name) > 200 or any(ord(c) < 32 for c in name):
+        raise AmendError(f"user name {name!r} is not allowed: use at most 200 printable characters.")
+    return name
+
+
+def check_identity_source(source: str) -> str:
+    if source not in IDENTITY_SOURCES:
+        raise AmendError(f"identity source {source!r} is unknown; use one of {', '.join(IDENTITY_SOURCES)}.")
+    return source
+
+
+def log_path(project: Any) -> Path:
+    base = getattr(project, "path", project)
+    return Path(os.fspath(base)) / LOG_FILE
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of the log, as stored."""
+
+    event_id: int
+    kind: str
+    sample_id: Optional[str]
+    payload: dict
+    created_at: str
+    actor: str
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict:
+        return {
+            "event_id": self.event_id, "kind": self.kind, "sample_id": self.sample_id,
+            "payload": self.payload, "created_at": self.created_at, "actor": self.actor,
+            "prev_hash": self.prev_hash, "hash": self.hash,
+        }
+
+    def describe(self) -> str:
+        """One line a person reads: '#12 by bob at <time>: relabel to 'cat''."""
+        what = self.kind
+        if self.kind == "decision":
+            what = describe_decision(self.payload)
+        return f"event {self.event_id} by {self.actor} at {self.created_at} ({what})"
+
+
+def describe_decision(payload: dict) -> str:
+    kind = payload.get("decision")
+    if kind == "relabel":
+        return f"relabel {payload.get('old_label')!r} -> {payload.get('new_label')!r}"
+    return f"{kind}, label {payload.get('new_label')!r}"
+
+
+class StaleDecisionError(ConflictError):
+    """The sample has an event newer than the one the reviewer saw. ``newer`` is that event."""
+
+    def __init__(self, message: str, sample_id: str, expected_event: int, newer: Event) -> None:
+        super().__init__(message)
+        self.sample_id = sample_id
+        self.expected_event = expected_event
+        self.newer = newer
+
+
+def _row_to_event(row: tuple) -> Event:
+    return Event(int(row[0]), row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], row[7])
+
+
+_COLUMNS = "event_id, kind, sample_id, payload, created_at, actor, prev_hash, hash"
+
+
+# --------------------------------------------------------------------------- connection
+def _configure(con: sqlite3.Connection) -> None:
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+
+
+@contextlib.contextmanager
+def connect(project: Any, create: bool = True) -> Iterator[Optional[sqlite3.Connection]]:
+    """A connection to the log (WAL, synchronous=FULL, autocommit), schema ensured.
+
+    With ``create=False`` and no log on disk, yields None (readers never create the file).
+    """
+    path = log_path(project)
+    if not path.parent.is_dir():
+        raise AmendError(f"{path.parent} is not a project folder; create one with `amend init`.")
+    if not create and not path.exists():
+        yield None
+        return
+    con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        _configure(con)
+        (version,) = con.execute("PRAGMA user_version").fetchone()
+        if version == 0:
+            _create_schema(con)
+        elif version > LOG_SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{path} was written by a newer Amend (review log schema {version}); this Amend reads "
+                f"schema {LOG_SCHEMA_VERSION}. Upgrade Amend to open it."
+            )
+        yield con
+    finally:
+        con.close()
+
+
+def _create_schema(con: sqlite3.Connection) -> None:
+    _begin(con)
+    try:
+        (version,) = con.execute("PRAGMA user_version").fetchone()
+        if version == 0:  # another process may have created it while we waited for the lock
+            for statement in _SCHEMA.split(";\n"):
+                if statement.strip():
+                    con.execute(statement)
+            con.execute(f"PRAGMA user_version = {LOG_SCHEMA_VERSION}")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def _begin(con: sqlite3.Connection) -> None:
+    try:
+        con.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise ConflictError(
+                f"the review log is busy: another writer held it for more than {BUSY_TIMEOUT_S:.0f} s; try again."
+            ) from exc
+        raise
+
+
+# --------------------------------------------------------------------------- writing
+class LogWriter:
+    """An open ``BEGIN IMMEDIATE`` transaction on the log; see :func:`writing`.
+
+    Reads made through it see the log exactly as the events appended here will follow it.
+    """
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+        self.appended: list[Event] = []
+        row = con.execute(f"SELECT {_COLUMNS} FROM events ORDER BY event_id DESC LIMIT 1").fetchone()
+        self._head: Optional[Event] = _row_to_event(row) if row else None
+
+    @property
+    def head(self) -> Optional[Event]:
+        """The last event, counting those appended in this transaction."""
+        return self._head
+
+    def latest_on_sample(self, sample_id: str) -> Optional[Event]:
+        row = self.con.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE sample_id = ? ORDER BY event_id DESC LIMIT 1", (sample_id,)
+        ).fetchone()
+        return _row_to_event(row) if row else None
+
+    def events(self, kinds: Optional[Iterable[str]] = None, sample_id: Optional[str] = None) -> list[Event]:
+        return _select(self.con, kinds=kinds, sample_id=sample_id)
+
+    def check_fresh(self, sample_id: str, expected_event: Optional[int]) -> Optional[Event]:
+        """Refuse (StaleDecisionError) when the sample has an event newer than ``expected_event``.
+
+        ``expected_event`` is the id of the latest event on the sample the actor saw; 0 means "none".
+        None means the caller makes no claim and nothing is checked. Returns the latest event.
+        """
+        latest = self.latest_on_sample(sample_id)
+        if expected_event is None:
+            return latest
+        if latest is not None and latest.event_id > expected_event:
+            seen = f"event {expected_event}" if expected_event else "no earlier event"
+            raise StaleDecisionError(
+                f"sample {sample_id!r} changed after you looked (you saw {seen}): {latest.describe()}. "
+                f"Nothing was written; review the sample again and decide with --expected-event {latest.event_id}.",
+                sample_id, expected_event, latest,
+            )
+        return latest
+
+    def append(self, kind: str, actor: str, payload: dict, sample_id: Optional[str] = None) -> Event:
+        """Add one event to this transaction (visible to others only after COMMIT)."""
+        if kind not in KINDS:
+            raise AmendError(f"unknown event kind {kind!r}; known kinds: {', '.join(KINDS)}.")
+        actor = check_actor(actor)
+        if not isinstance(payload, dict):
+            raise AmendError("an event payload must be a JSON object.")
+        text = canonical_json(payload)
+        payload = json.loads(text)  # exactly what verify() will parse back
+        head = self._head
+        event_id = 1 if head is None else head.event_id + 1
+        prev_hash = GENESIS if head is None else head.hash
+        created_at = utc_now()
+        if head is not None and created_at < head.created_at:
+            logger.warning("server clock is behind the log's last event; using that event's time")
+            created_at = head.created_at
+        digest = event_hash(prev_hash, event_id, kind, sample_id, payload, created_at, actor)
+        self.con.execute(
+            f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+            (event_id, kind, sample_id, text, created_at, actor, prev_hash, digest),
+        )
+        event = Event(event_id, kind, sample_id, payload, created_at, actor, prev_hash, digest)
+        self._head = event
+        self.appended.append(event)
+        return event
+
+
+@contextlib.contextmanager
+def writing(project: Any) -> Iterator[LogWriter]:
+    """``BEGIN IMMEDIATE`` on the log; ``COMMIT`` when the block ends, ``ROLLBACK`` on any error.
+
+    Events appended inside the block are acknowledged only when the block has exited normally
+    (the COMMIT has returned). Keep the block short: it holds the log's write lock.
+    """
+    with connect(project) as con:
+        _begin(con)
+        try:
+            writer = LogWriter(con)
+            yield writer
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+
+def append(project: Any, kind: str, actor: str, payload: dict, sample_id: Optional[str] = None,
+           expected_event: Optional[int] = None) -> Event:
+    """Append one event and return it once committed (= acknowledged).
+
+    With ``sample_id`` and ``expected_event``, refuses with :class:`StaleDecisionError` (nothing
+    written) when a newer event on that sample exists; the check runs in the same transaction as
+    the insert, so no other writer can slip in between.
+    """
+    with writing(project) as log:
+        if sample_id is not None:
+            log.check_fresh(sample_id, expected_event)
+        return log.append(kind, actor, payload, sample_id=sample_id)
+
+
+# --------------------------------------------------------------------------- reading
+def _select(con: sqlite3.Connection, kinds: Optional[Iterable[str]] = None, sample_id: Optional[str] = None,
+            up_to_event: Optional[int] = None, until: Optional[str] = None) -> list[Event]:
+    clauses, params = [], []
+    if kinds is not None:
+        kinds = list(kinds)
+        clauses.append(f"kind IN ({','.join('?' * len(kinds))})")
+        params += kinds
+    if sample_id is not None:
+        clauses.append("sample_id = ?")
+        params.append(sample_id)
+    if up_to_event is not None:
+        clauses.append("event_id <= ?")
+        params.append(int(up_to_event))
+    if until is not None:
+        clauses.append("created_at <= ?")
+        params.append(until)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = con.execute(f"SELECT {_COLUMNS} FROM events{where} ORDER BY event_id", params).fetchall()
+    return [_row_to_event(r) for r in rows]
+
+
+def read_events(project: Any, kinds: Optional[Iterable[str]] = None, sample_id: Optional[str] = None,
+                up_to_event: Optional[int] = None, until: Optional[str] = None) -> list[Event]:
+    """Events in chain order, optionally only some kinds / one sample / up to an id / up to a time
+    (``until``: ISO time, inclusive; normalised to UTC)."""
+    if until is not None:
+        until = normalise_time(until)
+    with connect(project, create=False) as con:
+        if con is None:
+            return []
+        return _select(con, kinds=kinds, sample_id=sample_id, up_to_event=up_to_event, until=until)
+
+
+def get_event(project: Any, event_id: int) -> Optional[Event]:
+    with connect(project, create=False) as con:
+        if con is None:
+            return None
+        row = con.execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (int(event_id),)).fetchone()
+    return _row_to_event(row) if row else None
+
+
+def chain_head(project: Any) -> str:
+    """The hash of the last event (GENESIS for an empty log): what exports record."""
+    with connect(project, create=False) as con:
+        if con is None:
+            return GENESIS
+        row = con.execute("SELECT hash FROM events ORDER BY event_id DESC LIMIT 1").fetchone()
+    return row[0] if row else GENESIS
+
+
+# --------------------------------------------------------------------------- verify
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of :func:`verify`.
+
+    ``ok``: the chain recomputes and the append-only triggers are in place. ``events``: rows read.
+    ``chain_head``: the stored hash of the last row (GENESIS when empty). ``first_bad_event``: the
+    id of the first event that is wrong or missing (None when ok, or when only the triggers are
+    missing). ``problem``: one sentence saying what is wrong.
+    """
+
+    ok: bool
+    events: int
+    chain_head: str
+    first_bad_event: Optional[int] = None
+    problem: Optional[str] = None
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "events": self.events, "chain_head": self.chain_head,
+                "first_bad_event": self.first_bad_event, "problem": self.problem}
+
+
+def verify(project: Any, known_head: Optional[str] = None) -> VerifyResult:
+    """Recompute the whole chain and name the first bad event.
+
+    Checks, in chain order: ids are consecutive from 1 (a gap = a deleted event, named by the
+    missing id); each ``prev_hash`` is the previous event's hash (a reorder or fork); the payload
+    is canonical JSON; the recomputed hash equals the stored one (an edit); times never go
+    backwards; a guideline's ``sha256`` matches its text. Then: no events were cut from the end
+    (``sqlite_sequence``), ``known_head`` (a head recorded earlier, e.g. in an export manifest)
+    is still in the chain, and the append-only triggers exist. Reads one consistent snapshot, so
+    it can run while others write.
+    """
+    with connect(project, create=False) as con:
+        if con is None:
+            if known_head not in (None, GENESIS):
+                return VerifyResult(False, 0, GENESIS, 1, f"the review log is missing but head {known_head} was recorded.")
+            return VerifyResult(True, 0, GENESIS)
+        con.execute("BEGIN")  # one snapshot for every read below
+        try:
+            return _verify(con, known_head)
+        finally:
+            con.execute("ROLLBACK")
+
+
+def _verify(con: sqlite3.Connection, known_head: Optional[str]) -> VerifyResult:
+    count = 0
+    prev_hash = GENESIS
+    prev_time = ""
+    expected_id = 1
+    head = GENESIS
+    seen_known = known_head in (None, GENESIS)
+    bad: Optional[tuple[int, str]] = None
+    cursor = con.execute(f"SELECT {_COLUMNS} FROM events ORDER BY event_id")
+    for row in cursor:
+        count += 1
+        event_id, kind, sample_id, text, created_at, actor, stored_prev, stored_hash = row
+        head = stored_hash
+        if bad is not None:
+            continue
+        if event_id != expected_id:
+            missing = f"event {expected_id}" if event_id == expected_id + 1 else f"events {expected_id}-{event_id - 1}"
+            bad = (expected_id, f"{missing} is missing from the log (ids jump from {expected_id - 1} to {event_id}): deleted.")
+            continue
+        if stored_prev != prev_hash:
+            bad = (event_id, f"event {event_id} does not follow event {event_id - 1}: its prev_hash is not that "
+                             "event's hash (events reordered, inserted or the chain forked).")
+            continue
+        try:
+            payload = json.loads(text)
+            canonical = canonical_json(payload)
+        except (ValueError, AmendError):
+            bad = (event_id, f"event {event_id} has a payload that is not valid JSON: edited.")
+            continue
+        if canonical != text or not isinstance(payload, dict):
+            bad = (event_id, f"event {event_id} has a payload that is not in canonical form: edited.")
+            continue
+        try:
+            recomputed = event_hash(prev_hash, event_id, kind, sample_id, payload, created_at, actor)
+        except AmendError:
+            recomputed = None
+        if recomputed != stored_hash:
+            bad = (event_id, f"event {event_id} does not match its hash: its content was edited.")
+            continue
+        if created_at < prev_time:
+            bad = (event_id, f"event {event_id} is dated before event {event_id - 1}: its time was edited.")
+            continue
+        if kind == "guideline_published":
+            text_md = payload.get("text", "")
+            if hashlib.sha256(str(text_md).encode("utf-8")).hexdigest() != payload.get("sha256"):
+                bad = (event_id, f"event {event_id} (guideline {payload.get('version')!r}) has a sha256 that does "
+                                 "not match its text.")
+                continue
+        if known_head is not None and stored_hash == known_head:
+            seen_known = True
+        prev_hash, prev_time, expected_id = stored_hash, created_at, expected_id + 1
+    if bad is not None:
+        return VerifyResult(False, count, head, bad[0], bad[1])
+    seq = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    highest = int(seq[0]) if seq else 0
+    if highest > expected_id - 1:
+        return VerifyResult(
+            False, count, head, expected_id,
+            f"the log once held events up to {highest} but now ends at {expected_id - 1}: the last events were deleted.",
+        )
+    if not seen_known:
+        return VerifyResult(
+            False, count, head, None,
+            f"the recorded chain head {known_head} is not in the log: the log was rewritten or cut short.",
+        )
+    triggers = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    missing = [t for t in _TRIGGERS if t not in triggers]
+    if missing:
+        return VerifyResult(
+            False, count, head, None,
+            f"the chain recomputes but the append-only triggers are missing ({', '.join(missing)}): "
+            "someone altered the database schema.",
+        )
+    return VerifyResult(True, count, head)

@@ -1,0 +1,108 @@
+"""Guideline versions: publish, list, diff, citations, re-review queue."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from core import audit, guidelines, review
+from core.errors import AmendError
+
+V1 = """# Labelling guide
+
+Be careful.
+
+## cat
+Whiskers and a tail.
+
+## dog
+Barks.
+"""
+
+V2 = """# Labelling guide
+
+Be very careful.
+
+## Cat
+Whiskers, a tail, and it meows. A barking cat is a dog.
+
+### Examples
+A lion is not a cat here.
+
+## dog
+Barks.
+"""
+
+
+def test_publish_list_get_and_diff(project):
+    first = guidelines.publish(project, V1, "v1", "lea")
+    second = guidelines.publish(project, V2, "v2", "lea")
+    assert first.sha256 == hashlib.sha256(V1.encode()).hexdigest()
+    assert [v.version for v in guidelines.list_versions(project)] == ["v1", "v2"]
+    assert guidelines.get(project, "v1").text == V1 and guidelines.latest(project) == second
+    assert second.previous_version == "v1" and first.previous_version is None
+    diff = guidelines.diff(project, "v1", "v2")
+    assert diff.startswith("--- guideline v1\n+++ guideline v2\n")
+    assert "-Be careful.\n" in diff and "+Be very careful.\n" in diff and "+A lion is not a cat here.\n" in diff
+    assert guidelines.diff(project, "v2", "v2") == ""
+    with pytest.raises(AmendError, match="already exists"):
+        guidelines.publish(project, V1 + "x", "v1", "lea")
+    with pytest.raises(AmendError, match="identical"):
+        guidelines.publish(project, V2, "v3", "lea")
+    with pytest.raises(AmendError, match="not allowed"):
+        guidelines.publish(project, V1, "../v", "lea")
+    with pytest.raises(AmendError, match="no guideline version"):
+        guidelines.get(project, "v9")
+    assert audit.verify(project).ok
+
+
+def test_classes_come_from_headings_or_are_given(project):
+    first = guidelines.publish(project, V1, "v1", "lea")
+    assert (first.classes, first.classes_source) == (["cat", "dog"], "headings")
+    second = guidelines.publish(project, V2, "v2", "lea")  # preamble + cat section (and its subsection) changed
+    assert (second.classes, second.classes_source) == (["cat"], "headings")
+    third = guidelines.publish(project, V2 + "\nGeneral note.\n", "v3", "lea", classes=["bird", "dog"])
+    assert (third.classes, third.classes_source) == (["bird", "dog"], "given")  # label-set order
+    with pytest.raises(AmendError, match="not in the label set"):
+        guidelines.publish(project, V2 + "y", "v4", "lea", classes=["horse"])
+
+
+def test_a_tampered_guideline_text_fails_verify(project):
+    import json
+    import sqlite3
+
+    guidelines.publish(project, V1, "v1", "lea")
+    con = sqlite3.connect(project.path / "review.sqlite", isolation_level=None)
+    con.execute("DROP TRIGGER events_no_update")
+    (text,) = con.execute("SELECT payload FROM events WHERE kind = 'guideline_published'").fetchone()
+    payload = json.loads(text)
+    payload["text"] = payload["text"].replace("Barks", "Meows")
+    con.execute("UPDATE events SET payload = ? WHERE kind = 'guideline_published'", (audit.canonical_json(payload),))
+    con.close()
+    result = audit.verify(project)
+    assert not result.ok and result.first_bad_event == 2  # event 1 is the lead grant
+
+
+def test_decisions_citing_and_the_review_queue(project):
+    review.decide(project, "s1", "relabel", "ann", label="dog")  # no guideline yet
+    guidelines.publish(project, V1, "v1", "lea")
+    review.decide(project, "s2", "relabel", "ann", label="cat")  # cites v1 (default latest)
+    review.decide(project, "s3", "keep", "ann")  # cites v1, class bird
+    review.decide(project, "s5", "keep", "ann")  # cites v1, class dog only
+    review.decide(project, "s6", "relabel", "ann", label="cat")
+    review.decide(project, "s6", "keep", "ann", guideline_version="v1")
+    guidelines.publish(project, V2, "v2", "lea")  # touches cat
+    review.decide(project, "s4", "keep", "ann")  # cites v2: not queued
+    citing = guidelines.decisions_citing(project, "v1")
+    assert citing["sample_id"].tolist() == ["s2", "s3", "s5", "s6", "s6"]
+    assert citing["superseded_by"].notna().tolist() == [False, False, False, True, False]
+    queue = review.review_queue_for_guideline(project, "v2")
+    assert queue["sample_id"].tolist() == ["s1", "s2", "s6"]
+    assert queue["classes"].tolist() == [["cat"], ["cat"], ["cat"]]
+    assert queue["guideline_version"].isna().tolist() == [True, False, False]
+    # Re-reviewing under v2 empties the queue for that sample.
+    review.decide(project, "s2", "keep", "ann", expected_event=review.latest_event_id(project, "s2"))
+    assert review.review_queue_for_guideline(project, "v2")["sample_id"].tolist() == ["s1", "s6"]
+    with pytest.raises(AmendError, match="no guideline version"):
+        review.review_queue_for_guideline(project, "v7")
