@@ -304,12 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_later_commands(sub: argparse._SubParsersAction) -> None:
-    """Commands whose modules may be absent in a partial install are registered when importable."""
-    try:
-        from core import cli_analysis
-    except ImportError:
-        return
+    """The analysis and review commands live in their own modules (imported lazily by handlers)."""
+    from core import cli_analysis, cli_review
+
     cli_analysis.register(sub)
+    cli_review.register(sub)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

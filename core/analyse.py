@@ -1,0 +1,298 @@
+"""One analysis of a project: detectors + slices on one representation (and/or a user's
+probabilities), stored as a run with its record. The single call for notebooks and the CLI.
+
+Detection runs on the labels in force now (given labels + decisions), so a re-run after
+corrections finds what is left; the run records the audit chain head it saw. Runs never change
+decisions. Identical data and settings give an identical ranking (everything is seeded).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from core import __version__
+from core.detect import DetectConfig, Detection, detect
+from core.errors import AmendError
+from core.progress import ProgressCallback, no_progress
+from core.project import Project
+from core.runs import RunInfo, new_run_id, save_run
+
+logger = logging.getLogger(__name__)
+
+PACKAGES = ("numpy", "scikit-learn", "cleanlab", "torch", "lancedb", "umap-learn", "open-clip-torch", "pandas")
+
+
+@dataclass
+class AnalysisResult:
+    """What :func:`analyse` returns: the stored run, the detection and the slices."""
+
+    run: RunInfo
+    detection: Detection
+    slices: Any  # core.slices.SliceResult or None
+    ids: list[str]
+    evidence: pd.DataFrame
+    timings: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """The CLI contract's fields for `amend analyse --json`."""
+        record = self.run.record
+        return {
+            "run_id": self.run.run_id,
+            "representation": self.run.representation,
+            "predictions": record["probability_sources"],
+            "samples": record["counts"]["samples"],
+            "flagged": record["counts"]["flagged"],
+            "detectors": record["detectors"],
+            "slices": record["counts"].get("slices"),
+            "seconds": record["timings"]["total"],
+        }
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"amend": __version__, "python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _annotator_matrix(project: Project, samples: pd.DataFrame, label_index: dict[str, int]) -> Optional[np.ndarray]:
+    """N x M annotator labels (-1 = missing/unknown) from the annotator columns declared at ingest."""
+    columns: list[str] = []
+    for options in project.ingests()["options"]:
+        for column in json.loads(options).get("annotator_columns") or []:
+            if column not in columns:
+                columns.append(column)
+    if not columns:
+        return None
+    metadata = [json.loads(m) for m in samples["metadata"]]
+    matrix = np.full((len(samples), len(columns)), -1, dtype=np.int64)
+    for i, meta in enumerate(metadata):
+        for j, column in enumerate(columns):
+            value = meta.get(column)
+            if value is not None and str(value) in label_index:
+                matrix[i, j] = label_index[str(value)]
+    return matrix
+
+
+def _aligned_predictions(project: Project, name: str, ids: list[str], labels: list[str]) -> np.ndarray:
+    pred_ids, matrix, classes = project.predictions(name)
+    if set(classes) != set(labels):
+        raise AmendError(
+            f"predictions {name!r} cover classes {classes}, but the project's labels are now {labels}; "
+            "import predictions over the current label set."
+        )
+    position = {sid: i for i, sid in enumerate(pred_ids)}
+    missing = [sid for sid in ids if sid not in position]
+    if missing:
+        raise AmendError(
+            f"predictions {name!r} have no row for {len(missing)} samples (e.g. {missing[:3]}); "
+            "import predictions for every sample."
+        )
+    column = [classes.index(label) for label in labels]
+    return matrix[[position[sid] for sid in ids]][:, column].astype(np.float64)
+
+
+def _text_tower(rep_model: str):
+    """For OpenCLIP representations, the text tower in the same space (slice names from words)."""
+    if not rep_model.startswith("open_clip:"):
+        return None
+    try:
+        from core.embed.openclip import text_tower_for
+    except ImportError:
+        return None
+    return text_tower_for(rep_model)
+
+
+def analyse(
+    project: Project,
+    representation: Optional[str] = None,
+    predictions: Optional[str] = None,
+    config: Optional[DetectConfig] = None,
+    with_slices: bool = True,
+    progress: ProgressCallback = no_progress,
+) -> AnalysisResult:
+    """Analyse a project and record the run.
+
+    Parameters
+    ----------
+    project : Project
+    representation : str, optional
+        Vector table to use; default the most recent. Ignored when the project has none and
+        ``predictions`` is given (probability-only analysis, no neighbours or slices).
+    predictions : str, optional
+        Name of imported model probabilities to use alongside (or instead of) the probe.
+    config : DetectConfig, optional
+        Detector settings (recorded with the run).
+    with_slices : bool, default True
+        Also map and slice the representation.
+    progress : callable
+        ``progress(step, done, total)``.
+    """
+    from core import audit
+    from core.labels import current_labels
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    config = config or DetectConfig()
+    with project.writer("analyse"):
+        t = time.perf_counter()
+        samples = project.samples()
+        if samples.empty:
+            raise AmendError(f"{project.path} has no samples; ingest some first.")
+        class_names = project.labels()
+        label_index = {name: i for i, name in enumerate(class_names)}
+        in_force = current_labels(project).set_index("id")
+        ids = samples["id"].tolist()
+        current = in_force.loc[ids, "current_label"].tolist()
+        labels = np.array([label_index[label] for label in current], dtype=np.int64)
+
+        vectors = None
+        rep = None
+        if representation is not None or project.representations():
+            rep = project.representation(representation)
+            vector_ids, vectors = project.vectors(rep.name)
+            if len(vector_ids) != len(ids):
+                raise AmendError(
+                    f"representation {rep.name!r} covers {len(vector_ids)} of {len(ids)} samples; "
+                    f"run `amend embed {project.path} --name {rep.name}` to finish it first."
+                )
+        elif predictions is None:
+            raise AmendError(f"{project.path} has no vectors and no predictions; run `amend embed` first.")
+        probabilities = _aligned_predictions(project, predictions, ids, class_names) if predictions else None
+        annotators = _annotator_matrix(project, samples, label_index)
+        chain_head = audit.chain_head(project)
+        timings["load"] = round(time.perf_counter() - t, 3)
+
+        detection = detect(vectors, labels, len(class_names), probabilities=probabilities,
+                           annotator_labels=annotators, config=config, progress=progress, class_names=class_names)
+        timings.update({f"detect.{k}": v for k, v in detection.timings.items()})
+
+        slice_result = None
+        if with_slices and vectors is not None and detection.probabilities is not None:
+            from core.slices import discover_slices
+
+            t = time.perf_counter()
+            metadata = pd.json_normalize([json.loads(m) for m in samples["metadata"]])
+            if "split" in samples and samples["split"].notna().any():
+                metadata["split"] = samples["split"].to_numpy()
+            texts = samples["text"].fillna("").tolist() if samples["modality"].iloc[0] == "text" else None
+            slice_result = discover_slices(
+                vectors, labels, detection.probabilities, detection.flagged, class_names=class_names,
+                metadata=metadata if len(metadata.columns) else None, texts=texts,
+                text_tower=_text_tower(rep.model), seed=config.seed, device=config.device, progress=progress,
+            )
+            timings.update({f"slices.{k}": v for k, v in slice_result.timings.items()})
+            timings["slices"] = round(time.perf_counter() - t, 3)
+
+        run_id = new_run_id()
+        evidence = _evidence_frame(ids, class_names, labels, detection, slice_result)
+        slices_frame = _slices_frame(slice_result, ids) if slice_result is not None else None
+        timings["total"] = round(time.perf_counter() - started, 3)
+        record = {
+            "run_id": run_id,
+            "representation": None if rep is None else {"name": rep.name, "model": rep.model, "dim": rep.dim},
+            "probability_sources": (["probe"] if vectors is not None and (probabilities is None or config.probe_weight > 0) else [])
+            + ([f"predictions:{predictions}"] if predictions else []),
+            "labels_analysed": {"source": "labels in force (given + decisions)", "audit_chain_head": chain_head},
+            "detectors": sorted(detection.results),
+            "detector_params": {name: result.params for name, result in detection.results.items()},
+            "config": config.as_dict(),
+            "aggregation": detection.params.get("ranking", detection.params),
+            "annotator_columns": None if annotators is None else int(annotators.shape[1]),
+            "annotator_stats": _annotator_stats(detection),
+            "class_table": detection.class_table,
+            "duplicate_groups": [
+                {**group, "members": [ids[i] for i in group.get("members", [])]} for group in detection.duplicate_groups
+            ],
+            "slices": None if slice_result is None else {
+                "params": slice_result.params,
+                "domain_gaps": {column: frame.to_dict(orient="records") for column, frame in slice_result.domain_gaps.items()},
+            },
+            "counts": {
+                "samples": len(ids), "classes": len(class_names), "flagged": int(detection.flagged.sum()),
+                "suggested": int((detection.suggested >= 0).sum()),
+                "slices": None if slice_result is None else int(len(slice_result.table)),
+            },
+            "versions": package_versions(),
+            "timings": timings,
+        }
+        run = save_run(project, run_id, evidence, slices_frame, record, None if rep is None else rep.name)
+    return AnalysisResult(run=run, detection=detection, slices=slice_result, ids=ids, evidence=evidence, timings=timings)
+
+
+def _annotator_stats(detection: Detection) -> Optional[dict]:
+    result = detection.results.get("annotators")
+    if result is None:
+        return None
+    stats = result.evidence.get("annotator_stats")
+    if isinstance(stats, pd.DataFrame):
+        stats = stats.reset_index().to_dict(orient="records")
+    return {"krippendorff_alpha": result.evidence.get("krippendorff_alpha"), "per_annotator": stats}
+
+
+def _evidence_frame(ids: list[str], class_names: list[str], labels: np.ndarray, detection: Detection, slice_result) -> pd.DataFrame:
+    n = len(ids)
+    names = np.array(class_names, dtype=object)
+    suggested = detection.suggested
+    frame = pd.DataFrame(
+        {
+            "id": ids,
+            "rank": detection.rank.astype(np.int64) + 1,
+            "score": detection.score.astype(np.float64),
+            "flagged": detection.flagged.astype(bool),
+            "label_analysed": names[labels],
+            "suggested_label": np.where(suggested >= 0, names[np.clip(suggested, 0, None)], None),
+            "suggested_by": detection.suggested_by.astype(str),
+        }
+    )
+    if detection.probabilities is not None:
+        probs = detection.probabilities
+        rows = np.arange(n)
+        frame["p_label"] = probs[rows, labels].astype(np.float64)
+        frame["p_suggested"] = np.where(suggested >= 0, probs[rows, np.clip(suggested, 0, None)], np.nan)
+        frame["p_top_label"] = names[probs.argmax(axis=1)]
+    for name, scores in sorted(detection.detector_scores.items()):
+        frame[f"det_{name}"] = np.asarray(scores, dtype=np.float64)
+    id_array = np.array(ids, dtype=object)
+    if detection.graph is not None:
+        neighbours = detection.graph.indices
+        frame["neighbour_ids"] = [list(id_array[row[row >= 0]]) for row in neighbours]
+        frame["neighbour_similarities"] = [list(map(float, s)) for s in detection.graph.similarities]
+        frame["neighbour_labels"] = [list(names[labels[row[row >= 0]]]) for row in neighbours]
+    frame["support_ids"] = [list(id_array[row[row >= 0]]) for row in detection.support] if detection.support.size else [[] for _ in ids]
+    vote = detection.results.get("neighbours_vote")
+    if vote is not None:
+        frame["neighbour_votes_suggested"] = np.asarray(vote.evidence["suggested_votes"], dtype=np.int64)
+        frame["neighbour_votes_own"] = np.asarray(vote.evidence["own_votes"], dtype=np.int64)
+    if slice_result is not None:
+        frame["slice_id"] = slice_result.slice_ids.astype(np.int64)
+        frame["x"] = slice_result.coords_2d[:, 0].astype(np.float32)
+        frame["y"] = slice_result.coords_2d[:, 1].astype(np.float32)
+        drawn = np.zeros(n, dtype=bool)
+        drawn[slice_result.draw_index] = True
+        frame["drawn"] = drawn
+    return frame
+
+
+def _slices_frame(slice_result, ids: list[str]) -> pd.DataFrame:
+    table = slice_result.table.copy()
+    error_order = table.sort_values(["error_score", "size"], ascending=[False, False], kind="stable")["slice_id"].tolist()
+    table["error_rank"] = table["slice_id"].map({sid: i + 1 for i, sid in enumerate(error_order)})
+    id_array = np.array(ids, dtype=object)
+    table["members"] = [list(id_array[slice_result.slice_ids == sid]) for sid in table["slice_id"]]
+    for column in table.columns:
+        if table[column].map(lambda v: isinstance(v, (list, dict))).any() and column != "members":
+            table[column] = table[column].map(lambda v: json.dumps(v, default=str))
+    return table

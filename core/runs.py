@@ -1,0 +1,175 @@
+"""Analysis runs as stored: one evidence table and one slices table per run in LanceDB, and the
+run record (config, versions, counts, timings) in project.sqlite. The registry row is the commit
+point: a run whose row is missing was interrupted and its tables are dropped by the next writer.
+
+Runs never change decisions; reading flags joins a run's evidence with the labels in force now.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from core.errors import AmendError
+from core.project import Project, utc_now
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    created_at: str
+    representation: Optional[str]
+    evidence_table: str
+    slices_table: Optional[str]
+    record: dict
+
+
+def new_run_id() -> str:
+    """Sortable and unique: 'run-20261123T061502-3f9a1c'."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"run-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
+
+
+def save_run(project: Project, run_id: str, evidence: pd.DataFrame, slices: Optional[pd.DataFrame], record: dict,
+             representation: Optional[str]) -> RunInfo:
+    """Write the run's tables, then commit its registry row (the run exists from that moment)."""
+    evidence_table = f"evidence__{run_id}"
+    project.db.create_table(evidence_table, data=pa.Table.from_pandas(evidence, preserve_index=False))
+    slices_table = None
+    if slices is not None:
+        slices_table = f"slices__{run_id}"
+        project.db.create_table(slices_table, data=pa.Table.from_pandas(slices, preserve_index=False))
+    created = utc_now()
+    text = json.dumps(record, default=_json_default, sort_keys=True)
+    with project.transaction() as con:
+        con.execute(
+            "INSERT INTO runs VALUES (?,?,?,?,?,?)",
+            (run_id, created, representation, evidence_table, slices_table, text),
+        )
+    return RunInfo(run_id, created, representation, evidence_table, slices_table, json.loads(text))
+
+
+def list_runs(project: Project) -> list[RunInfo]:
+    with project.sql() as con:
+        rows = con.execute(
+            "SELECT run_id, created_at, representation, evidence_table, slices_table, record FROM runs ORDER BY created_at"
+        ).fetchall()
+    return [RunInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+
+def get_run(project: Project, run_id: Optional[str] = None) -> RunInfo:
+    """A run by id; with none, the latest."""
+    runs = list_runs(project)
+    if not runs:
+        raise AmendError(f"{project.path} has no analysis yet; run `amend analyse {project.path}` first.")
+    if run_id is None:
+        return runs[-1]
+    for run in runs:
+        if run.run_id == run_id:
+            return run
+    raise AmendError(f"no run {run_id!r}; runs: {', '.join(r.run_id for r in runs[-5:])}")
+
+
+def evidence(project: Project, run_id: Optional[str] = None) -> tuple[RunInfo, pd.DataFrame]:
+    """A run's per-sample evidence, best first (rank 1 = most likely wrong)."""
+    run = get_run(project, run_id)
+    frame = project.db.open_table(run.evidence_table).to_pandas()
+    return run, frame.sort_values("rank", kind="stable").reset_index(drop=True)
+
+
+def slices(project: Project, run_id: Optional[str] = None) -> tuple[RunInfo, pd.DataFrame]:
+    """A run's slices, ranked by error (the worst first)."""
+    run = get_run(project, run_id)
+    if run.slices_table is None:
+        raise AmendError(f"run {run.run_id} has no slices (it ran without vectors).")
+    frame = project.db.open_table(run.slices_table).to_pandas()
+    return run, frame.sort_values("error_rank", kind="stable").reset_index(drop=True)
+
+
+def detector_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith("det_")]
+
+
+def flags(project: Project, run_id: Optional[str] = None, top: Optional[int] = None) -> tuple[RunInfo, pd.DataFrame]:
+    """The ranked list with the labels in force now: every sample, best first."""
+    from core.labels import current_labels
+
+    run, frame = evidence(project, run_id)
+    labels = current_labels(project)[["id", "given_label", "current_label", "status", "last_event_id"]]
+    frame = frame.merge(labels, on="id", how="left", validate="one_to_one")
+    if top is not None:
+        frame = frame.head(top)
+    return run, frame
+
+
+def flags_as_records(frame: pd.DataFrame) -> list[dict]:
+    """The CLI contract's shape: {id, rank, score, given_label, current_label, suggested_label,
+    flagged, detectors: {name: score}} plus the suggestion's source and supporting neighbours."""
+    names = detector_columns(frame)
+    records = []
+    for row in frame.itertuples(index=False):
+        data = row._asdict()
+        records.append(
+            {
+                "id": data["id"], "rank": int(data["rank"]), "score": round(float(data["score"]), 6),
+                "given_label": data["given_label"], "current_label": data["current_label"],
+                "suggested_label": data["suggested_label"] if isinstance(data["suggested_label"], str) else None,
+                "suggested_by": data["suggested_by"] or None,
+                "flagged": bool(data["flagged"]),
+                "detectors": {c[4:]: round(float(data[c]), 6) for c in names if not pd.isna(data[c])},
+                "support": list(data["support_ids"]) if data.get("support_ids") is not None else [],
+                "slice_id": int(data["slice_id"]) if "slice_id" in data and not pd.isna(data["slice_id"]) else None,
+            }
+        )
+    return records
+
+
+def accept_suggested(project: Project, reviewer: str, top: Optional[int] = None, ids: Optional[Sequence[str]] = None,
+                     reason: str = "accepted suggestion", guideline_version: Optional[str] = None,
+                     run_id: Optional[str] = None):
+    """Bulk decision: relabel flagged samples to their suggested label.
+
+    Only samples nobody has decided yet are touched (expected_event=0), so a bulk action never
+    overrides a reviewer's decision; the others come back as skipped with the reason.
+    """
+    from core import review
+
+    run, frame = flags(project, run_id)
+    chosen = frame[frame["flagged"] & frame["suggested_label"].notna()]
+    if ids is not None:
+        wanted = set(ids)
+        unknown = wanted - set(frame["id"])
+        if unknown:
+            raise AmendError(f"{len(unknown)} ids are not in run {run.run_id}, e.g. {sorted(unknown)[:3]}")
+        chosen = chosen[chosen["id"].isin(wanted)]
+    if top is not None:
+        chosen = chosen.head(top)
+    decisions = [
+        review.Decision(
+            sample_id=row.id, kind="relabel", label=row.suggested_label, expected_event=0,
+            evidence={"run_id": run.run_id, "rank": int(row.rank), "score": round(float(row.score), 6),
+                      "suggested_by": row.suggested_by},
+        )
+        for row in chosen.itertuples(index=False)
+    ]
+    return review.decide_many(project, decisions, reviewer=reviewer, reason=reason,
+                              guideline_version=guideline_version, run_id=run.run_id, identity_source="cli")
