@@ -4,7 +4,7 @@ offline embedders (no network needed), idempotently: a second run adds nothing a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 from core.progress import ProgressCallback, no_progress
 from core.project import Project
@@ -32,13 +32,15 @@ def prepare_sample_projects(
     sample_data: Path = SAMPLE_DATA,
     progress: ProgressCallback = no_progress,
     log: Callable[[str], None] = lambda message: None,
-    analyse: Optional[Callable[[Project], None]] = None,
+    analyse: bool = True,
 ) -> list[Path]:
     """Create (or bring up to date) one project per sample dataset under ``directory``.
 
     Returns the project folders. Each is ingested, embedded with the offline embedder of its
-    modality and, when an analysis step is available, analysed.
+    modality and analysed (again only when ingest or embedding changed something).
     """
+    from core.analyse import analyse as run_analysis
+    from core.runs import list_runs
     from core.embed.pipeline import EmbedOptions, embed
     from core.ingest import ingest
 
@@ -53,7 +55,8 @@ def prepare_sample_projects(
         log(f"{name}: {report.taken} new samples, {report.unchanged} unchanged, {report.rejected} rejected")
         result = embed(project, EmbedOptions(embedder="offline"), progress=progress)
         log(f"{name}: embedded {result.embedded} with {result.model} ({result.skipped} already done)")
-        if analyse is not None:
-            analyse(project)
+        if analyse and (report.taken or result.embedded or not list_runs(project)):
+            run = run_analysis(project, progress=progress).run
+            log(f"{name}: analysis {run.run_id} flagged {run.record['counts']['flagged']} samples")
         made.append(path.resolve())
     return made

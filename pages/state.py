@@ -25,8 +25,22 @@ def current_project_path() -> Path | None:
     return projects[0] if projects else None
 
 
+# file, title, icon — in menu order.
+PAGES = [
+    ("home.py", "Project", ":material/home:"),
+    ("overview.py", "Overview", ":material/scatter_plot:"),
+    ("triage.py", "Triage", ":material/fact_check:"),
+    ("guidelines.py", "Guidelines", ":material/menu_book:"),
+    ("audit.py", "Audit log", ":material/history:"),
+    ("compare.py", "Compare", ":material/compare_arrows:"),
+    ("export.py", "Export", ":material/download:"),
+]
+
+
 def page_list() -> list:
-    """The app's pages, in menu order. Only pages that exist and work are listed."""
+    """The app's pages, in menu order (a page file that is not in this checkout is not listed)."""
     return [
-        st.Page(str(PAGES_DIR / "home.py"), title="Project", icon=":material/home:", default=True),
+        st.Page(str(PAGES_DIR / file), title=title, icon=icon, default=(file == "home.py"))
+        for file, title, icon in PAGES
+        if (PAGES_DIR / file).is_file()
     ]

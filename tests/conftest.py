@@ -24,3 +24,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"the shared data pack is not at {SHARED_DATA} (set AMEND_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture()
+def project_copy(sample_projects, tmp_path):
+    """A writable copy of a sample project (with its analysis run): project_copy("news20-sample")."""
+    import shutil
+
+    from core.project import Project
+
+    def make(name: str = "news20-sample") -> Project:
+        source = next(p for p in sample_projects if p.name == name)
+        target = tmp_path / name
+        shutil.copytree(source, target)
+        return Project.open(target)
+
+    return make
