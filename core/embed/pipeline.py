@@ -207,7 +207,11 @@ def embed(project, options: Optional[EmbedOptions] = None, progress: ProgressCal
             raise AmendError(f"{embedder.name} cannot embed {modality} samples.")
         timings["load"] = time.perf_counter() - started
         name = options.name or default_name(embedder)
-        rep = project.start_representation(name, embedder.name, embedder.dim, embedder.settings())
+        settings = embedder.settings()
+        if message:
+            # Kept with the representation so every view can say why these are not OpenCLIP vectors.
+            settings["fallback_message"] = message
+        rep = project.start_representation(name, embedder.name, embedder.dim, settings)
 
         columns = ["id", "root", "path", "content_hash"] if modality == "image" else ["id", "text"]
         samples = project.samples(columns=columns)
