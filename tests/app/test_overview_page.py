@@ -1,0 +1,110 @@
+"""AppTest of the overview page: the map, the slices ranked by error, the class figures, domain
+gaps, the representation comparison, and the drawing's downsampling at large N.
+
+Selecting on the map or in the slices table needs a browser (tests/browser/test_overview_browser.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from core import runs
+from core.project import Project
+from test_overview_core import make_project  # tests/ is on sys.path (rootdir conftest)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(projects: str, monkeypatch) -> AppTest:
+    monkeypatch.setenv("AMEND_PROJECTS", projects)
+    app = AppTest.from_file(str(REPO / "pages/overview.py"), default_timeout=120)
+    app.run()
+    return app
+
+
+def _map_traces(app: AppTest) -> list[dict]:
+    charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    return next(c["data"] for c in charts if c["data"] and c["data"][0]["type"] == "scattergl")
+
+
+def test_overview_of_the_image_sample_shows_map_slices_classes_and_gaps(project_copy, monkeypatch):
+    project = project_copy("cifar10n-sample")
+    app = _run(str(project.path), monkeypatch)
+    assert not app.exception
+    assert app.title[0].value == "Overview"
+    assert [s.value for s in app.subheader] == ["Map", "Slices ranked by error", "Classes", "Domain gap between sources"]
+    colour = app.selectbox(key="overview.colour_by")
+    assert colour.value == "Slice"
+    assert {"Given label", "Current label", "Flag score", "Metadata: annotator1", "Split"} <= set(colour.options)
+
+    _, slices = runs.slices(project)
+    traces = _map_traces(app)
+    assert sum(len(t["hovertext"]) for t in traces) == 400  # small project: every sample drawn
+    assert traces[0]["name"].startswith("#1 ") and len(traces) == len(slices)
+    assert "score" in traces[0]["hovertext"][0] and "images/" in traces[0]["hovertext"][0]
+
+    frames = [f.value for f in app.dataframe]
+    table = next(f for f in frames if "error rate" in f.columns)
+    assert list(table["rank"]) == list(range(1, len(slices) + 1))
+    assert list(table["name"]) == list(slices["name"])
+    classes = next(f for f in frames if "flag_rate_ratio" in f.columns)
+    assert len(classes) == 10 and classes["count"].sum() == 400
+    gaps = next(f for f in frames if "auroc" in f.columns)
+    assert set(gaps[["source_a", "source_b"]].iloc[0]) == {"train", "test"}
+    assert any("Balanced: every class has 40 samples" in m.value for m in app.markdown)
+
+
+def test_colouring_by_a_metadata_column_redraws_the_map(project_copy, monkeypatch):
+    project = project_copy("cifar10n-sample")
+    app = _run(str(project.path), monkeypatch)
+    app.selectbox(key="overview.colour_by").select("Metadata: annotator1").run()
+    assert not app.exception
+    names = {t["name"] for t in _map_traces(app)}
+    assert {"airplane", "cat", "truck"} <= names
+    app.selectbox(key="overview.colour_by").select("Flag score").run()
+    traces = _map_traces(app)
+    assert len(traces) == 1 and traces[0]["marker"]["colorbar"]["title"]["text"] == "Flag score"
+
+
+def test_a_second_representation_brings_the_comparison(project_copy, monkeypatch):
+    project = project_copy("news20-sample")
+    run, evidence = runs.evidence(project)
+    _, slices = runs.slices(project)
+    ids, vectors = project.vectors()
+    rng = np.random.default_rng(0)
+    project.import_vectors("minilm-noisy", ids, vectors + rng.normal(0, 0.5, vectors.shape), "test:noisy", {})
+    other = evidence.copy()
+    other["det_outliers"] = 1.0 - other["det_outliers"]  # what was typical is now outlying
+    runs.save_run(project, runs.new_run_id(), other, slices, run.record, "minilm-noisy")
+    app = _run(str(project.path), monkeypatch)
+    assert not app.exception
+    assert "Representations compared" in [s.value for s in app.subheader]
+    run_picker = app.sidebar.selectbox(key="overview.run")
+    assert len(run_picker.options) == 2
+    frames = [f.value for f in app.dataframe]
+    per_slice = next(f for f in frames if "disagree_rate" in f.columns)
+    assert len(per_slice) == len(slices)
+    per_sample = next(f for f in frames if "rank_spread" in f.columns)
+    assert len(per_sample) > 0 and {"rank_minilm", "rank_minilm-noisy"} <= set(per_sample.columns)
+
+
+def test_a_large_project_draws_a_sample_but_counts_every_sample(tmp_path, monkeypatch):
+    make_project(tmp_path / "large", n=24_000, n_slices=4)
+    app = _run(str(tmp_path / "large"), monkeypatch)
+    assert not app.exception
+    assert any("Drawing 20,000 of 24,000 samples" in c.value for c in app.caption)
+    assert sum(len(t["hovertext"]) for t in _map_traces(app)) == 20_000
+    table = next(f.value for f in app.dataframe if "error rate" in f.value.columns)
+    assert table["size"].sum() == 24_000
+
+
+def test_the_page_says_what_to_do_without_a_project_or_an_analysis(tmp_path, monkeypatch):
+    app = _run("", monkeypatch)
+    assert not app.exception and "No project is open" in app.warning[0].value
+    project = Project.create(tmp_path / "fresh")
+    app = _run(str(project.path), monkeypatch)
+    assert not app.exception and "No analysis yet" in app.info[0].value

@@ -1,0 +1,102 @@
+"""What a person sees on the overview page of the sample projects: the map, the slices and
+classes; a lasso on the map selects samples, shows them, and sends them to triage through core."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from core.project import Project
+from core.selections import list_selections
+
+pytestmark = pytest.mark.browser
+
+
+def _open_overview(page, url: str, project: str = "cifar10n-sample") -> None:
+    """Open the app as a user does (the project picker lives in app.py), then the Overview page."""
+    page.goto(url)
+    page.get_by_role("heading", name="cifar10n-sample").wait_for(timeout=60_000)
+    if project != "cifar10n-sample":
+        _pick_project(page, project)
+    page.get_by_role("link", name="Overview").click()
+    page.get_by_role("heading", name="Overview").wait_for(timeout=60_000)
+    page.get_by_text(f"{project} · run").wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Classes").wait_for(timeout=60_000)
+    page.locator(".js-plotly-plot .nsewdrag").first.wait_for(timeout=30_000)
+
+
+def _pick_project(page, project: str) -> None:
+    """Choose a project in the sidebar picker (retried: a rerun of the page can close the list)."""
+    picker = page.get_by_role("combobox", name="Project")
+    for _ in range(5):
+        picker.click()
+        option = page.get_by_role("option", name=project)
+        try:
+            option.wait_for(timeout=5_000)
+            option.click(timeout=5_000)
+            page.get_by_role("heading", name=project).wait_for(timeout=15_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"could not pick {project} in the project picker")
+
+
+def _whole_page(page, screenshot, name: str):
+    """Streamlit scrolls inside its own container: make the window as tall as the page to see it all."""
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], section.main, body')]"
+        ".map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": 1400, "height": min(max(int(height) + 100, 1000), 6000)})
+    page.wait_for_timeout(1500)  # let the charts re-lay out at the new size
+    return screenshot(page, name)
+
+
+def _lasso(page, fraction: tuple[float, float, float, float]) -> None:
+    """Draw a lasso (the map's default drag mode) over a rectangle of the map, in plot fractions."""
+    plot = page.locator(".js-plotly-plot .nsewdrag").first
+    box = plot.bounding_box()
+    left, top, right, bottom = fraction
+    corners = [(left, top), (right, top), (right, bottom), (left, bottom), (left, top + 0.01)]
+    xy = [(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy) for fx, fy in corners]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+def test_overview_of_the_image_sample(running_app, page, screenshot):
+    _open_overview(page, running_app)
+    body = page.inner_text("body")
+    assert "Slices ranked by error" in body and "Domain gap between sources" in body
+    assert "All 400 samples drawn" in body
+    assert re.search(r"#1 \w+ \d+%", body)  # the legend / bars name slices by their class mix
+    shot = _whole_page(page, screenshot, "overview-cifar10n-sample")
+    assert shot.stat().st_size > 50_000
+
+
+def test_a_lasso_on_the_map_sends_its_samples_to_triage(running_app, sample_projects, page, screenshot):
+    project = Project.open(next(p for p in sample_projects if p.name == "cifar10n-sample"))
+    before = {s.selection_id for s in list_selections(project)}
+    _open_overview(page, running_app)
+    _lasso(page, (0.05, 0.05, 0.95, 0.95))
+    selected = page.get_by_text(re.compile(r"^\d[\d,]* samples selected"))
+    selected.wait_for(timeout=30_000)
+    count = int(re.match(r"([\d,]+)", selected.inner_text()).group(1).replace(",", ""))
+    assert 0 < count <= 400
+    page.locator("[data-testid='stImage'] img").first.wait_for(timeout=30_000)  # the thumbnails of the selection
+    _whole_page(page, screenshot, "overview-cifar10n-sample-selection")
+    page.get_by_role("button", name=re.compile(rf"Send {count:,} samples to triage")).click()
+    page.wait_for_function("() => !document.body.innerText.includes('samples selected')", timeout=30_000)
+    added = [s for s in list_selections(project) if s.selection_id not in before]
+    assert len(added) == 1 and len(added[0].ids) == count and added[0].source.startswith("overview map")
+
+
+def test_overview_of_the_text_sample(running_app, page, screenshot):
+    _open_overview(page, running_app, "news20-sample")
+    body = page.inner_text("body")
+    assert "Slices ranked by error" in body and "All 300 samples drawn" in body
+    assert re.search(r"#1 [a-z.]+ \d+%", body)  # slices named by their newsgroup mix
+    _whole_page(page, screenshot, "overview-news20-sample")

@@ -1,0 +1,201 @@
+"""core.overview: the overview page's data — the map's drawn subset and colouring, hover text,
+selections on the map, the slices table, class imbalance, domain gaps, representation comparison.
+
+Runs are stored in the real run format (core.runs.save_run with core.slices.slice_table and the
+analysis' own slices frame) over a small synthetic project, so these tests take seconds.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import overview as ov
+from core import review, runs
+from core.analyse import _slices_frame
+from core.project import Project
+from core.slices import drawing_sample, slice_table
+from core.slices.discover import SliceResult
+
+CLASSES = ["cat", "dog", "bird"]
+
+
+def _save_run(project: Project, n_slices: int, rep: str, outliers: np.ndarray | None = None, seed: int = 0) -> runs.RunInfo:
+    frame = project.samples(columns=["id", "label"])
+    ids = frame["id"].tolist()
+    n = len(ids)
+    rng = np.random.default_rng(seed)
+    labels = np.array([CLASSES.index(label) for label in frame["label"]])
+    slice_ids = np.arange(n) % n_slices
+    xy = np.column_stack([slice_ids * 10.0 + rng.normal(0, 1, n), rng.normal(0, 1, n)]).astype(np.float32)
+    probs = np.full((n, 3), 0.1)
+    probs[np.arange(n), labels] = 0.8
+    wrong = slice_ids == 0  # slice 0 is where the probe disagrees with the labels
+    probs[wrong] = np.roll(probs[wrong], 1, axis=1)
+    flagged = wrong & (np.arange(n) % 2 == 0)
+    table = slice_table(slice_ids, labels, probs, flagged, 3, CLASSES, None)
+    table.insert(1, "name", [f"mostly {CLASSES[s % 3]} ({s}); words: w{s}" for s in table["slice_id"]])
+    result = SliceResult(xy, drawing_sample(slice_ids, seed=seed), slice_ids, table)
+    score = np.where(flagged, 0.9, 0.1) + np.arange(n) * 1e-4
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(-score, kind="stable")] = np.arange(1, n + 1)
+    names = np.array(CLASSES, dtype=object)
+    evidence = pd.DataFrame({
+        "id": ids, "rank": rank, "score": score, "flagged": flagged, "label_analysed": names[labels],
+        "suggested_label": names[(labels + 1) % 3], "suggested_by": "confident",
+        "det_confident": score, "det_outliers": rng.random(n) if outliers is None else outliers,
+        "neighbour_ids": [[ids[(i + 1) % n]] for i in range(n)], "support_ids": [[] for _ in range(n)],
+        "slice_id": slice_ids.astype(np.int64), "x": xy[:, 0], "y": xy[:, 1],
+        "drawn": np.isin(np.arange(n), result.draw_index),
+    })
+    record = {
+        "class_table": [{"class": i, "class_name": c, "count": int((labels == i).sum()),
+                         "frequency": float((labels == i).mean()), "flagged": int(flagged[labels == i].sum()),
+                         "flag_rate": float(flagged[labels == i].mean()),
+                         "flag_rate_ratio": float(flagged[labels == i].mean() / flagged.mean())}
+                        for i, c in enumerate(CLASSES)],
+        "counts": {"samples": n, "flagged": int(flagged.sum()), "slices": n_slices},
+        "slices": {"domain_gaps": {"site": [{"source_a": "north", "source_b": "south", "n_a": 30, "n_b": 30, "auroc": 0.93}]}},
+    }
+    return runs.save_run(project, runs.new_run_id(), evidence, _slices_frame(result, ids), record, rep)
+
+
+def make_project(path, n: int = 60, n_slices: int = 3) -> Project:
+    """A text project of ``n`` samples (labels cat/dog/bird in turn, a site per sample) with one run."""
+    project = Project.create(path)
+    with project.writer("test"):
+        with project.ingest_transaction("texts.csv", "texts", None, {}) as writer:
+            for i in range(n):
+                writer.add(dict(id=f"s{i:03d}", modality="text", label=CLASSES[i % 3],
+                                text=f"sample {i}   about a <b>{CLASSES[i % 3]}</b>\n" + "word " * 60,
+                                split="train" if i % 4 else "test", content_hash=f"h{i}", source_row=i + 1,
+                                metadata=json.dumps({"site": ["north", "south"][i % 2], "age": i})))
+    _save_run(project, n_slices, "minilm")
+    return project
+
+
+@pytest.fixture()
+def project(tmp_path) -> Project:
+    return make_project(tmp_path / "overview-project")
+
+
+def test_every_sample_is_loaded_with_labels_in_force_and_metadata(project):
+    review.decide(project, "s001", "relabel", reviewer="ann", label="cat")
+    data = ov.load_overview(project)
+    points = data.points
+    assert len(points) == 60 and points["id"].is_unique
+    row = points.set_index("id").loc["s001"]
+    assert (row["given_label"], row["current_label"], row["status"]) == ("dog", "cat", "relabelled")
+    assert {"meta.site", "meta.age", "split", "text", "slice", "x", "y", "drawn", "hover"} <= set(points.columns)
+    assert "neighbour_ids" not in points.columns  # the map never reads the per-sample lists
+    assert data.modality == "text" and data.has_map and data.detectors == ["det_confident", "det_outliers"]
+    assert points["drawn"].all()  # 60 samples: all drawn
+    assert list(data.class_table["class"]) == CLASSES
+    assert data.domain_gaps["site"].iloc[0]["auroc"] == pytest.approx(0.93)
+
+
+def test_colour_choices_cover_slices_labels_score_detectors_and_metadata(project):
+    options = ov.colour_options(ov.load_overview(project).points)
+    assert options["Slice"] == "slice" and options["Given label"] == "given_label"
+    assert options["Current label"] == "current_label" and options["Flag score"] == "score"
+    assert options["Split"] == "split" and options["Detector: outliers"] == "det_outliers"
+    assert options["Metadata: site"] == "meta.site" and options["Metadata: age"] == "meta.age"
+
+
+def test_map_colours_slices_by_error_rank_and_scores_on_a_scale(project):
+    data = ov.load_overview(project)
+    by_slice = ov.map_data(data, "slice")
+    assert not by_slice.continuous and by_slice.drawn == by_slice.total == 60
+    assert by_slice.order[0].startswith("#1 mostly cat (0)")  # slice 0 carries the errors: ranked first
+    assert ov.map_data(data, "score").continuous
+    assert ov.map_data(data, "meta.age").continuous and not ov.map_data(data, "meta.site").continuous
+
+
+def test_hover_text_escapes_the_data_and_shows_the_evidence(project):
+    data = ov.load_overview(project)
+    hover = data.points.set_index("id").loc["s000", "hover"]
+    assert "<b>s000</b>" in hover and "&lt;b&gt;cat&lt;/b&gt;" in hover and "<b>cat</b>" not in hover
+    assert "rank 1" in hover and "flagged" in hover and "suggests dog" in hover and "slice #1" in hover
+    assert hover.count("<br>") <= 8  # the snippet is cut, not the whole text
+
+
+def test_drawing_is_thinned_per_slice_but_never_the_analysis():
+    slice_ids = np.repeat([0, 1, 2], [500, 60, 40])
+    points = pd.DataFrame({"slice_id": slice_ids, "drawn": np.arange(600) != 7})
+    drawn = ov.drawn_rows(points, max_points=150)
+    assert not drawn[7]  # only rows the run marked drawn
+    kept = pd.Series(slice_ids[drawn]).value_counts()
+    assert kept[0] == 125 and kept[1] == 50 and kept[2] == 40  # in proportion; small slices stay visible
+    assert ov.drawn_rows(points, max_points=1_000).sum() == 599
+
+
+def test_a_box_or_lasso_selects_every_sample_inside_drawn_or_not(project):
+    points = ov.load_overview(project).points.copy()
+    points["drawn"] = False  # nothing drawn: a region still selects the samples in it
+    in_slice_1 = set(points.loc[points["slice_id"] == 1, "id"])
+    box = ov.selected_ids(points, {"box": [{"x": [5, 15], "y": [-10, 10]}], "lasso": [], "points": []})
+    assert set(box) == in_slice_1
+    lasso = ov.selected_ids(points, {"lasso": [{"x": [5, 15, 15, 5], "y": [-10, -10, 10, 10]}]})
+    assert set(lasso) == in_slice_1
+    triangle = ov.selected_ids(points, {"lasso": [{"x": [5, 15, 5], "y": [-10, -10, 10]}]})
+    assert 0 < len(triangle) < len(in_slice_1)
+    ranks = points.set_index("id").loc[box, "rank"].tolist()
+    assert ranks == sorted(ranks)  # most suspicious first
+    clicked = ov.selected_ids(points, {"points": [{"customdata": ["s007"]}, {"customdata": ["s002"]}]})
+    assert set(clicked) == {"s007", "s002"}
+    assert ov.selected_ids(points, None) == [] and ov.selected_ids(points, {"box": [], "lasso": [], "points": []}) == []
+
+
+def test_slices_table_is_ranked_by_error_and_readable(project):
+    data = ov.load_overview(project)
+    table = ov.slices_table(data.slices)
+    assert list(table["rank"]) == sorted(table["rank"]) and table.iloc[0]["slice"] == 0
+    assert table.iloc[0]["error rate"] == pytest.approx(1.0)
+    assert sorted(ov.slice_members(data.points, 0)) == [f"s{i:03d}" for i in range(0, 60, 3)]
+    bars = ov.slice_bars(data.slices)
+    assert set(bars["measure"]) == {"error rate", "flag rate"} and bars.iloc[0]["slice"].startswith("#1 ")
+    assert ov.class_mix(data.slices.iloc[0]["class_mix"]).iloc[0]["class"] == "cat"
+    overrep = json.dumps([{"column": "site", "value": "north", "share_in_slice": 0.8, "share_overall": 0.5}])
+    assert ov.describe_overrepresentation(overrep) == "site=north (80% vs 50%)"
+
+
+def test_slice_names_are_shortened_for_legends():
+    assert ov.short_slice_name("frog 31% / bird 20%; 35% annotator3=frog") == "frog 31% / bird 20%"
+    assert len(ov.short_slice_name("x" * 200)) == ov.SHORT_NAME
+
+
+def test_class_imbalance_and_domain_gap_in_words():
+    table = pd.DataFrame({"class": ["a", "b", "c"], "count": [90, 30, 10], "flag_rate": [0.1, 0.1, 0.5],
+                          "flag_rate_ratio": [0.7, 0.7, 2.0]})
+    summary = ov.imbalance_summary(table)
+    assert (summary["largest"], summary["smallest"], summary["ratio"]) == ("a", "c", 9.0)
+    assert summary["often_flagged"] == ["c"]
+    assert [ov.gap_verdict(a) for a in (0.5, 0.7, 0.8, 0.95)] == [
+        "indistinguishable", "some shift", "clear shift", "separate domains"]
+
+
+def test_representations_are_compared_only_when_more_than_one_has_a_run(project):
+    data = ov.load_overview(project)
+    assert ov.compare_representations(project, data) is None
+    n = len(data.points)
+    first = project.db.open_table(data.run.evidence_table).to_pandas().set_index("id")["det_outliers"]
+    # A second representation that finds the opposite outliers: the typical become outlying.
+    _save_run(project, 3, "clip", outliers=(1.0 - first.reindex(project.sample_ids())).to_numpy(), seed=1)
+    shown = ov.load_overview(project, data.run.run_id)
+    comparison = ov.compare_representations(project, shown)
+    assert comparison is not None and comparison.representations == ["minilm", "clip"]
+    assert comparison.per_sample["disagrees"].sum() >= 2 * int(0.05 * n)
+    top = comparison.per_sample.iloc[0]
+    assert top["disagrees"] and top["rank_spread"] > 0.4
+    assert set(comparison.per_slice["slice_id"]) == {0, 1, 2} and comparison.per_slice["name"].notna().all()
+
+
+def test_gallery_rows_carry_a_snippet_for_texts(project):
+    data = ov.load_overview(project)
+    rows = ov.gallery(data, ["s003", "s000", "nope"], limit=2)
+    assert list(rows["id"]) == ["s003", "s000"]
+    assert rows.iloc[0]["snippet"].startswith("sample 3 about a <b>cat</b> word")
+    assert len(rows.iloc[0]["snippet"]) <= ov.GALLERY_SNIPPET
