@@ -1,0 +1,181 @@
+"""Clustering a representation into slices (on the PCA reduction, never on the 2-D map).
+
+Two methods:
+
+- ``"kmeans"``: k-means on the 32-d PCA reduction. The number of slices k, when not given, is
+  the k in :data:`K_GRID` (capped so the average slice holds at least :data:`MIN_MEAN_SLICE`
+  rows) with the highest silhouette score, each candidate fitted on a seeded subsample of
+  :data:`SELECT_FIT_MAX` rows and scored on :data:`SILHOUETTE_MAX` of them. The final k-means
+  runs on every row.
+- ``"hdbscan"``: sklearn's HDBSCAN on a seeded subsample of :data:`HDBSCAN_FIT_MAX` rows of the
+  reduction; every row (noise included) then joins the cluster of its nearest clustered
+  subsample row, so each sample belongs to exactly one slice.
+
+``"auto"`` is k-means: on the planted-slice protocol it found the planted slice more often
+than HDBSCAN and in less time (bench/README.md, "Slices").
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+
+from core.slices.projection import reduce
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["find_slices", "select_k", "K_GRID"]
+
+#: Candidate numbers of slices for the silhouette criterion.
+K_GRID = (6, 8, 10, 12, 15, 20, 25, 30)
+#: k is capped at N // MIN_MEAN_SLICE so slices stay large enough to test.
+MIN_MEAN_SLICE = 50
+#: Rows used to fit each candidate k-means during k selection.
+SELECT_FIT_MAX = 20_000
+#: Rows on which each candidate's silhouette is computed.
+SILHOUETTE_MAX = 4_000
+#: Rows HDBSCAN is fitted on.
+HDBSCAN_FIT_MAX = 10_000
+#: Dimension of the PCA reduction the clustering runs on.
+REDUCED_DIM = 32
+
+
+def _kmeans(x: np.ndarray, k: int, seed: int, n_init: int = 3, init=None):
+    from sklearn.cluster import KMeans
+
+    model = KMeans(n_clusters=k, n_init=1 if init is not None else n_init, init="k-means++" if init is None else init, random_state=seed, max_iter=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(x)
+    return model
+
+
+def select_k(reduced: np.ndarray, seed: int = 0, grid: tuple[int, ...] = K_GRID) -> tuple[int, dict[int, float]]:
+    """The number of slices with the best silhouette on a subsample.
+
+    Returns
+    -------
+    (k, scores) : tuple[int, dict[int, float]]
+        Chosen k and the silhouette of every candidate tried (for the run record).
+    """
+    from sklearn.metrics import silhouette_score
+
+    n = reduced.shape[0]
+    k_max = max(2, n // MIN_MEAN_SLICE)
+    candidates = [k for k in grid if k <= k_max] or [min(k_max, max(2, n // 2))]
+    if n < 4:
+        return max(1, n), {}
+    rng = np.random.default_rng(seed)
+    fit = reduced if n <= SELECT_FIT_MAX else reduced[rng.choice(n, SELECT_FIT_MAX, replace=False)]
+    score_rows = rng.choice(fit.shape[0], min(SILHOUETTE_MAX, fit.shape[0]), replace=False)
+    scores: dict[int, float] = {}
+    for k in candidates:
+        if k >= fit.shape[0]:
+            continue
+        model = _kmeans(fit, k, seed, n_init=2)
+        lab = model.labels_[score_rows]
+        if np.unique(lab).size < 2:
+            scores[k] = -1.0
+            continue
+        scores[k] = float(silhouette_score(fit[score_rows], lab))
+    best = max(scores, key=lambda k: (scores[k], -k)) if scores else 1
+    return int(best), scores
+
+
+def _nearest(fit_x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Index into ``fit_x`` of each row's nearest (Euclidean) neighbour, blocked."""
+    import torch
+
+    a = torch.from_numpy(np.ascontiguousarray(fit_x, dtype=np.float32))
+    a_sq = (a * a).sum(1)
+    out = np.empty(rows.shape[0], dtype=np.int64)
+    block = max(1, int(2**26 // max(fit_x.shape[0], 1)))
+    for s in range(0, rows.shape[0], block):
+        b = torch.from_numpy(np.ascontiguousarray(rows[s : s + block], dtype=np.float32))
+        d2 = a_sq[None, :] - 2.0 * b @ a.T
+        out[s : s + block] = torch.argmin(d2, dim=1).numpy()
+    return out
+
+
+def _hdbscan(x: np.ndarray, seed: int) -> np.ndarray:
+    from sklearn.cluster import HDBSCAN
+
+    n = x.shape[0]
+    rng = np.random.default_rng(seed)
+    fit_idx = np.arange(n) if n <= HDBSCAN_FIT_MAX else np.sort(rng.choice(n, HDBSCAN_FIT_MAX, replace=False))
+    fit = x[fit_idx]
+    min_size = max(15, fit.shape[0] // 100)
+    lab = HDBSCAN(min_cluster_size=min_size, min_samples=10, copy=True).fit_predict(fit)
+    clustered = lab >= 0
+    if not clustered.any():
+        logger.info("HDBSCAN found no cluster; every sample forms one slice")
+        return np.zeros(n, dtype=np.int64)
+    return lab[clustered][_nearest(fit[clustered], x)]
+
+
+def _by_size(ids: np.ndarray) -> np.ndarray:
+    """Renumber slices 0.. by decreasing size (ties by old id), so ids are stable and readable."""
+    uniq, counts = np.unique(ids, return_counts=True)
+    order = np.lexsort((uniq, -counts))
+    remap = np.empty(uniq.max() + 1 if uniq.size else 0, dtype=np.int64)
+    remap[uniq[order]] = np.arange(uniq.size)
+    return remap[ids]
+
+
+def find_slices(
+    vectors: np.ndarray,
+    seed: int = 0,
+    method: str = "auto",
+    n_slices: int | None = None,
+    reduced: np.ndarray | None = None,
+    info: dict | None = None,
+) -> np.ndarray:
+    """A slice id per sample.
+
+    Parameters
+    ----------
+    vectors : np.ndarray
+        float, shape (N, D). L2-normalised and PCA-reduced to 32 d before clustering.
+    seed : int, default 0
+        Same vectors and seed give the same slices.
+    method : str, default "auto"
+        ``"kmeans"``, ``"hdbscan"`` or ``"auto"`` (k-means; see the module docstring).
+    n_slices : int, optional
+        k for k-means; chosen by silhouette on a subsample (:func:`select_k`) when None.
+        Ignored by HDBSCAN, which finds its own number.
+    reduced : np.ndarray, optional
+        A precomputed :func:`core.slices.projection.reduce` of ``vectors`` (saves one PCA).
+    info : dict, optional
+        Filled with what was chosen: ``method``, ``n_slices``, ``silhouette`` per candidate k.
+
+    Returns
+    -------
+    np.ndarray
+        int64, shape (N,), ids 0..S-1 numbered by decreasing slice size.
+    """
+    if method not in ("auto", "kmeans", "hdbscan"):
+        raise ValueError(f"method must be 'auto', 'kmeans' or 'hdbscan', got {method!r}")
+    x = reduce(vectors, REDUCED_DIM, seed) if reduced is None else np.asarray(reduced, dtype=np.float32)
+    n = x.shape[0]
+    info = {} if info is None else info
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    chosen = "kmeans" if method == "auto" else method
+    info["method"] = chosen
+    if chosen == "hdbscan":
+        ids = _hdbscan(x, seed)
+    else:
+        if n_slices is None:
+            k, scores = select_k(x, seed)
+            info["silhouette"] = scores
+        else:
+            k = int(n_slices)
+            if k < 1:
+                raise ValueError(f"n_slices must be at least 1, got {k}")
+        k = min(k, n)
+        ids = _kmeans(x, k, seed).labels_.astype(np.int64) if k > 1 else np.zeros(n, dtype=np.int64)
+    ids = _by_size(ids)
+    info["n_slices"] = int(ids.max()) + 1
+    return ids

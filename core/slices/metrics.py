@@ -1,0 +1,258 @@
+"""Per-slice metrics, the error-slice ranking, and metadata over-representation.
+
+Error score (the ranking of error slices), per slice s with n_s labelled rows and e_s errors
+(probe argmax != current label), against the rest of the data (rate r = errors / rows outside s):
+
+    excess_s   = e_s - n_s * r                       (errors beyond what the rest's rate predicts)
+    p_s        = P[Binomial(n_s, r) >= e_s]          (one-sided: is the slice worse than the rest?)
+    p_adj_s    = min(1, p_s * S)                     (Bonferroni over the S slices)
+    weight_s   = min(1, -log10(p_adj_s) / 2)         (0 when not significant, 1 from p_adj <= 0.01)
+    error_score_s = max(excess_s, 0) * weight_s
+
+So a slice ranks by how many extra errors it holds (size times how much worse it is), counted in
+full only once that excess is unlikely to be chance. Measured against ``excess * -log10 p`` on
+the planted-slice protocol in bench/README.md ("Slices").
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["slice_table", "error_slices", "metadata_overrepresentation", "error_score"]
+
+#: A metadata value is reported when its share in the slice is at least this ...
+MIN_SHARE = 0.2
+#: ... and at least this many times its share overall.
+MIN_LIFT = 1.5
+#: Numeric columns with more distinct values than this are binned into quartiles.
+MAX_CATEGORIES = 50
+
+
+def error_score(excess: np.ndarray, log10_p_adjusted: np.ndarray) -> np.ndarray:
+    """``max(excess, 0) * min(1, -log10(p_adjusted) / 2)`` (see the module docstring).
+
+    Takes log10 of the adjusted p value so that p values below float range still rank.
+    """
+    excess = np.asarray(excess, dtype=np.float64)
+    weight = np.minimum(1.0, -np.minimum(np.asarray(log10_p_adjusted, dtype=np.float64), 0.0) / 2.0)
+    return np.maximum(excess, 0.0) * weight
+
+
+def _binom_sf_log10(k: int, n: int, p: float) -> float:
+    """log10 P[Binomial(n, p) >= k], stable for tiny values."""
+    from scipy.stats import binom
+
+    if k <= 0:
+        return 0.0
+    if p <= 0.0:
+        return -math.inf if k > 0 else 0.0
+    if p >= 1.0:
+        return 0.0
+    return float(binom.logsf(k - 1, n, p) / math.log(10))
+
+
+def _categorical_columns(metadata: pd.DataFrame) -> dict[str, pd.Series]:
+    """Metadata columns as categorical series; continuous numbers binned into quartiles."""
+    out: dict[str, pd.Series] = {}
+    n = len(metadata)
+    for col in metadata.columns:
+        s = metadata[col]
+        nunique = s.nunique(dropna=True)
+        if nunique == 0:
+            continue
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and nunique > MAX_CATEGORIES:
+            try:
+                s = pd.qcut(s, 4, duplicates="drop").astype(str)
+            except ValueError:
+                continue
+        elif nunique > MAX_CATEGORIES and nunique > n // 20:
+            continue  # an id-like column: every value rare, nothing to over-represent
+        out[str(col)] = s.astype("object").where(s.notna(), None)
+    return out
+
+
+def metadata_overrepresentation(
+    slice_ids: np.ndarray, metadata: pd.DataFrame | None, min_share: float = MIN_SHARE, min_lift: float = MIN_LIFT
+) -> dict[int, list[dict]]:
+    """Metadata values unusually common in each slice.
+
+    Returns
+    -------
+    dict[int, list[dict]]
+        slice id -> entries ``{column, value, count, share_in_slice, share_overall, lift}`` with
+        ``share_in_slice >= min_share`` and ``lift >= min_lift``, largest share first. Missing
+        values are not reported. Numeric columns with many values are binned into quartiles
+        (the value is then an interval string).
+    """
+    slice_ids = np.asarray(slice_ids)
+    out: dict[int, list[dict]] = {int(s): [] for s in np.unique(slice_ids)}
+    if metadata is None or len(metadata.columns) == 0:
+        return out
+    if len(metadata) != slice_ids.shape[0]:
+        raise ValueError(f"metadata has {len(metadata)} rows but there are {slice_ids.shape[0]} samples")
+    sizes = pd.Series(slice_ids).value_counts()
+    for col, s in _categorical_columns(metadata.reset_index(drop=True)).items():
+        valid = s.notna().to_numpy()
+        if not valid.any():
+            continue
+        overall = s[valid].value_counts(normalize=True)
+        counts = pd.crosstab(slice_ids[valid], s[valid].to_numpy())
+        for sid, row in counts.iterrows():
+            size = sizes[sid]
+            for value, count in row[row > 0].items():
+                share = count / size
+                lift = share / overall[value]
+                if share >= min_share and lift >= min_lift:
+                    out[int(sid)].append(
+                        {
+                            "column": col,
+                            "value": value.item() if hasattr(value, "item") else value,
+                            "count": int(count),
+                            "share_in_slice": float(share),
+                            "share_overall": float(overall[value]),
+                            "lift": float(lift),
+                        }
+                    )
+    for entries in out.values():
+        entries.sort(key=lambda e: (-e["share_in_slice"], -e["lift"]))
+    return out
+
+
+def slice_table(
+    slice_ids: np.ndarray,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    flagged: np.ndarray | None = None,
+    n_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    metadata: pd.DataFrame | None = None,
+    top_classes: int = 3,
+) -> pd.DataFrame:
+    """One row per slice: size, class mix, flag rate, probe accuracy, error significance, metadata.
+
+    Parameters
+    ----------
+    slice_ids : np.ndarray
+        int, shape (N,).
+    labels : np.ndarray
+        int, shape (N,), current labels; negative = unlabelled (left out of accuracy).
+    probabilities : np.ndarray
+        float, shape (N, C), out-of-sample probe probabilities (each row from a model that did
+        not train on it).
+    flagged : np.ndarray, optional
+        bool, shape (N,), the detectors' per-sample flags; ``flag_rate`` is NaN without it.
+    n_classes : int, optional
+        C; defaults to ``probabilities.shape[1]``.
+    class_names : sequence of str, optional
+        Names for the class mix; defaults to ``"class <i>"``.
+    metadata : pandas.DataFrame, optional
+        N rows; over-represented values per slice (:func:`metadata_overrepresentation`).
+    top_classes : int, default 3
+        Classes listed in ``class_mix``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Sorted by ``slice_id``; columns ``slice_id, size, share, class_mix`` (list of
+        ``{class, share}``), ``top_class, top_class_share, flag_rate, accuracy, error_rate,
+        error_rate_rest, error_rate_whole, relative_error`` (slice / whole), ``excess_errors,
+        p_value`` (one-sided binomial vs the rest), ``p_adjusted`` (Bonferroni), ``error_score``
+        (module docstring), ``error_rank`` (1 = worst; 0 = not an error slice),
+        ``expected_errors`` (sum of 1 - max probability: the errors the probe itself expects) and
+        ``unexpected_errors`` (observed minus expected: errors a confusable region does not
+        explain; a diagnostic, not the ranking),
+        ``metadata_overrepresentation`` (list of dicts).
+    """
+    slice_ids = np.asarray(slice_ids, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.asarray(probabilities, dtype=np.float64)
+    n = slice_ids.shape[0]
+    if labels.shape != (n,) or probs.ndim != 2 or probs.shape[0] != n:
+        raise ValueError(f"slice_ids {slice_ids.shape}, labels {labels.shape} and probabilities {probs.shape} must share N")
+    n_classes = int(probs.shape[1] if n_classes is None else n_classes)
+    if probs.shape[1] != n_classes:
+        raise ValueError(f"probabilities have {probs.shape[1]} columns but n_classes is {n_classes}")
+    if labels.max(initial=-1) >= n_classes:
+        raise ValueError(f"a label is >= n_classes ({n_classes})")
+    names = list(class_names) if class_names is not None else [f"class {i}" for i in range(n_classes)]
+    if len(names) != n_classes:
+        raise ValueError(f"{len(names)} class names for {n_classes} classes")
+    if flagged is not None:
+        flagged = np.asarray(flagged, dtype=bool)
+        if flagged.shape != (n,):
+            raise ValueError(f"flagged has shape {flagged.shape}, expected ({n},)")
+
+    labelled = labels >= 0
+    wrong = labelled & (probs.argmax(axis=1) != labels)
+    expected = np.where(labelled, 1.0 - probs.max(axis=1), 0.0)
+    slices = np.unique(slice_ids)
+    n_lab_total = int(labelled.sum())
+    err_total = int(wrong.sum())
+    err_whole = err_total / n_lab_total if n_lab_total else float("nan")
+    meta = metadata_overrepresentation(slice_ids, metadata)
+
+    rows = []
+    for s in slices:
+        m = slice_ids == s
+        size = int(m.sum())
+        lab_m = m & labelled
+        n_lab = int(lab_m.sum())
+        e = int(wrong[lab_m].sum())
+        counts = np.bincount(labels[lab_m], minlength=n_classes)
+        order = np.argsort(-counts, kind="stable")[:top_classes]
+        mix = [{"class": names[c], "share": float(counts[c] / n_lab)} for c in order if counts[c] > 0] if n_lab else []
+        n_rest = n_lab_total - n_lab
+        rate_rest = (err_total - e) / n_rest if n_rest else float("nan")
+        rate = e / n_lab if n_lab else float("nan")
+        if n_lab and n_rest:
+            log10p = _binom_sf_log10(e, n_lab, rate_rest)
+            excess = e - n_lab * rate_rest
+        else:
+            log10p, excess = 0.0, 0.0
+        rows.append(
+            {
+                "slice_id": int(s),
+                "size": size,
+                "share": size / n,
+                "class_mix": mix,
+                "top_class": mix[0]["class"] if mix else None,
+                "top_class_share": mix[0]["share"] if mix else float("nan"),
+                "flag_rate": float(flagged[m].mean()) if flagged is not None else float("nan"),
+                "accuracy": 1.0 - rate if n_lab else float("nan"),
+                "error_rate": rate,
+                "error_rate_rest": rate_rest,
+                "error_rate_whole": err_whole,
+                "relative_error": rate / err_whole if err_whole else float("nan"),
+                "excess_errors": float(excess),
+                "expected_errors": float(expected[lab_m].sum()),
+                "unexpected_errors": float(e - expected[lab_m].sum()),
+                "log10_p": log10p,
+                "metadata_overrepresentation": meta.get(int(s), []),
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    p = np.power(10.0, table["log10_p"].to_numpy())
+    table["p_value"] = p
+    table["p_adjusted"] = np.minimum(1.0, p * len(table))
+    log10_adj = np.minimum(0.0, table["log10_p"].to_numpy() + math.log10(len(table)))
+    table["error_score"] = error_score(table["excess_errors"].to_numpy(), log10_adj)
+    table = table.drop(columns=["log10_p"])
+    ranked = table[table["error_score"] > 0].sort_values(["error_score", "slice_id"], ascending=[False, True])
+    table["error_rank"] = 0
+    table.loc[ranked.index, "error_rank"] = np.arange(1, len(ranked) + 1)
+    cols = [c for c in table.columns if c != "metadata_overrepresentation"] + ["metadata_overrepresentation"]
+    return table[cols]
+
+
+def error_slices(table: pd.DataFrame) -> pd.DataFrame:
+    """The error slices, worst first: rows of ``table`` with ``error_score > 0`` by ``error_rank``."""
+    return table[table["error_rank"] > 0].sort_values("error_rank")

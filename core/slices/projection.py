@@ -1,0 +1,190 @@
+"""Linear reduction, the 2-D map (UMAP), and the drawing subsample.
+
+The map is for looking only: slices are found on the higher-dimensional PCA reduction
+(:func:`reduce`), never on the 2-D picture.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["normalise", "reduce", "project_2d", "drawing_sample"]
+
+#: PCA is fitted on at most this many rows (then applied to all).
+PCA_FIT_MAX = 20_000
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero), float32."""
+    x = np.asarray(vectors, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"vectors must be 2-D (N, D), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("vectors contain NaN or inf; re-embed the affected samples")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def reduce(vectors: np.ndarray, n_components: int = 32, seed: int = 0) -> np.ndarray:
+    """L2-normalise, then PCA to ``n_components`` dimensions.
+
+    Parameters
+    ----------
+    vectors : np.ndarray
+        float, shape (N, D).
+    n_components : int, default 32
+        Target dimension; lowered to ``min(D, N - 1)`` when needed.
+    seed : int, default 0
+        Seeds the fitting subsample and the randomized SVD.
+
+    Returns
+    -------
+    np.ndarray
+        float32, shape (N, n_components'). PCA is fitted on at most :data:`PCA_FIT_MAX` rows
+        (a seeded random subset) and applied to every row, so large N costs one projection.
+    """
+    from sklearn.decomposition import PCA
+
+    x = normalise(vectors)
+    n, d = x.shape
+    k = int(min(n_components, d, max(n - 1, 1)))
+    if k >= d:
+        return x - x.mean(axis=0, keepdims=True)
+    rng = np.random.default_rng(seed)
+    fit_rows = x if n <= PCA_FIT_MAX else x[np.sort(rng.choice(n, PCA_FIT_MAX, replace=False))]
+    pca = PCA(n_components=k, svd_solver="randomized" if k < min(fit_rows.shape) // 2 else "full", random_state=seed)
+    pca.fit(fit_rows)
+    return pca.transform(x).astype(np.float32)
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # pragma: no cover - torch is a dependency; be safe anyway
+        return False
+
+
+def _umap_gpu(x: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np.ndarray | None:
+    try:
+        from cuml.manifold import UMAP as CuUMAP  # type: ignore[import-not-found]
+    except Exception:
+        return None
+    model = CuUMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed)
+    out = model.fit_transform(x)
+    return np.asarray(out.get() if hasattr(out, "get") else out, dtype=np.float32)
+
+
+def _knn_place(fit_x: np.ndarray, fit_2d: np.ndarray, rest_x: np.ndarray, k: int = 10) -> np.ndarray:
+    """Place rows at the similarity-weighted mean of their k nearest fitted rows' 2-D points."""
+    import torch
+
+    a = torch.from_numpy(np.ascontiguousarray(fit_x, dtype=np.float32))
+    out = np.empty((rest_x.shape[0], 2), dtype=np.float32)
+    block = max(1, int(2**26 // max(fit_x.shape[0], 1)))  # ~256 MB of float32 distances per block
+    a_sq = (a * a).sum(1)
+    for start in range(0, rest_x.shape[0], block):
+        b = torch.from_numpy(np.ascontiguousarray(rest_x[start : start + block], dtype=np.float32))
+        d2 = (b * b).sum(1, keepdim=True) - 2.0 * b @ a.T + a_sq[None, :]
+        d2, idx = torch.topk(d2, k, dim=1, largest=False)
+        w = 1.0 / (d2.clamp_min(0).sqrt() + 1e-6)
+        w = (w / w.sum(1, keepdim=True)).numpy()
+        out[start : start + block] = np.einsum("nk,nkd->nd", w, fit_2d[idx.numpy()])
+    return out
+
+
+def project_2d(
+    vectors: np.ndarray,
+    seed: int = 0,
+    max_points_fit: int = 20_000,
+    device: str = "auto",
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+) -> np.ndarray:
+    """A 2-D map of a representation, for drawing.
+
+    Parameters
+    ----------
+    vectors : np.ndarray
+        float, shape (N, D).
+    seed : int, default 0
+        Same vectors and seed give the same map (on CPU).
+    max_points_fit : int, default 20000
+        UMAP is fitted on at most this many rows (a seeded random subset); every other row is
+        placed at the distance-weighted mean of its 10 nearest fitted rows (in the 50-d PCA
+        space). Every row gets a point; only the fitting is sampled.
+    device : str, default "auto"
+        ``"auto"`` uses cuML's UMAP when it is importable and CUDA is visible (on all rows,
+        no sampling), umap-learn otherwise; ``"cpu"`` forces umap-learn; ``"cuda"`` requires cuML.
+    n_neighbors, min_dist :
+        UMAP parameters (defaults 15 and 0.1).
+
+    Returns
+    -------
+    np.ndarray
+        float32, shape (N, 2).
+    """
+    x = reduce(vectors, n_components=50, seed=seed)
+    n = x.shape[0]
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if device in ("auto", "cuda") and _cuda_available() and n > n_neighbors + 1:
+        out = _umap_gpu(x, seed, n_neighbors, min_dist)
+        if out is not None:
+            return out
+        if device == "cuda":
+            raise RuntimeError("device='cuda' needs cuML (RAPIDS) installed; use device='auto' or 'cpu'")
+    elif device == "cuda":
+        raise RuntimeError("device='cuda' asked for but CUDA is not available")
+    if n <= max(n_neighbors + 1, 3):
+        # Too few rows for a neighbour graph: the first two principal axes are the honest map.
+        out = np.zeros((n, 2), dtype=np.float32)
+        out[:, : min(2, x.shape[1])] = x[:, :2]
+        return out
+    import umap
+
+    rng = np.random.default_rng(seed)
+    fit_idx = np.arange(n) if n <= max_points_fit else np.sort(rng.choice(n, max_points_fit, replace=False))
+    model = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "n_jobs overridden by random_state" and numba chatter
+        fit_2d = model.fit_transform(x[fit_idx]).astype(np.float32)
+    if fit_idx.size == n:
+        return fit_2d
+    out = np.empty((n, 2), dtype=np.float32)
+    out[fit_idx] = fit_2d
+    rest = np.setdiff1d(np.arange(n), fit_idx, assume_unique=True)
+    out[rest] = _knn_place(x[fit_idx], fit_2d, x[rest])
+    return out
+
+
+def drawing_sample(slice_ids: np.ndarray, max_points: int = 20_000, seed: int = 0) -> np.ndarray:
+    """Row indices to draw when N is large: at most ``max_points``, every slice kept visible.
+
+    Each slice gets a share proportional to its size but at least ``min(size, 50)`` points, so a
+    small error slice does not vanish from the picture. Analysis always uses all rows; only the
+    drawing is sampled.
+
+    Returns
+    -------
+    np.ndarray
+        int64, sorted row indices.
+    """
+    slice_ids = np.asarray(slice_ids)
+    n = slice_ids.shape[0]
+    if n <= max_points:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    keep = []
+    ids, counts = np.unique(slice_ids, return_counts=True)
+    for s, c in zip(ids, counts):
+        take = int(min(c, max(min(c, 50), round(max_points * c / n))))
+        members = np.flatnonzero(slice_ids == s)
+        keep.append(rng.choice(members, take, replace=False))
+    return np.sort(np.concatenate(keep))

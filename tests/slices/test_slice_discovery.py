@@ -1,0 +1,102 @@
+"""Finding slices, measuring them, ranking error slices, end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.slices import discover_slices, drawing_sample, error_slices, find_slices, project_2d, slice_table
+
+
+def _cluster_of(ids, clusters, slice_id):
+    members = clusters[ids == slice_id]
+    return np.bincount(members).argmax(), np.bincount(members).max() / members.size
+
+
+@pytest.mark.parametrize("method", ["kmeans", "hdbscan"])
+def test_planted_cluster_is_the_top_error_slice(planted, method):
+    info = {}
+    ids = find_slices(planted["x"], seed=0, method=method, info=info)
+    table = slice_table(ids, planted["noisy"], planted["probs"], n_classes=3, class_names=["a", "b", "c"])
+    top = error_slices(table).iloc[0]
+    cluster, purity = _cluster_of(ids, planted["clusters"], top["slice_id"])
+    assert cluster == 2 and purity > 0.9
+    assert np.isin(planted["flip"], np.flatnonzero(ids == top["slice_id"])).mean() > 0.9
+    assert top["p_value"] < 1e-6 and top["relative_error"] > 2
+    assert top["error_rank"] == 1
+
+
+def test_kmeans_chooses_the_planted_number_of_clusters(planted):
+    info = {}
+    find_slices(planted["x"], seed=0, method="kmeans", info=info)
+    assert info["n_slices"] == 6  # six well-separated clusters, silhouette peaks there
+    assert max(info["silhouette"], key=info["silhouette"].get) == 6
+
+
+def test_slice_table_figures_are_right_on_a_hand_case():
+    ids = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    labels = np.array([0, 0, 1, 1, 0, 0, 0, 0, 0, 1])
+    pred = np.array([0, 1, 0, 1, 0, 0, 0, 0, 0, 1])  # slice 0: 2 of 4 wrong; slice 1: none
+    probs = np.eye(2)[pred] * 0.9 + 0.05
+    flagged = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0], dtype=bool)
+    t = slice_table(ids, labels, probs, flagged, 2, ["cat", "dog"]).set_index("slice_id")
+    assert t.loc[0, "size"] == 4 and t.loc[0, "accuracy"] == 0.5 and t.loc[0, "flag_rate"] == 0.5
+    assert t.loc[0, "error_rate_whole"] == pytest.approx(0.2)
+    assert t.loc[0, "relative_error"] == pytest.approx(2.5)
+    assert t.loc[0, "class_mix"] == [{"class": "cat", "share": 0.5}, {"class": "dog", "share": 0.5}]
+    assert t.loc[1, "error_rate"] == 0 and t.loc[1, "error_score"] == 0 and t.loc[1, "error_rank"] == 0
+    # Rest of slice 0 has rate 0: any error is "impossible" under the rest's rate.
+    assert t.loc[0, "p_value"] == 0 and t.loc[0, "excess_errors"] == 2
+
+
+def test_unlabelled_rows_are_left_out_of_accuracy():
+    ids = np.array([0, 0, 1, 1])
+    labels = np.array([0, -1, 1, 1])
+    probs = np.array([[0.9, 0.1], [0.1, 0.9], [0.2, 0.8], [0.6, 0.4]])
+    t = slice_table(ids, labels, probs).set_index("slice_id")
+    assert t.loc[0, "accuracy"] == 1.0 and t.loc[1, "accuracy"] == 0.5
+
+
+def test_slice_table_rejects_mismatched_inputs():
+    with pytest.raises(ValueError, match="share N"):
+        slice_table(np.zeros(3, int), np.zeros(4, int), np.ones((3, 2)) / 2)
+
+
+def test_same_seed_same_slices_and_map(planted):
+    x = planted["x"][::3]
+    assert np.array_equal(find_slices(x, seed=1), find_slices(x, seed=1))
+    a = project_2d(x, seed=1)
+    assert a.shape == (x.shape[0], 2) and np.all(np.isfinite(a))
+    assert np.array_equal(a, project_2d(x, seed=1))
+
+
+def test_large_map_fits_on_a_sample_and_places_the_rest(planted):
+    x, clusters = planted["x"], planted["clusters"]
+    coords = project_2d(x, seed=0, max_points_fit=400)
+    assert coords.shape == (x.shape[0], 2) and np.all(np.isfinite(coords))
+    # Placed points land with their own cluster: nearest cluster mean in 2-D is their own.
+    means = np.stack([coords[clusters == k].mean(0) for k in range(6)])
+    nearest = np.argmin(((coords[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == clusters).mean() > 0.95
+
+
+def test_drawing_sample_keeps_small_slices_visible():
+    ids = np.r_[np.zeros(100_000, int), np.ones(30, int)]
+    keep = drawing_sample(ids, max_points=1000)
+    assert keep.size <= 1100 and np.sum(ids[keep] == 1) == 30
+
+
+def test_discover_slices_end_to_end(planted):
+    x, clusters = planted["x"], planted["clusters"]
+    rng = np.random.default_rng(0)
+    meta = pd.DataFrame({"site": np.where(clusters == 4, "north", rng.choice(["south", "east"], clusters.size))})
+    res = discover_slices(
+        x, planted["noisy"], planted["probs"], class_names=["a", "b", "c"], metadata=meta, with_map=False, seed=0
+    )
+    assert res.slice_ids.shape == (x.shape[0],) and res.coords_2d.shape == (x.shape[0], 2)
+    assert set(res.timings) == {"map", "slices", "table", "names", "domain_gap"}
+    assert "site" in res.domain_gaps and res.domain_gaps["site"]["auroc"].max() > 0.9
+    top = error_slices(res.table).iloc[0]
+    assert _cluster_of(res.slice_ids, clusters, top["slice_id"])[0] == 2
+    assert all(isinstance(v, str) and v for v in res.names.values())
