@@ -1,0 +1,242 @@
+"""Detection quality on the shared data pack: Amend's combined ranking next to cleanlab alone.
+
+Cases
+-----
+(a) CIFAR-10N ``aggregate`` and ``worst`` labels with the shipped out-of-sample probabilities
+    (ground truth: label != clean).
+(b) CIFAR-10N with image vectors (EfficientNet-Lite0, 1280-d): from ``--vectors path.npy``
+    (rows = ``--ids``, default ids 0..n-1), or computed with ``core.embed`` when it is importable
+    and ``--embed`` is given (slow on CPU); skipped with a printed line otherwise.
+(c) 20 Newsgroups test split with MiniLM vectors and cleanlab's probabilities; positives are the
+    82 Mechanical-Turk-confirmed errors, every other item counts as negative (the 7,439
+    unreviewed items are unknown, so precision here is a lower bound; and the 93 reviewed items
+    were chosen by cleanlab from these same probabilities, which favours cleanlab alone).
+
+Run: ``python bench/quality.py [--sweep] [--vectors cifar.npy [--ids ids.npy]]``. The data pack is
+found via ``AMEND_SHARED_DATA`` (default ``../shared/data`` next to the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
+
+from core.detect import DetectConfig, detect  # noqa: E402
+from core.detect import confident as confident_mod  # noqa: E402
+from core.detect.probe import cross_validated_probabilities  # noqa: E402
+from core.detect.rank import rank  # noqa: E402
+
+SHARED = Path(os.environ.get("AMEND_SHARED_DATA", REPO / ".." / "shared" / "data"))
+COLUMNS = ("AUROC", "AUPRC", "P@k", "R@k", "flag P", "flag R", "flag F1", "#flag")
+
+
+def metrics(truth: np.ndarray, score: np.ndarray, flagged: np.ndarray) -> dict:
+    """AUROC, AUPRC, precision/recall at k = number of true errors, and of the flagged set."""
+    k = int(truth.sum())
+    top = np.lexsort((np.arange(score.size), -score))[:k]
+    hits = truth[top].sum()
+    tp = (flagged & truth).sum()
+    p = tp / max(1, flagged.sum())
+    r = tp / max(1, k)
+    return {
+        "AUROC": roc_auc_score(truth, score),
+        "AUPRC": average_precision_score(truth, score),
+        "P@k": hits / max(1, k),
+        "R@k": hits / max(1, k),
+        "flag P": p,
+        "flag R": r,
+        "flag F1": 0.0 if p + r == 0 else 2 * p * r / (p + r),
+        "#flag": int(flagged.sum()),
+    }
+
+
+def row(case: str, method: str, m: dict) -> str:
+    cells = [f"{m[c]:.4f}" if isinstance(m[c], float) else str(m[c]) for c in COLUMNS]
+    return f"| {case} | {method} | " + " | ".join(cells) + " |"
+
+
+def header() -> str:
+    return "| case | method | " + " | ".join(COLUMNS) + " |\n|" + "---|" * (len(COLUMNS) + 2)
+
+
+def cifar_labels():
+    import pandas as pd
+
+    d = SHARED / "cifar10n"
+    names = (d / "classes.txt").read_text().split()
+    frame = pd.read_csv(d / "labels.csv")
+    return names, {c: frame[c].map(names.index).to_numpy() for c in ("clean", "aggregate", "worst")}
+
+
+def news20():
+    import pandas as pd
+
+    d = SHARED / "news20"
+    rows = [json.loads(line) for line in open(d / "test.jsonl")]
+    names = sorted({r["label"] for r in rows})
+    labels = np.array([names.index(r["label"]) for r in rows])
+    ce = pd.read_csv(d / "confirmed_errors.csv")
+    truth = np.zeros(labels.size, bool)
+    truth[[int(i[1:]) for i in ce.id[ce.confirmed_error.astype(str).str.lower() == "true"]]] = True
+    return names, labels, truth, np.load(d / "minilm.npy"), np.load(d / "pred_probs_cleanlab.npy")
+
+
+def sweep(case: str, det, labels, truth, probe_probs=None, given=None) -> list[str]:
+    """Re-rank the same detector results with other combinations (and probability blends)."""
+    out = []
+    base = det.results
+    trials = [
+        ("cleanlab alone", "weighted", {"confident": 1.0}),
+        ("mean of ranks (all)", "mean_rank", None),
+        ("max (all)", "max", None),
+        ("noisy-or (all)", "noisy_or", None),
+        ("weighted c1 n0.1", "weighted", {"confident": 1, "neighbours_vote": 0.1, "outliers": 0, "duplicates": 0.5}),
+        ("weighted c1 n0.2", "weighted", {"confident": 1, "neighbours_vote": 0.2, "outliers": 0, "duplicates": 0.5}),
+        ("weighted c1 n0.3", "weighted", {"confident": 1, "neighbours_vote": 0.3, "outliers": 0, "duplicates": 0.5}),
+        ("weighted c1 n0.5", "weighted", {"confident": 1, "neighbours_vote": 0.5, "outliers": 0, "duplicates": 0.5}),
+        ("weighted c1 n0.1 o0.1", "weighted", {"confident": 1, "neighbours_vote": 0.1, "outliers": 0.1, "duplicates": 0.5}),
+        ("weighted c1 o0.1", "weighted", {"confident": 1, "neighbours_vote": 0, "outliers": 0.1, "duplicates": 0.5}),
+    ]
+    for label, method, weights in trials:
+        results = base
+        if weights is not None:
+            results = {k: v for k, v in base.items() if weights.get(k, 0) > 0 or k == "confident"}
+        r = rank(results, labels, method=method, weights=weights)
+        out.append(row(case, label, metrics(truth, r.score, r.flagged)))
+    for strength in (0.25, 0.5):
+        r = rank(base, labels, weights=det.params["ranking"]["weights"], class_strength=strength)
+        out.append(row(case, f"default + class_normalise {strength}", metrics(truth, r.score, r.flagged)))
+    if probe_probs is not None and given is not None:
+        for w in (0.25, 0.5, 1.0):
+            blend = (given + w * probe_probs) / (1 + w)
+            c = confident_mod.score(labels, blend)
+            out.append(row(case, f"cleanlab on given+{w}*probe probs", metrics(truth, c.scores, c.flagged)))
+            res = dict(base)
+            res["confident"] = c
+            r = rank(res, labels, weights=det.params["ranking"]["weights"])
+            out.append(row(case, f"default on given+{w}*probe probs", metrics(truth, r.score, r.flagged)))
+    return out
+
+
+def compare(case, vectors, labels, n_classes, truth, probs, do_sweep, lines, sweeps, timings):
+    t0 = time.perf_counter()
+    det = detect(vectors, labels, n_classes, probabilities=probs, config=DetectConfig())
+    timings[case] = time.perf_counter() - t0
+    # cleanlab alone on the same inputs: the given probabilities, or the probe's when none given
+    alone = confident_mod.score(labels, det.probabilities if probs is None else probs)
+    lines.append(row(case, "cleanlab alone", metrics(truth, alone.scores, alone.flagged)))
+    lines.append(row(case, "Amend combined", metrics(truth, det.score, det.flagged)))
+    if do_sweep:
+        probe_probs = None
+        if vectors is not None and probs is not None:
+            probe_probs = cross_validated_probabilities(vectors, labels, n_classes)
+        sweeps.extend(sweep(case, det, labels, truth, probe_probs, probs))
+    return det
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="resnet18,swin_base_patch4_window7_224", help="CIFAR-10N probability files")
+    ap.add_argument("--vectors", type=Path, help="(b) CIFAR-10N image vectors, .npy (N, D)")
+    ap.add_argument("--ids", type=Path, help="(b) .npy or text file of the image ids of the --vectors rows")
+    ap.add_argument("--embed", action="store_true", help="(b) compute vectors with core.embed (slow on CPU)")
+    ap.add_argument("--limit", type=int, default=50000, help="(b) with --embed: first N images")
+    ap.add_argument("--sweep", action="store_true", help="also print the combinations tried")
+    ap.add_argument("--cases", default="a,b,c", help="which of the cases a, b, c to run")
+    args = ap.parse_args(argv)
+    cases = set(args.cases.split(","))
+    if not (SHARED / "cifar10n" / "labels.csv").exists():
+        print(f"shared data not found at {SHARED}; set AMEND_SHARED_DATA")
+        return 1
+    lines, sweeps, timings = [], [], {}
+    names, lab = cifar_labels()
+    # (a) shipped probabilities, no vectors
+    for labelset in ("aggregate", "worst") if "a" in cases else ():
+        truth = lab[labelset] != lab["clean"]
+        for model in args.models.split(","):
+            probs = np.load(SHARED / "cifar10n" / f"pred_probs_{model}_{labelset}.npy")
+            case = f"(a) CIFAR-10N {labelset}, {model.split('_')[0]} probs"
+            compare(case, None, lab[labelset], 10, truth, probs, args.sweep, lines, sweeps, timings)
+    # (b) image vectors
+    vectors, ids = None, None
+    if "b" not in cases:
+        pass
+    elif args.vectors is not None:
+        vectors = np.load(args.vectors).astype(np.float32)
+        if args.ids is not None:
+            ids = np.load(args.ids) if args.ids.suffix == ".npy" else np.loadtxt(args.ids, dtype=np.int64)
+        else:
+            ids = np.arange(vectors.shape[0])
+            print(f"(b) --ids not given: assuming the {ids.size} vector rows are images 0..{ids.size - 1}")
+    elif args.embed:
+        try:
+            from core.embed.offline import offline_embedder
+        except ImportError as exc:
+            print(f"(b) skipped: core.embed is not importable ({exc})")
+        else:
+            vectors, ids = embed_cifar(offline_embedder("image"), args.limit)
+    else:
+        print("(b) skipped: no --vectors given (pass --vectors cifar.npy [--ids ids.npy], or --embed to compute "
+              "them with core.embed)")
+    if vectors is not None:
+        ids = np.asarray(ids, dtype=np.int64)
+        for labelset in ("aggregate", "worst"):
+            labels = lab[labelset][ids]
+            truth = labels != lab["clean"][ids]
+            case = f"(b) CIFAR-10N {labelset}, {ids.size} images, vectors only"
+            compare(case, vectors, labels, 10, truth, None, args.sweep, lines, sweeps, timings)
+            probs = np.load(SHARED / "cifar10n" / f"pred_probs_resnet18_{labelset}.npy")[ids]
+            case = f"(b) CIFAR-10N {labelset}, {ids.size} images, vectors + resnet18 probs"
+            compare(case, vectors, labels, 10, truth, probs, args.sweep, lines, sweeps, timings)
+    # (c) 20 Newsgroups
+    if "c" in cases and (SHARED / "news20" / "minilm.npy").exists():
+        _, labels, truth, minilm, probs = news20()
+        compare("(c) 20news, MiniLM + cleanlab probs", minilm, labels, 20, truth, probs, args.sweep, lines, sweeps, timings)
+        compare("(c) 20news, MiniLM only", minilm, labels, 20, truth, None, args.sweep, lines, sweeps, timings)
+    elif "c" in cases:
+        print(f"(c) skipped: {SHARED / 'news20'} not found")
+    print(header())
+    print("\n".join(lines))
+    if sweeps:
+        print("\nCombinations tried (same detector outputs, re-ranked):")
+        print(header())
+        print("\n".join(sweeps))
+    print("\ndetect() wall time per case: " + ", ".join(f"{k}: {v:.1f} s" for k, v in timings.items()))
+    return 0
+
+
+def embed_cifar(embedder, limit: int):
+    """Vectors of the first ``limit`` CIFAR-10N training images, straight from the tar."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    wanted = {}
+    with tarfile.open(SHARED / "cifar10n" / "train_images.tar") as tar:
+        for member in tar:
+            if member.isfile():
+                i = int(Path(member.name).stem)
+                if i < limit:
+                    wanted[i] = tar.extractfile(member).read()
+    ids = np.array(sorted(wanted))
+    out = []
+    for s in range(0, ids.size, 256):
+        batch = [Image.open(io.BytesIO(wanted[i])).convert("RGB") for i in ids[s : s + 256]]
+        out.append(embedder.embed_images(batch))
+    return np.concatenate(out), ids
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

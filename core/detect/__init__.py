@@ -1,0 +1,274 @@
+"""Label-error detection: one module per detector, one result shape, one ranking.
+
+``detect(...)`` is the public face: arrays in, a :class:`Detection` out; it never touches the
+store. Detectors register themselves (:func:`core.detect.result.register`); :func:`available`
+lists all of them and :func:`defaults` those that run when the caller names none.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from core.detect.result import REGISTRY, DetectInputs, DetectorResult, DetectorSpec, register, validate_labels
+
+# Importing the detector modules registers them.
+from core.detect import annotators, confident, duplicates, neighbours_vote, outliers  # noqa: E402,F401
+from core.detect import probe as _probe
+from core.detect.imbalance import class_table
+from core.detect.rank import DEFAULT_WEIGHTS, PROBE_WEIGHTS, Ranking, rank
+from core.neighbours import KnnGraph, build_knn_graph, normalise
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DetectConfig",
+    "Detection",
+    "DetectorResult",
+    "DetectInputs",
+    "DetectorSpec",
+    "REGISTRY",
+    "available",
+    "defaults",
+    "detect",
+    "register",
+]
+
+Progress = Callable[[str, int, Optional[int]], None]
+
+
+def available() -> list[str]:
+    """Names of every registered detector."""
+    return sorted(REGISTRY)
+
+
+def defaults() -> list[str]:
+    """Names of the detectors that run when the caller names none."""
+    return sorted(name for name, spec in REGISTRY.items() if spec.default)
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Settings of one analysis; recorded with the run.
+
+    Attributes
+    ----------
+    detectors : tuple of str or None, default None
+        Detectors to run; None = :func:`defaults` whose inputs are present.
+    k : int, default 10
+        Neighbours per sample in the kNN graph (and the neighbour vote).
+    folds : int, default 5
+        Probe folds.
+    probe_C : float, default 10.0
+        Probe inverse L2 strength.
+    probe_weight : float, default 0.0
+        When both vectors and probabilities are given: weight of the probe's probabilities in
+        the average with the given ones (given weight 1). 0 = trust the given model and skip the
+        probe (measured best, see bench/README.md).
+    duplicate_threshold : float, default 0.98
+        Cosine for near-duplicates.
+    method : str, default "weighted"
+        Combination (:func:`core.detect.rank.combine_scores`).
+    weights : dict or None, default None
+        Combination weights; None = :data:`core.detect.rank.DEFAULT_WEIGHTS` when probabilities
+        are given, :data:`core.detect.rank.PROBE_WEIGHTS` when the probe made them.
+    class_strength : float, default 0.0
+        Per-class normalisation of the combined score (imbalance guard).
+    knn_method : str, default "auto"
+        ``"auto"``, ``"exact"`` or ``"faiss"``.
+    device : str, default "auto"
+        ``"auto"``, ``"cpu"`` or ``"cuda"`` for the probe and the kNN graph.
+    seed : int, default 0
+        Seed for folds and the approximate index.
+    """
+
+    detectors: tuple[str, ...] | None = None
+    k: int = 10
+    folds: int = 5
+    probe_C: float = _probe.DEFAULT_C
+    probe_weight: float = 0.0
+    duplicate_threshold: float = duplicates.DEFAULT_THRESHOLD
+    method: str = "weighted"
+    weights: dict | None = None
+    class_strength: float = 0.0
+    knn_method: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        """Plain dict for the run record."""
+        d = dict(self.__dict__)
+        d["detectors"] = list(self.detectors) if self.detectors is not None else None
+        d["weights"] = dict(self.weights) if self.weights is not None else None
+        return d
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Everything one analysis found.
+
+    Attributes
+    ----------
+    score, rank, order, flagged, suggested, suggested_by, support
+        Per sample, see :class:`core.detect.rank.Ranking`.
+    results : dict
+        name -> :class:`DetectorResult` of every detector that ran.
+    detector_scores : dict
+        name -> (N,) score.
+    duplicate_groups : list of dict
+        Conflicting near-duplicate groups (``members``, ``labels``, ``min_similarity``).
+    class_table : list of dict
+        Per class: count, frequency, flagged, flag rate (:func:`core.detect.imbalance.class_table`).
+    probabilities : np.ndarray or None
+        (N, C) probabilities the confident detector used (given, probe, or their average).
+    graph : KnnGraph or None
+        The kNN graph (to store with the run).
+    params : dict
+        Config, sizes, the ranking's parameters and the kNN method.
+    timings : dict
+        step -> seconds.
+    """
+
+    score: np.ndarray
+    rank: np.ndarray
+    order: np.ndarray
+    flagged: np.ndarray
+    suggested: np.ndarray
+    suggested_by: np.ndarray
+    support: np.ndarray
+    results: dict
+    detector_scores: dict
+    duplicate_groups: list
+    class_table: list
+    probabilities: np.ndarray | None
+    graph: KnnGraph | None
+    params: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+
+def detect(
+    vectors: np.ndarray | None,
+    labels: np.ndarray,
+    n_classes: int,
+    probabilities: np.ndarray | None = None,
+    annotator_labels: np.ndarray | None = None,
+    config: DetectConfig | None = None,
+    progress: Progress | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Detection:
+    """Find likely label errors and rank every sample.
+
+    Parameters
+    ----------
+    vectors : np.ndarray or None
+        (N, D) representation of each sample (normalised here), or None.
+    labels : np.ndarray
+        int (N,), given labels 0..n_classes-1.
+    n_classes : int
+        Number of classes C.
+    probabilities : np.ndarray or None, default None
+        (N, C) out-of-sample probabilities from the user's model. Without them the probe makes
+        them from ``vectors``. At least one of ``vectors`` and ``probabilities`` is needed.
+    annotator_labels : np.ndarray or None, default None
+        (N, M) labels from M annotators, -1 = missing.
+    config : DetectConfig or None, default None
+        Settings; None = ``DetectConfig()``.
+    progress : callable or None, default None
+        ``progress(step, done, total)`` (``core.progress`` protocol).
+    class_names : sequence of str, optional
+        For the class table.
+
+    Returns
+    -------
+    Detection
+        Deterministic: identical inputs and config give an identical ranking.
+    """
+    cfg = config or DetectConfig()
+    labels = validate_labels(labels, n_classes)
+    n = labels.shape[0]
+    if vectors is None and probabilities is None:
+        raise ValueError("detect needs vectors, probabilities, or both")
+    timings: dict[str, float] = {}
+    report = progress or (lambda step, done, total: None)
+
+    def timed(step: str, fn, *args, **kwargs):
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        timings[step] = round(time.perf_counter() - t0, 4)
+        logger.info("%s took %.2f s", step, timings[step])
+        return out
+
+    x = None
+    graph = None
+    if vectors is not None:
+        x = normalise(vectors)
+        if x.shape[0] != n:
+            raise ValueError(f"{x.shape[0]} vectors but {n} labels")
+        graph = timed(
+            "neighbours", build_knn_graph, x, k=cfg.k, method=cfg.knn_method, device=cfg.device,
+            seed=cfg.seed, progress=progress,
+        )
+    probs = None
+    if probabilities is not None:
+        probs = confident.check_probabilities(probabilities, n, n_classes)
+    if x is not None and (probs is None or cfg.probe_weight > 0):
+        q = timed(
+            "probe", _probe.cross_validated_probabilities, x, labels, n_classes, folds=cfg.folds,
+            seed=cfg.seed, device=cfg.device, C=cfg.probe_C, progress=progress,
+        )
+        probs = q if probs is None else (probs + cfg.probe_weight * q) / (1.0 + cfg.probe_weight)
+    inputs = DetectInputs(labels, n_classes, x, probs, graph, annotator_labels, cfg.seed)
+    names = list(cfg.detectors) if cfg.detectors is not None else defaults()
+    unknown = [name for name in names if name not in REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown detectors {unknown}; available: {available()}")
+    results: dict[str, DetectorResult] = {}
+    params: dict[str, dict] = {
+        "duplicates": {"threshold": cfg.duplicate_threshold},
+    }
+    runnable = [name for name in names if all(inputs.has(need) for need in REGISTRY[name].needs)]
+    skipped = sorted(set(names) - set(runnable))
+    if cfg.detectors is not None and skipped:
+        raise ValueError(f"detectors {skipped} need inputs that were not given")
+    for i, name in enumerate(runnable):
+        results[name] = timed(name, REGISTRY[name].run, inputs, **params.get(name, {}))
+        report("detect", i + 1, len(runnable))
+    weights = cfg.weights
+    if weights is None:
+        weights = DEFAULT_WEIGHTS if probabilities is not None else PROBE_WEIGHTS
+    ranking: Ranking = timed(
+        "rank", rank, results, labels, graph, method=cfg.method, weights=weights,
+        class_strength=cfg.class_strength,
+    )
+    table = class_table(labels, ranking.flagged, n_classes, list(class_names) if class_names else None)
+    groups = results["duplicates"].evidence["groups"] if "duplicates" in results else []
+    return Detection(
+        score=ranking.score,
+        rank=ranking.rank,
+        order=ranking.order,
+        flagged=ranking.flagged,
+        suggested=ranking.suggested,
+        suggested_by=ranking.suggested_by,
+        support=ranking.support,
+        results=results,
+        detector_scores=ranking.detector_scores,
+        duplicate_groups=groups,
+        class_table=table,
+        probabilities=probs,
+        graph=graph,
+        params={
+            "config": cfg.as_dict(),
+            "n_samples": n,
+            "n_classes": n_classes,
+            "dim": None if x is None else int(x.shape[1]),
+            "detectors": {name: r.params for name, r in results.items()},
+            "skipped_detectors": skipped,
+            "ranking": ranking.params,
+            "knn_method": None if graph is None else graph.method,
+        },
+        timings=timings,
+    )

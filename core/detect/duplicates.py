@@ -1,0 +1,134 @@
+"""Conflicting near-duplicates: (almost) the same sample carrying different labels."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from core.detect.result import DetectInputs, DetectorResult, register, validate_labels
+from core.neighbours import KnnGraph
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["NAME", "DESCRIPTION", "score", "near_duplicate_groups"]
+
+NAME = "duplicates"
+DESCRIPTION = "A near-duplicate of this sample carries a different label."
+#: Cosine at or above which two samples count as near-duplicates (see bench/README.md).
+DEFAULT_THRESHOLD = 0.98
+
+
+def _find(parent: np.ndarray, i: int) -> int:
+    root = i
+    while parent[root] != root:
+        root = parent[root]
+    while parent[i] != root:  # path compression
+        parent[i], i = root, parent[i]
+    return root
+
+
+def near_duplicate_groups(graph: KnnGraph, threshold: float = DEFAULT_THRESHOLD) -> list[np.ndarray]:
+    """Connected groups (union-find) of rows linked by a graph edge with cosine >= ``threshold``.
+
+    Only edges in the kNN graph are seen, so a group larger than k + 1 is found through chains
+    of edges; groups are sorted member lists, ordered by their smallest member.
+    """
+    rows, cols = np.nonzero(graph.similarities >= threshold)
+    if rows.size == 0:
+        return []
+    a, b = rows, graph.indices[rows, cols]
+    parent = np.arange(len(graph))
+    for i, j in zip(a.tolist(), b.tolist()):
+        ri, rj = _find(parent, i), _find(parent, j)
+        if ri != rj:
+            # smaller index becomes the root: the grouping does not depend on edge order
+            parent[max(ri, rj)] = min(ri, rj)
+    members = np.unique(np.concatenate([a, b]))
+    roots = np.array([_find(parent, int(m)) for m in members])
+    return [members[roots == r] for r in np.unique(roots)]
+
+
+def score(
+    graph: KnnGraph, labels: np.ndarray, n_classes: int, threshold: float = DEFAULT_THRESHOLD
+) -> DetectorResult:
+    """Find near-duplicate groups whose members carry more than one label.
+
+    Parameters
+    ----------
+    graph : KnnGraph
+        Shared kNN graph.
+    labels : np.ndarray
+        int, shape (N,).
+    n_classes : int
+        C.
+    threshold : float, default 0.98
+        Cosine at or above which two samples are near-duplicates.
+
+    Returns
+    -------
+    DetectorResult
+        Members of conflicting groups score their highest similarity to a differently labelled
+        member (so >= ``threshold``), halved when their label is the group's strict majority
+        (then the others are the likelier mistakes); everyone else scores 0. All members of
+        conflicting groups are flagged. suggested = the majority label of the group's other
+        members where it differs from the own label. evidence ``groups``: list of dicts with
+        ``members``, ``labels`` and ``min_similarity``.
+    """
+    labels = validate_labels(labels, n_classes)
+    if len(graph) != labels.shape[0]:
+        raise ValueError(f"graph has {len(graph)} rows but there are {labels.shape[0]} labels")
+    n = labels.shape[0]
+    scores = np.zeros(n)
+    suggested = np.full(n, -1, dtype=np.int64)
+    flagged = np.zeros(n, dtype=bool)
+    groups = []
+    for members in near_duplicate_groups(graph, threshold):
+        group_labels = labels[members]
+        if np.unique(group_labels).size < 2:
+            continue
+        # similarities between members, as seen in the graph (within-group edges only)
+        sub_idx = graph.indices[members]
+        sub_sim = graph.similarities[members]
+        in_group = np.isin(sub_idx, members) & (sub_sim >= threshold)
+        conflict = in_group & (labels[sub_idx] != group_labels[:, None])
+        best = np.where(conflict, sub_sim, 0.0).max(axis=1)
+        # an edge is seen from one side only when the other row's k nearest are all closer
+        for row, m in enumerate(members.tolist()):
+            hit = conflict & (sub_idx == m)
+            if hit.any():
+                best[row] = max(best[row], float(sub_sim[hit].max()))
+        counts = np.bincount(group_labels, minlength=n_classes)
+        majority = int(counts.argmax())
+        strict = (counts == counts[majority]).sum() == 1
+        for row, m in enumerate(members.tolist()):
+            s = float(np.clip(best[row], 0.0, 1.0))
+            if strict and labels[m] == majority:
+                s *= 0.5
+            scores[m] = s
+            others = counts.copy()
+            others[labels[m]] -= 1
+            cand = int(others.argmax())
+            if cand != labels[m] and others[cand] > 0:
+                suggested[m] = cand
+        flagged[members] = True
+        min_sim = float(sub_sim[in_group].min()) if in_group.any() else float(threshold)
+        groups.append(
+            {"members": members.astype(np.int64), "labels": group_labels.astype(np.int64), "min_similarity": min_sim}
+        )
+    logger.debug("%d conflicting near-duplicate groups at cosine >= %.3f", len(groups), threshold)
+    return DetectorResult(
+        name=NAME,
+        description=DESCRIPTION,
+        scores=scores,
+        flagged=flagged,
+        suggested=suggested,
+        params={"threshold": threshold},
+        evidence={"groups": groups},
+    )
+
+
+@register(NAME, DESCRIPTION, needs=("graph",))
+def run(inputs: DetectInputs, **params) -> DetectorResult:
+    """Registry entry: :func:`score` on ``inputs.graph``."""
+    return score(inputs.graph, inputs.labels, inputs.n_classes, **params)

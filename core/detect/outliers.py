@@ -1,0 +1,112 @@
+"""Class outliers: samples far from the rest of their own class in representation space."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from core.detect.result import DetectInputs, DetectorResult, register, validate_labels
+from core.neighbours import normalise
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["NAME", "DESCRIPTION", "score", "within_class_percentile"]
+
+NAME = "outliers"
+DESCRIPTION = "Far from the centre of its own class, compared with the other members of that class."
+
+
+def within_class_percentile(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Percentile rank of each value among the values of its class, in (0, 1].
+
+    Ties share their average rank; a class of one member gets 0.5 (no evidence either way).
+    """
+    out = np.empty(values.shape[0])
+    for c in np.unique(labels):
+        m = np.flatnonzero(labels == c)
+        if m.size == 1:
+            out[m] = 0.5
+            continue
+        order = np.argsort(values[m], kind="stable")
+        ranks = np.empty(m.size)
+        ranks[order] = np.arange(1, m.size + 1)
+        # average ranks over ties so the score does not depend on input order
+        v = values[m]
+        uniq, inv = np.unique(v, return_inverse=True)
+        if uniq.size < m.size:
+            sums = np.bincount(inv, weights=ranks)
+            ranks = (sums / np.bincount(inv))[inv]
+        out[m] = ranks / m.size
+    return out
+
+
+def score(
+    vectors: np.ndarray, labels: np.ndarray, n_classes: int, n_mad: float = 3.0
+) -> DetectorResult:
+    """Score by cosine distance to the own class's centroid (leave-one-out), ranked within class.
+
+    Parameters
+    ----------
+    vectors : np.ndarray
+        shape (N, D); normalised here.
+    labels : np.ndarray
+        int, shape (N,).
+    n_classes : int
+        C.
+    n_mad : float, default 3.0
+        Flag when the distance exceeds the class median by more than this many robust standard
+        deviations (1.4826 x MAD), so clean compact classes flag almost nothing.
+
+    Returns
+    -------
+    DetectorResult
+        score = within-class percentile of the distance; suggested = nearest other class centroid
+        when it is closer than the own one, else -1; evidence ``distance`` and
+        ``nearest_other_distance``.
+    """
+    labels = validate_labels(labels, n_classes)
+    x = normalise(vectors).astype(np.float64)
+    if x.shape[0] != labels.shape[0]:
+        raise ValueError(f"{x.shape[0]} vectors but {labels.shape[0]} labels")
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    sums = np.zeros((n_classes, x.shape[1]))
+    np.add.at(sums, labels, x)
+    # Leave-one-out own centroid: a sample must not pull its own class centre towards itself.
+    own = sums[labels] - x
+    own_norm = np.linalg.norm(own, axis=1)
+    own_sim = np.where(own_norm > 0, np.einsum("ij,ij->i", x, own) / np.where(own_norm > 0, own_norm, 1), 0.0)
+    cent_norm = np.linalg.norm(sums, axis=1)
+    centroids = sums / np.where(cent_norm > 0, cent_norm, 1)[:, None]
+    sims = x @ centroids.T
+    sims[:, counts == 0] = -np.inf
+    rows = np.arange(x.shape[0])
+    sims[rows, labels] = -np.inf
+    nearest = sims.argmax(axis=1).astype(np.int64)
+    other_sim = sims[rows, nearest]
+    distance = 1.0 - own_sim
+    other_distance = np.where(np.isfinite(other_sim), 1.0 - other_sim, np.inf)
+    flagged = np.zeros(x.shape[0], dtype=bool)
+    for c in np.unique(labels):
+        m = labels == c
+        if m.sum() < 3:
+            continue
+        d = distance[m]
+        med = np.median(d)
+        mad = 1.4826 * np.median(np.abs(d - med))
+        flagged[m] = d > med + n_mad * max(mad, 1e-12)
+    return DetectorResult(
+        name=NAME,
+        description=DESCRIPTION,
+        scores=within_class_percentile(distance, labels),
+        flagged=flagged,
+        suggested=np.where(other_distance < distance, nearest, -1),
+        params={"n_mad": n_mad},
+        evidence={"distance": distance, "nearest_other_distance": np.minimum(other_distance, 2.0)},
+    )
+
+
+@register(NAME, DESCRIPTION, needs=("vectors",))
+def run(inputs: DetectInputs, **params) -> DetectorResult:
+    """Registry entry: :func:`score` on ``inputs.vectors``."""
+    return score(inputs.vectors, inputs.labels, inputs.n_classes, **params)

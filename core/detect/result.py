@@ -1,0 +1,183 @@
+"""One result shape for every detector, the inputs they read, and the registry.
+
+Every detector fills :class:`DetectorResult`, so ranking and the pages can render any
+detector generically; a new detector touches its own module and the registry only.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DetectorResult",
+    "DetectInputs",
+    "DetectorSpec",
+    "REGISTRY",
+    "register",
+    "validate_labels",
+]
+
+
+@dataclass(frozen=True)
+class DetectorResult:
+    """What one detector found, per sample.
+
+    Attributes
+    ----------
+    name : str
+        Registry name of the detector (e.g. ``"confident"``).
+    description : str
+        One sentence a reviewer can read.
+    scores : np.ndarray
+        float64, shape (N,), in [0, 1]; higher = more likely wrong.
+    flagged : np.ndarray
+        bool, shape (N,); the detector's own decision.
+    suggested : np.ndarray or None
+        int64, shape (N,), a label index or -1 where the detector suggests none.
+    params : dict
+        Parameters the detector ran with (for the run record).
+    evidence : dict
+        Extra per-sample arrays (e.g. neighbour vote counts) or groups.
+    """
+
+    name: str
+    description: str
+    scores: np.ndarray
+    flagged: np.ndarray
+    suggested: np.ndarray | None = None
+    params: dict = field(default_factory=dict)
+    evidence: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        scores = np.asarray(self.scores, dtype=np.float64)
+        if scores.ndim != 1:
+            raise ValueError(f"{self.name}: scores must be 1-D, got shape {scores.shape}")
+        if np.isnan(scores).any():
+            raise ValueError(f"{self.name}: scores contain NaN")
+        if scores.size and (scores.min() < 0.0 or scores.max() > 1.0):
+            raise ValueError(
+                f"{self.name}: scores must lie in [0, 1], got range "
+                f"[{scores.min():.4g}, {scores.max():.4g}]"
+            )
+        flagged = np.asarray(self.flagged)
+        if flagged.shape != scores.shape or flagged.dtype != bool:
+            raise ValueError(f"{self.name}: flagged must be a bool array of shape {scores.shape}")
+        object.__setattr__(self, "scores", scores)
+        if self.suggested is not None:
+            suggested = np.asarray(self.suggested)
+            if suggested.shape != scores.shape or not np.issubdtype(suggested.dtype, np.integer):
+                raise ValueError(f"{self.name}: suggested must be an int array of shape {scores.shape}")
+            if suggested.size and suggested.min() < -1:
+                raise ValueError(f"{self.name}: suggested holds label indices or -1 for none")
+            object.__setattr__(self, "suggested", suggested.astype(np.int64))
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+@dataclass
+class DetectInputs:
+    """Everything a detector may read; detectors state which parts they need.
+
+    Attributes
+    ----------
+    labels : np.ndarray
+        int, shape (N,), given labels 0..C-1.
+    n_classes : int
+        Number of classes C.
+    vectors : np.ndarray or None
+        float32, shape (N, D), L2-normalised, or None.
+    probabilities : np.ndarray or None
+        float, shape (N, C), out-of-sample class probabilities, or None.
+    graph : KnnGraph or None
+        The shared kNN graph over ``vectors`` (see :mod:`core.neighbours`), or None.
+    annotator_labels : np.ndarray or None
+        int, shape (N, M), one column per annotator, -1 = missing, or None.
+    seed : int
+        Seed for anything random. Default 0.
+    """
+
+    labels: np.ndarray
+    n_classes: int
+    vectors: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    graph: Any = None
+    annotator_labels: np.ndarray | None = None
+    seed: int = 0
+
+    def has(self, need: str) -> bool:
+        """Whether the input named ``need`` is present."""
+        return getattr(self, need) is not None
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A registered detector: its entry point and what it needs."""
+
+    name: str
+    description: str
+    run: Callable[..., DetectorResult]
+    needs: tuple[str, ...]
+    default: bool
+
+
+#: name -> spec; filled by :func:`register` when the detector modules are imported.
+REGISTRY: dict[str, DetectorSpec] = {}
+
+
+def register(
+    name: str, description: str, needs: tuple[str, ...], default: bool = True
+) -> Callable[[Callable[..., DetectorResult]], Callable[..., DetectorResult]]:
+    """Register a detector entry point ``run(inputs: DetectInputs, **params) -> DetectorResult``.
+
+    Parameters
+    ----------
+    name : str
+        Unique registry name.
+    description : str
+        One sentence for reviewers.
+    needs : tuple of str
+        Fields of :class:`DetectInputs` that must be present (e.g. ``("graph",)``).
+    default : bool, default True
+        Whether it runs when the caller names no detectors. A detector joins the default
+        list only once it has been measured on the shared data (see bench/README.md).
+    """
+    if not name:
+        raise ValueError("a detector needs a name")
+
+    def wrap(fn: Callable[..., DetectorResult]) -> Callable[..., DetectorResult]:
+        if name in REGISTRY and REGISTRY[name].run is not fn:
+            raise ValueError(f"detector {name!r} is already registered")
+        REGISTRY[name] = DetectorSpec(name, description, fn, tuple(needs), default)
+        return fn
+
+    return wrap
+
+
+def validate_labels(labels: np.ndarray, n_classes: int, allow_missing: bool = False) -> np.ndarray:
+    """Return ``labels`` as int64 after checking they index ``n_classes`` classes.
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        Label indices.
+    n_classes : int
+        Number of classes C.
+    allow_missing : bool, default False
+        Accept -1 as "no label".
+    """
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    low = -1 if allow_missing else 0
+    if labels.size and (labels.min() < low or labels.max() >= n_classes):
+        raise ValueError(
+            f"labels must lie in [{low}, {n_classes - 1}], got [{labels.min()}, {labels.max()}]"
+        )
+    return labels.astype(np.int64)

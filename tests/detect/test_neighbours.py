@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from core.neighbours import KnnGraph, build_knn_graph, normalise
+
+
+def brute(x, k):
+    x = normalise(x)
+    s = x @ x.T
+    np.fill_diagonal(s, -np.inf)
+    idx = np.array([sorted(range(len(x)), key=lambda j: (-s[i, j], j))[:k] for i in range(len(x))])
+    return idx, np.take_along_axis(s, idx, 1)
+
+
+def test_exact_graph_matches_brute_force_and_excludes_self():
+    x = np.random.default_rng(1).normal(size=(120, 8))
+    g = build_knn_graph(x, k=5, method="exact", device="cpu")
+    idx, sim = brute(x, 5)
+    assert (g.indices != np.arange(120)[:, None]).all()
+    np.testing.assert_array_equal(g.indices, idx)
+    np.testing.assert_allclose(g.similarities, sim, atol=1e-5)
+    assert (np.diff(g.similarities, axis=1) <= 1e-7).all()
+
+
+def test_ties_are_broken_by_index():
+    # four identical points: every neighbour ties at similarity 1; order must be by index
+    x = np.vstack([np.ones((4, 3)), -np.ones((2, 3))])
+    g = build_knn_graph(x, k=3, method="exact", device="cpu")
+    assert g.indices[0].tolist() == [1, 2, 3]
+    assert g.indices[3].tolist() == [0, 1, 2]
+
+
+def test_faiss_graph_agrees_with_exact_on_clustered_data():
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(10, 32))
+    x = centres[rng.integers(0, 10, 3000)] + 0.3 * rng.normal(size=(3000, 32))
+    exact = build_knn_graph(x, k=10, method="exact", device="cpu")
+    approx = build_knn_graph(x, k=10, method="faiss", device="cpu")
+    assert approx.method == "faiss-ivf"
+    assert (approx.indices != np.arange(3000)[:, None]).all()
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact.indices, approx.indices)])
+    assert recall > 0.95
+    again = build_knn_graph(x, k=10, method="faiss", device="cpu")
+    np.testing.assert_array_equal(approx.indices, again.indices)
+
+
+def test_k_is_capped_and_bad_input_refused():
+    g = build_knn_graph(np.eye(4), k=10, device="cpu")
+    assert g.k == 3
+    with pytest.raises(ValueError):
+        build_knn_graph(np.ones((1, 3)))
+    with pytest.raises(ValueError):
+        build_knn_graph(np.array([[np.nan, 1.0], [1.0, 0.0]]))
+    with pytest.raises(ValueError):
+        KnnGraph(np.zeros((3, 2), int), np.zeros((3, 1), np.float32))
+    assert g.truncate(2).k == 2
+
+
+def test_cuda_graph_matches_cpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    x = np.random.default_rng(3).normal(size=(500, 16))
+    cpu = build_knn_graph(x, k=8, method="exact", device="cpu")
+    gpu = build_knn_graph(x, k=8, method="exact", device="cuda")
+    np.testing.assert_array_equal(cpu.indices, gpu.indices)
+    np.testing.assert_allclose(cpu.similarities, gpu.similarities, atol=1e-5)

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from core.detect.probe import cross_validated_probabilities, fold_assignment
+
+
+def test_out_of_sample_probabilities_expose_planted_errors(planted):
+    vectors, noisy, _, wrong = planted
+    p = cross_validated_probabilities(vectors, noisy, 3, device="cpu")
+    assert p.shape == (180, 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    given = p[np.arange(180), noisy]
+    # the planted errors get the lowest probabilities for their given label
+    assert set(np.argsort(given)[:2]) == set(wrong.tolist())
+
+
+def test_deterministic_given_seed(clean_data):
+    vectors, labels = clean_data
+    a = cross_validated_probabilities(vectors, labels, 3, seed=3, device="cpu")
+    b = cross_validated_probabilities(vectors, labels, 3, seed=3, device="cpu")
+    np.testing.assert_array_equal(a, b)
+
+
+def test_classes_smaller_than_folds_and_absent_classes(clean_data):
+    vectors, labels = clean_data
+    labels = labels.copy()
+    labels[0] = 3  # a class with a single member; class 4 has none
+    p = cross_validated_probabilities(vectors, labels, 5, folds=5, device="cpu")
+    assert p.shape == (180, 5) and np.isfinite(p).all() and (p > 0).all()
+    # the lone member's class was never seen in training: it must look doubtful
+    assert p[0, 3] < 0.5
+
+
+def test_folds_are_stratified():
+    labels = np.repeat(np.arange(3), [10, 10, 3])
+    fold = fold_assignment(labels, 5, seed=0)
+    for c in range(2):
+        assert np.bincount(fold[labels == c], minlength=5).tolist() == [2] * 5
+    assert np.unique(fold[labels == 2]).size == 3
+
+
+def test_refuses_mismatched_input():
+    with pytest.raises(ValueError):
+        cross_validated_probabilities(np.ones((3, 2)), np.array([0, 1]), 2)
+
+
+def test_cuda_probe_agrees_with_cpu(planted):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    vectors, noisy, _, wrong = planted
+    cpu = cross_validated_probabilities(vectors, noisy, 3, device="cpu")
+    gpu = cross_validated_probabilities(vectors, noisy, 3, device="cuda")
+    assert (cpu.argmax(axis=1) == gpu.argmax(axis=1)).mean() > 0.98
+    given = gpu[np.arange(noisy.size), noisy]
+    assert set(np.argsort(given)[:2]) == set(wrong.tolist())
+    np.testing.assert_array_equal(gpu, cross_validated_probabilities(vectors, noisy, 3, device="cuda"))

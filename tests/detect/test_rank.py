@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from core.detect.rank import combine_scores, rank
+from core.detect.result import DetectorResult
+
+
+def res(name, scores, flagged, suggested=None):
+    scores = np.asarray(scores, float)
+    return DetectorResult(name, name, scores, np.asarray(flagged, bool), suggested)
+
+
+def test_combination_methods():
+    s = {"confident": np.array([0.9, 0.1, 0.5]), "neighbours_vote": np.array([0.1, 0.9, 0.5])}
+    np.testing.assert_allclose(combine_scores(s, "max"), [0.9, 0.9, 0.5])
+    np.testing.assert_allclose(combine_scores(s, "noisy_or"), [0.91, 0.91, 0.75])
+    np.testing.assert_allclose(combine_scores(s, "weighted", {"confident": 3, "neighbours_vote": 1}), [0.7, 0.3, 0.5])
+    assert combine_scores(s, "mean_rank").max() <= 1.0
+    with pytest.raises(ValueError):
+        combine_scores(s, "median")
+    with pytest.raises(ValueError):
+        combine_scores({})
+
+
+def test_ranking_order_flags_suggestions_and_support():
+    from core.neighbours import KnnGraph
+
+    labels = np.array([0, 0, 1, 1])
+    conf = res("confident", [0.2, 0.95, 0.1, 0.4], [False, True, False, False], np.array([1, 1, 0, 0]))
+    dup = res("duplicates", [0, 0, 0, 0.99], [False, False, False, True], np.array([-1, -1, -1, 0]))
+    graph = KnnGraph(np.array([[1, 2], [2, 3], [3, 0], [0, 1]]), np.ones((4, 2), np.float32))
+    r = rank({"confident": conf, "duplicates": dup}, labels, graph)
+    assert r.order[0] == 1 and r.rank[1] == 0
+    assert r.flagged.tolist() == [False, True, False, True]
+    assert r.suggested[3] == 0 and r.suggested_by[3] == "duplicates"
+    assert r.suggested[1] == 1 and r.suggested_by[1] == "confident"
+    assert r.support[1].tolist() == [2, 3]  # both neighbours of sample 1 carry label 1
+    assert set(r.detector_scores) == {"confident", "duplicates"}
+    assert ((r.score >= 0) & (r.score <= 1)).all()
+
+
+def test_ties_are_ranked_by_index_and_sizes_checked():
+    a = res("confident", [0.5, 0.5, 0.5], [False] * 3)
+    assert rank({"confident": a}, np.array([0, 1, 0])).order.tolist() == [0, 1, 2]
+    with pytest.raises(ValueError):
+        rank({"confident": a}, np.array([0, 1]))
