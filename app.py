@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import state
+from pages import identity, state
 
 st.set_page_config(page_title="Amend", page_icon="✏️", layout="wide")
 
@@ -25,6 +25,7 @@ with st.sidebar:
         )
     else:
         st.warning("No project given. Start the app with `amend app PROJECT`.")
+    identity.render_sidebar()
 
 navigation = st.navigation(state.page_list())
 navigation.run()

@@ -1,0 +1,437 @@
+"""Triage: the flagged queue (AgGrid), one sample large with its evidence in words, and a
+decision with one key. Decisions carry the event id the reviewer saw; a newer decision by
+someone else is shown as a conflict, never overwritten."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pandas as pd
+import streamlit as st
+from st_aggrid import AgGrid, GridOptionsBuilder
+
+from core import audit, guidelines, review, selections, triage
+from core.errors import AmendError
+from core.project import Project
+from core.runs import RunInfo, list_runs
+from pages import identity, state
+
+SELECTED_KEY = "triage.selected"
+CONFLICT_KEY = "triage.conflict"
+FLASH_KEY = "triage.flash"
+GRID_LAST_KEY = "triage.grid_last"
+BULK_KEY = "triage.bulk"
+BULK_TARGET_KEY = "triage.bulk_target"
+BULK_ACTION_KEY = "triage.bulk_action"
+RUN_KEY = "triage.run"
+CLASSES_KEY = "triage.classes"
+SLICES_KEY = "triage.slices"
+DETECTORS_KEY = "triage.detectors"
+REVIEWED_KEY = "triage.reviewed"
+SELECTION_KEY = "triage.selection"
+FLAGGED_ONLY_KEY = "triage.flagged_only"
+RELABEL_KEY = "triage.relabel_to"
+REASON_KEY = "triage.reason"
+GRID_KEY = "triage.grid"
+
+#: Rows sent to the grid (the queue itself may be longer; narrow it with the filters).
+GRID_ROWS = 2000
+#: Queue columns in the grid (narrow enough to leave the sample most of the width).
+GRID_COLUMNS = ["rank", "id", "given_label", "suggested_label", "status", "score"]
+#: Samples prepared ahead of the one shown.
+PREFETCH = 5
+
+#: (decision kind, button label, shortcut)
+ACTIONS = [
+    ("accept", "Accept suggestion", "A"),
+    ("keep", "Keep label", "K"),
+    ("ambiguous", "Ambiguous", "M"),
+    ("exclude", "Exclude", "X"),
+]
+REVIEW_STATES = {"Not reviewed": False, "Reviewed": True, "All": None}
+BULK_ACTIONS = {"accept": "accept the suggested label", "keep": "keep the label in force",
+                "ambiguous": "mark ambiguous", "exclude": "exclude from training"}
+
+esc = identity.escape_markdown
+
+
+# --------------------------------------------------------------------------- cached reads
+@st.cache_resource(max_entries=4, show_spinner="Reading the analysis…")
+def _base(path: str, run_id: str) -> tuple[RunInfo, pd.DataFrame]:
+    return triage.load_flags(Project.open(path), run_id)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _current(path: str, run_id: str, head: str) -> pd.DataFrame:
+    """The run's flags with the labels in force as of log head ``head``."""
+    _, base = _base(path, run_id)
+    return triage.apply_decisions(base, audit.read_events(path, kinds=["decision"]))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _queue(path: str, run_id: str, head: str, parts: tuple) -> pd.DataFrame:
+    return triage.build_queue(_current(path, run_id, head), triage.QueueFilter(*parts))
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _prefetcher(path: str, run_id: str, guideline_version: Optional[str]) -> triage.Prefetcher:
+    project = Project.open(path)
+    run, base = _base(path, run_id)
+    return triage.Prefetcher(project, triage.ViewContext.build(project, run, base), base)
+
+
+# --------------------------------------------------------------------------- callbacks
+def _go(sample_id: Optional[str]) -> None:
+    if sample_id is not None:
+        st.session_state[SELECTED_KEY] = sample_id
+    st.session_state.pop(CONFLICT_KEY, None)
+
+
+def _decide(path: str, run_id: str, sample_id: str, kind: str, label: Optional[str], seen_event: int,
+            evidence: dict, who: identity.Identity, next_id: Optional[str]) -> None:
+    """One decision with the event id the reviewer saw; advance on success, keep the sample and
+    show the conflict when someone else decided first."""
+    reason = (st.session_state.get(REASON_KEY) or "").strip()
+    project = Project.open(path)
+    try:
+        event = review.decide(project, sample_id, "relabel" if kind == "accept" else kind, who.name, label=label,
+                              reason=reason, run_id=run_id, evidence=evidence, expected_event=seen_event,
+                              identity_source=who.source)
+    except audit.StaleDecisionError as exc:
+        st.session_state[CONFLICT_KEY] = {"sample_id": sample_id, "mine": kind if label is None else f"{kind} {label}",
+                                          "event": exc.newer.to_dict()}
+        return
+    except AmendError as exc:
+        st.session_state[FLASH_KEY] = ("error", str(exc))
+        return
+    st.session_state[FLASH_KEY] = ("success", f"Event {event.event_id}: {audit.describe_decision(event.payload)} "
+                                              f"on {sample_id}.")
+    st.session_state[REASON_KEY] = ""
+    st.session_state.pop(CONFLICT_KEY, None)
+    if next_id is not None and next_id != sample_id:
+        st.session_state[SELECTED_KEY] = next_id
+
+
+def _bulk(path: str, run_id: str, kind: str, rows: list[dict], who: identity.Identity) -> None:
+    decisions = []
+    for row in rows:
+        label = row["suggested_label"] if kind == "accept" else None
+        if kind == "accept" and not isinstance(label, str):
+            continue
+        decisions.append(review.Decision(sample_id=row["id"], kind="relabel" if kind == "accept" else kind,
+                                         label=label, expected_event=row["seen_event"],
+                                         evidence={"run_id": run_id, "rank": row["rank"], "bulk": True}))
+    try:
+        result = review.decide_many(Project.open(path), decisions, who.name,
+                                    reason=(st.session_state.get(REASON_KEY) or "").strip() or f"bulk: {BULK_ACTIONS[kind]}",
+                                    run_id=run_id, identity_source=who.source)
+    except AmendError as exc:
+        st.session_state[FLASH_KEY] = ("error", str(exc))
+    else:
+        skipped = len(rows) - len(result.decided)
+        st.session_state[FLASH_KEY] = ("success", f"Bulk: {len(result.decided)} decided, {skipped} skipped"
+                                       + (f" (e.g. {result.skipped[0][1]})" if result.skipped else "") + ".")
+    st.session_state.pop(BULK_KEY, None)
+
+
+def _ask_bulk(kind: str, rows: list[dict]) -> None:
+    st.session_state[BULK_KEY] = {"kind": kind, "rows": rows}
+
+
+def _cancel_bulk() -> None:
+    st.session_state.pop(BULK_KEY, None)
+
+
+# --------------------------------------------------------------------------- rendering
+def _render_filters(project: Project, flags: pd.DataFrame) -> tuple:
+    label_set = project.labels()
+    detectors = triage.detector_names(flags)
+    chosen = st.columns([3, 2, 3, 2, 3, 2], vertical_alignment="bottom")
+    classes = chosen[0].multiselect("Class", label_set, key=CLASSES_KEY,
+                                    help="Samples whose given, current or suggested label is one of these.")
+    slices: list = []
+    if "slice_id" in flags:
+        slices = chosen[1].multiselect("Slice", sorted(int(s) for s in flags["slice_id"].dropna().unique()),
+                                       key=SLICES_KEY)
+    found = chosen[2].multiselect("Detector", detectors, key=DETECTORS_KEY,
+                                  help=f"Samples this detector scores {triage.DETECTOR_THRESHOLD} or more.")
+    reviewed = chosen[3].selectbox("Review state", list(REVIEW_STATES), key=REVIEWED_KEY, index=2)
+    saved = selections.list_selections(project)
+    options = [None] + [s.selection_id for s in saved]
+    names = {s.selection_id: f"#{s.selection_id} {s.name} ({len(s.ids)}, {s.source})" for s in saved}
+    picked = chosen[4].selectbox("Selection", options, key=SELECTION_KEY,
+                                 format_func=lambda v: "No selection (all samples)" if v is None else names[v],
+                                 help="Samples sent from the overview map or the guidelines page.")
+    flagged_only = chosen[5].toggle("Flagged only", value=True, key=FLAGGED_ONLY_KEY)
+    ids = None
+    if picked is not None:
+        ids = tuple(selections.get_selection(project, picked).ids)
+    return (tuple(classes), tuple(int(s) for s in slices), tuple(found), REVIEW_STATES[reviewed], ids,
+            bool(flagged_only))
+
+
+def _render_queue(queue: pd.DataFrame) -> list[str]:
+    """The queue grid; returns the ids ticked in it (clicking a row opens it)."""
+    shown = queue.head(GRID_ROWS)[[c for c in GRID_COLUMNS if c in queue]].copy()
+    shown["score"] = shown["score"].round(3)
+    builder = GridOptionsBuilder.from_dataframe(shown)
+    builder.configure_selection("multiple", use_checkbox=True, header_checkbox=True)
+    builder.configure_default_column(resizable=True, sortable=True, filter=True, minWidth=60)
+    builder.configure_column("rank", headerName="#", width=80, checkboxSelection=True, headerCheckboxSelection=True)
+    builder.configure_column("id", width=90)
+    builder.configure_column("given_label", headerName="given", width=95)
+    builder.configure_column("suggested_label", headerName="suggested", width=95)
+    builder.configure_column("status", width=95)
+    builder.configure_column("score", width=70)
+    options = builder.build()
+    response = AgGrid(shown, gridOptions=options, height=560, key=GRID_KEY, update_on=["selectionChanged"],
+                      show_download_button=False, show_search=False)
+    if len(queue) > GRID_ROWS:
+        st.caption(f"Showing the first {GRID_ROWS:,} of {len(queue):,}; narrow the queue with the filters.")
+    selected = getattr(response, "selected_rows", None) if response is not None else None
+    ticked = [] if selected is None or len(selected) == 0 else [str(i) for i in pd.DataFrame(selected)["id"]]
+    last = st.session_state.get(GRID_LAST_KEY, [])
+    if ticked != last:
+        added = [i for i in ticked if i not in last]
+        if added:
+            _go(added[-1])
+        st.session_state[GRID_LAST_KEY] = ticked
+    return ticked
+
+
+def _render_bulk(queue: pd.DataFrame, ticked: list[str], path: str, run_id: str, who: identity.Identity) -> None:
+    pending = st.session_state.get(BULK_KEY)
+    if pending:
+        rows = pending["rows"]
+        st.warning(f"{BULK_ACTIONS[pending['kind']].capitalize()} for **{len(rows)}** samples? Samples someone "
+                   "decided since you loaded the queue are skipped, not overwritten.", icon=":material/warning:")
+        left, right = st.columns(2)
+        left.button(f"Confirm: {len(rows)} samples", type="primary", key="triage.bulk_confirm",
+                    on_click=_bulk, args=(path, run_id, pending["kind"], rows, who))
+        right.button("Cancel", key="triage.bulk_cancel", on_click=_cancel_bulk)
+        return
+    with st.expander(f"Bulk action ({len(ticked)} ticked, {len(queue)} in the queue)"):
+        target = st.radio("On", ["Ticked rows", "Whole queue"], key=BULK_TARGET_KEY, horizontal=True)
+        kind = st.selectbox("Action", list(BULK_ACTIONS), format_func=lambda k: BULK_ACTIONS[k], key=BULK_ACTION_KEY)
+        chosen = queue[queue["id"].isin(ticked)] if target == "Ticked rows" else queue
+        rows = [{"id": str(r.id), "rank": int(r.rank),
+                 "suggested_label": r.suggested_label if isinstance(r.suggested_label, str) else None,
+                 "seen_event": 0 if pd.isna(r.last_event_id) else int(r.last_event_id)}
+                for r in chosen.itertuples(index=False)]
+        st.button(f"Apply to {len(rows)} samples…", key="triage.bulk_ask", disabled=not rows,
+                  on_click=_ask_bulk, args=(kind, rows))
+
+
+def _render_conflict(conflict: dict) -> None:
+    other = conflict["event"]
+    payload = other["payload"]
+    what = audit.describe_decision(payload) if other["kind"] == "decision" else other["kind"]
+    st.error(
+        f"**Not saved: someone decided first.** {esc(other['actor'])} recorded "
+        f"*{esc(what)}* on {esc(conflict['sample_id'])} at {esc(other['created_at'])} (event {other['event_id']}), "
+        f"after the version you were looking at. Your decision ({esc(conflict['mine'])}) was not written; "
+        "nothing was overwritten.",
+        icon=":material/sync_problem:",
+    )
+    st.button("Review again (G)", key="triage.review_again", shortcut="G", type="primary",
+              on_click=_go, args=(conflict["sample_id"],))
+
+
+def _render_actions(view: triage.SampleView, path: str, run: RunInfo, queue_ids: list[str], who: identity.Identity,
+                    label_set: list[str], detectors: list[str]) -> None:
+    row = view.row
+    sid = view.sample_id
+    next_id = triage.step(queue_ids, sid, 1)
+    if next_id == sid:
+        next_id = None
+    evidence = triage.decision_evidence(row, run.run_id, detectors)
+    suggested = row.get("suggested_label") if isinstance(row.get("suggested_label"), str) else None
+    seen = view.latest_event_id
+    bar = st.container(horizontal=True, gap="small")
+    for kind, text, key in ACTIONS:
+        label = suggested if kind == "accept" else None
+        disabled = kind == "accept" and (suggested is None or suggested == row.get("current_label"))
+        bar.button(f"{text} ({key})", key=f"triage.do_{kind}", shortcut=key, disabled=disabled,
+                   type="primary" if kind == "accept" else "secondary", on_click=_decide,
+                   args=(path, run.run_id, sid, kind, label, seen, evidence, who, next_id))
+    bar.button("Skip (S)", key="triage.skip", shortcut="S", on_click=_go, args=(triage.step(queue_ids, sid, 1),))
+    bar.button("Previous (P)", key="triage.prev", shortcut="P", on_click=_go, args=(triage.step(queue_ids, sid, -1),))
+    bar.button("Next (N)", key="triage.next", shortcut="N", on_click=_go, args=(triage.step(queue_ids, sid, 1),))
+    others = [lab for lab in label_set if lab != row.get("current_label")]
+    pick, go = st.columns([3, 1], vertical_alignment="bottom")
+    target = pick.selectbox("Relabel to (type to search)", others, key=RELABEL_KEY, index=None,
+                            placeholder="Choose any class…",
+                            help="Pick a class, then press Esc and L (or click Relabel).")
+    go.button("Relabel (L)", key="triage.relabel", shortcut="L", disabled=target is None, on_click=_decide,
+              args=(path, run.run_id, sid, "relabel", target, seen, evidence, who, next_id))
+    st.text_input("Reason (optional, recorded with the decision)", key=REASON_KEY,
+                  help="Shortcuts do not fire while the cursor is in this box: press Esc or click outside first.")
+
+
+def _render_sample(view: triage.SampleView) -> None:
+    if view.modality == "image":
+        if view.problem:
+            st.error(f"The image cannot be shown: {esc(view.problem)}", icon=":material/broken_image:")
+        else:
+            st.image(view.image, width=440)
+    else:
+        with st.container(height=420, border=True):
+            st.markdown(esc(view.text or "").replace("\n", "  \n"))
+    if view.metadata:
+        st.caption(" · ".join(f"{esc(k)}: {esc(v)}" for k, v in view.metadata.items()))
+
+
+def _render_labels(view: triage.SampleView) -> None:
+    row = view.row
+    suggested = row.get("suggested_label") if isinstance(row.get("suggested_label"), str) else None
+    cols = st.columns(3)
+    cols[0].metric("Given label", str(row.get("given_label")))
+    cols[1].metric("Suggested", suggested or "—",
+                   help=f"suggested by {row.get('suggested_by')}" if suggested else "No detector suggests another label.")
+    cols[2].metric("Rank", f"{int(row['rank']):,}", help=f"combined score {float(row['score']):.3f}")
+    status = row.get("status", "unreviewed")
+    if row.get("current_label") != row.get("given_label") or status != "unreviewed":
+        st.markdown(f"**Now:** {esc(row.get('current_label'))} · {esc(status)}")
+    if view.confidence:
+        st.markdown(f"**Model confidence.** {esc(view.confidence)}")
+    st.markdown("**Evidence**")
+    for name, score, sentence in view.evidence:
+        st.markdown(f"- {esc(sentence)} *({esc(name)}, score {score:.2f})*")
+
+
+def _render_neighbours(view: triage.SampleView) -> None:
+    if not view.neighbours:
+        return
+    st.markdown("**Nearest neighbours**")
+    if view.modality == "image":
+        cols = st.columns(len(view.neighbours))
+        for col, n in zip(cols, view.neighbours):
+            if n.thumbnail is not None:
+                col.image(n.thumbnail, width="stretch")
+            else:
+                col.caption(f"missing: {esc(n.problem or '')}")
+            col.caption(f"**{esc(n.label)}** · {n.similarity:.2f}")
+    else:
+        for n in view.neighbours:
+            st.markdown(f"**{esc(n.label)}** · similarity {n.similarity:.2f} · `{n.sample_id}`")
+            st.caption(esc(n.snippet or n.problem or ""))
+
+
+def _render_guidelines(view: triage.SampleView) -> None:
+    if view.guideline_version is None:
+        st.caption("No guideline published yet (a lead publishes one on the Guidelines page).")
+        return
+    if not view.guideline_sections:
+        st.caption(f"Guideline {esc(view.guideline_version)} has no section on these labels.")
+        return
+    with st.expander(f"Guideline {view.guideline_version}: the labels in question", expanded=True):
+        for label, text in view.guideline_sections.items():
+            st.markdown(text)
+
+
+def _render_history(path: str, sample_id: str) -> None:
+    past = review.history(Project.open(path), sample_id)
+    if past.empty:
+        return
+    with st.expander(f"History of {sample_id} ({len(past)} events)"):
+        st.dataframe(past[["event_id", "actor", "created_at", "decision", "old_label", "new_label", "reason",
+                           "guideline_version"]], hide_index=True, width="stretch")
+
+
+def _render_flash() -> None:
+    flash = st.session_state.pop(FLASH_KEY, None)
+    if flash:
+        kind, message = flash
+        (st.success if kind == "success" else st.error)(esc(message))
+
+
+def _guideline_version(project: Project) -> Optional[str]:
+    """The latest guideline version's name (None before the first), to key the view cache."""
+    latest = guidelines.latest(project)
+    return latest.version if latest else None
+
+
+def render() -> None:
+    st.title("Triage")
+    path = state.current_project_path()
+    if path is None:
+        st.warning("No project is open. Start the app with `amend app PROJECT`.")
+        return
+    who = identity.current()
+    if who is None:
+        st.info("Choose who you are before deciding.", icon=":material/person:")
+        identity.render_chooser()
+        return
+    try:
+        project = Project.open(path)
+        runs = list_runs(project)
+    except AmendError as exc:
+        st.error(str(exc))
+        return
+    if not runs:
+        st.warning(f"This project has no analysis yet; run `amend analyse {path}` first.")
+        return
+    run_ids = [r.run_id for r in runs][::-1]
+    if len(run_ids) > 1:
+        run_id = st.selectbox("Analysis run", run_ids, key=RUN_KEY)
+    else:
+        run_id = run_ids[0]
+    key_path = str(path)
+    run, _ = _base(key_path, run_id)
+    head = audit.chain_head(project)
+    flags = _current(key_path, run_id, head)
+    parts = _render_filters(project, flags)
+    try:
+        queue = _queue(key_path, run_id, head, parts)
+    except AmendError as exc:
+        st.error(str(exc))
+        return
+    progress = triage.queue_progress(flags, queue)
+    st.progress(progress.fraction, text=progress.sentence())
+    _render_flash()
+    conflict = st.session_state.get(CONFLICT_KEY)
+    left, right = st.columns([5, 9], gap="medium")
+    queue_ids = queue["id"].tolist()
+    with left:
+        st.markdown(f"**Queue** · {len(queue):,} samples, best first")
+        ticked = _render_queue(queue)
+        _render_bulk(queue, ticked, key_path, run_id, who)
+    current_id = st.session_state.get(SELECTED_KEY)
+    if conflict is not None:
+        current_id = conflict["sample_id"]
+    elif current_id not in set(queue_ids) and current_id not in set(flags["id"]):
+        current_id = None
+    if current_id is None:
+        current_id = triage.step(queue_ids, None, 0)
+    with right:
+        if current_id is None:
+            st.info("The queue is empty: every sample that matches these filters is done. Change the filters "
+                    "to see more.", icon=":material/task_alt:")
+            return
+        guideline = _guideline_version(project)
+        prefetcher = _prefetcher(key_path, run_id, guideline)
+        row = flags.loc[flags["id"] == current_id].iloc[0].to_dict()
+        try:
+            view = prefetcher.view(current_id, row)
+        except AmendError as exc:
+            st.error(str(exc))
+            return
+        prefetcher.prefetch(triage.following(queue_ids, current_id, PREFETCH))
+        position = queue_ids.index(current_id) + 1 if current_id in queue_ids else None
+        where = f"{position:,} of {len(queue_ids):,} in the queue" if position else "not in this queue"
+        st.subheader(f"{current_id}")
+        st.caption(f"{where} · deciding as {esc(who.name)} ({'login' if who.source == 'oidc' else 'local name'})")
+        if conflict is not None:
+            _render_conflict(conflict)
+        _render_actions(view, key_path, run, queue_ids, who, project.labels(), triage.detector_names(flags))
+        sample_col, evidence_col = st.columns([1, 1], gap="medium")
+        with sample_col:
+            _render_sample(view)
+        with evidence_col:
+            _render_labels(view)
+        _render_neighbours(view)
+        _render_guidelines(view)
+        _render_history(key_path, current_id)
+
+
+render()

@@ -1,0 +1,121 @@
+"""AppTest of the triage page on copies of the sample projects: the sample with its evidence,
+one-click decisions that carry the event seen, the conflict when someone decided first, bulk
+actions with a confirmation that states the count, and the name chooser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from core import audit, review
+from core.runs import flags
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _page(project, monkeypatch, name: str | None = "alice") -> AppTest:
+    monkeypatch.setenv("AMEND_PROJECTS", str(project.path))
+    app = AppTest.from_file(str(REPO / "pages" / "triage.py"), default_timeout=120)
+    if name:
+        app.session_state["identity.name"] = name
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def _shown_id(app: AppTest) -> str:
+    return app.subheader[0].value
+
+
+def test_triage_shows_the_best_flagged_sample_with_its_evidence(project_copy, monkeypatch):
+    project = project_copy("news20-sample")
+    _, frame = flags(project)
+    best = frame[frame["flagged"]].iloc[0]
+    app = _page(project, monkeypatch)
+    assert _shown_id(app) == best["id"]
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Given label"] == best["given_label"] and metrics["Rank"] == "1"
+    text = " ".join(m.value for m in app.markdown)
+    assert "nearest neighbours are labelled" in text and "Model confidence" in text
+    assert f"0 of {int(frame['flagged'].sum())} flagged samples reviewed" in app.get("progress")[0].proto.text
+    labels = [b.label for b in app.button]
+    for shortcut in ("Accept suggestion (A)", "Keep label (K)", "Ambiguous (M)", "Exclude (X)", "Skip (S)",
+                     "Previous (P)", "Next (N)", "Relabel (L)"):
+        assert shortcut in labels
+
+
+def test_a_decision_is_recorded_with_the_event_seen_and_moves_on(project_copy, monkeypatch):
+    project = project_copy("news20-sample")
+    app = _page(project, monkeypatch)
+    first = _shown_id(app)
+    app.button(key="triage.do_keep").click().run()
+    assert not app.exception
+    events = audit.read_events(project, kinds=["decision"])
+    assert [(e.sample_id, e.actor, e.payload["decision"], e.payload["seen_event"]) for e in events] == [
+        (first, "alice", "keep", 0)]
+    assert events[0].payload["identity_source"] == "local" and events[0].payload["evidence"]["rank"] == 1
+    assert _shown_id(app) != first
+    assert "Event" in app.success[0].value
+    second = _shown_id(app)
+    app.selectbox(key="triage.relabel_to").select_index(0).run()
+    target = app.selectbox(key="triage.relabel_to").value
+    app.button(key="triage.relabel").click().run()
+    last = audit.read_events(project, kinds=["decision"])[-1]
+    assert (last.sample_id, last.payload["decision"], last.payload["new_label"]) == (second, "relabel", target)
+    app.button(key="triage.prev").click().run()
+    app.button(key="triage.prev").click().run()
+    assert _shown_id(app) == first
+
+
+def test_a_newer_decision_is_a_conflict_not_an_overwrite(project_copy, monkeypatch):
+    project = project_copy("news20-sample")
+    app = _page(project, monkeypatch)
+    shown = _shown_id(app)
+    theirs = review.decide(project, shown, "exclude", "bob", expected_event=0)  # bob decides meanwhile
+    app.button(key="triage.do_keep").click().run()
+    assert not app.exception
+    assert len(app.error) == 1 and "bob" in app.error[0].value and "exclude" in app.error[0].value
+    assert [e.event_id for e in audit.read_events(project, kinds=["decision"])] == [theirs.event_id]
+    assert _shown_id(app) == shown  # still on the sample
+    app.button(key="triage.review_again").click().run()
+    assert not app.error
+    app.button(key="triage.do_keep").click().run()
+    mine = audit.read_events(project, kinds=["decision"])[-1]
+    assert (mine.actor, mine.payload["seen_event"], mine.payload["previous_event"]) == ("alice", theirs.event_id,
+                                                                                        theirs.event_id)
+
+
+def test_bulk_action_asks_with_the_count_and_filters_narrow_the_queue(project_copy, monkeypatch):
+    project = project_copy("news20-sample")
+    _, frame = flags(project)
+    flagged = frame[frame["flagged"]]
+    label = flagged["given_label"].value_counts().index[-1]
+    wanted = flagged[(flagged["given_label"] == label) | (flagged["current_label"] == label)
+                     | (flagged["suggested_label"] == label)]
+    app = _page(project, monkeypatch)
+    app.multiselect(key="triage.classes").select(label).run()
+    assert f"0 of {len(wanted)} in this queue" in app.get("progress")[0].proto.text
+    app.radio(key="triage.bulk_target").set_value("Whole queue").run()
+    app.selectbox(key="triage.bulk_action").set_value("ambiguous").run()
+    app.button(key="triage.bulk_ask").click().run()
+    assert f"for **{len(wanted)}** samples" in app.warning[0].value
+    assert not audit.read_events(project, kinds=["decision"])  # nothing before the confirmation
+    app.button(key="triage.bulk_confirm").click().run()
+    decided = audit.read_events(project, kinds=["decision"])
+    assert sorted(e.sample_id for e in decided) == sorted(wanted["id"])
+    assert {e.payload["decision"] for e in decided} == {"ambiguous"}
+    assert f"Bulk: {len(wanted)} decided, 0 skipped" in app.success[0].value.replace("\\", "")
+
+
+def test_without_a_name_the_page_asks_for_one_first(project_copy, monkeypatch):
+    project = project_copy("news20-sample")
+    app = _page(project, monkeypatch, name=None)
+    assert "Choose who you are" in app.info[0].value
+    assert not [b for b in app.button if b.label.startswith("Keep")]
+    app.text_input(key="identity.draft").input("carol")
+    app.button[0].click().run()
+    assert not app.exception
+    assert app.session_state["identity.name"] == "carol"
+    assert "deciding as carol (local name)" in app.caption[0].value or any(
+        "deciding as carol" in c.value for c in app.caption)
