@@ -305,10 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_later_commands(sub: argparse._SubParsersAction) -> None:
     """The analysis and review commands live in their own modules (imported lazily by handlers)."""
-    from core import cli_analysis, cli_review
+    from core import cli_analysis, cli_compare, cli_review
 
     cli_analysis.register(sub)
     cli_review.register(sub)
+    cli_compare.register(sub)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -59,6 +59,9 @@ def _render_representations(summary) -> None:
     if summary.representations.empty:
         st.write(f"No vectors yet. Run `amend embed {summary.path}`.")
     else:
+        for rep in summary.representations.itertuples(index=False):
+            made_by = "offline embedder" if rep.offline else rep.source
+            st.markdown(f"**{rep.name}** · `{rep.model}` · {rep.dim}-d · {rep.vectors:,} vectors ({made_by})")
         st.dataframe(
             summary.representations.drop(columns=["offline"]),
             hide_index=True,

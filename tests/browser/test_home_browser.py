@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.browser
+
+
+def _whole_page(page, screenshot, name: str):
+    """Streamlit scrolls inside its own container: make the window as tall as the page to see it all."""
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], section.main, body')]"
+        ".map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": 1400, "height": min(max(int(height) + 100, 1000), 6000)})
+    page.wait_for_timeout(1000)
+    return screenshot(page, name)
 
 
 def test_the_started_app_shows_the_sample_project(running_app, page, screenshot):
@@ -14,16 +25,24 @@ def test_the_started_app_shows_the_sample_project(running_app, page, screenshot)
     body = page.inner_text("body")
     assert "Samples" in body and "400" in body
     assert "offline:efficientnet-lite0" in body  # the model that really made the vectors
-    shot = screenshot(page, "home-cifar10n-sample")
+    shot = _whole_page(page, screenshot, "home-cifar10n-sample")
     assert shot.stat().st_size > 20_000
 
 
 def test_the_project_picker_switches_to_the_text_project(running_app, page, screenshot):
     page.goto(running_app)
     page.get_by_role("heading", name="cifar10n-sample").wait_for(timeout=60_000)
-    page.get_by_label("Project").click()  # a Streamlit selectbox opens a listbox of options
-    page.get_by_role("option", name="news20-sample").click()
-    page.get_by_role("heading", name="news20-sample").wait_for(timeout=30_000)
+    picker = page.get_by_role("combobox", name="Project")
+    for _ in range(5):  # a rerun of the page can close the list: retry
+        picker.click()
+        try:
+            page.get_by_role("option", name="news20-sample").click(timeout=5_000)
+            page.get_by_role("heading", name="news20-sample").wait_for(timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    else:
+        raise AssertionError("could not pick news20-sample in the project picker")
     body = page.inner_text("body")
     assert "Text dataset" in body and "300" in body
-    screenshot(page, "home-news20-sample")
+    _whole_page(page, screenshot, "home-news20-sample")
