@@ -1,0 +1,50 @@
+"""Amend's Python face: the calls the CLI and the pages make, for notebooks and scripts.
+
+>>> from core import api
+>>> project = api.create_project("my-project")
+>>> api.ingest(project, api.IngestOptions(texts=Path("posts.jsonl")))
+>>> api.embed(project, api.EmbedOptions(embedder="offline"))
+>>> result = api.analyse(project)              # detectors + slices, recorded as a run
+>>> run, ranked = api.flags(project)           # every sample, most likely wrong first
+>>> api.decide(project, "t1234", "relabel", reviewer="ann", label="sci.med", expected_event=0)
+>>> api.compare(project).to_json()             # probe on given vs current labels, per slice
+>>> api.export(project, "labels.parquet")      # labels + trail + manifest with the chain head
+
+For plain arrays (your own model's vectors or probabilities, no project), :func:`detect` returns
+the ranked detection directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.analyse import AnalysisResult, analyse
+from core.audit import verify
+from core.compare import CompareResult, compare
+from core.detect import DetectConfig, Detection, detect
+from core.embed.pipeline import EmbedOptions, EmbedReport, embed
+from core.export import export
+from core.guidelines import publish as publish_guideline
+from core.imports import import_predictions, import_vectors
+from core.ingest import IngestOptions, IngestReport, ingest
+from core.labels import current_labels
+from core.project import Project
+from core.review import decide, decide_many
+from core.runs import accept_suggested, flags, slices
+
+__all__ = [
+    "AnalysisResult", "CompareResult", "DetectConfig", "Detection", "EmbedOptions", "EmbedReport",
+    "IngestOptions", "IngestReport", "Project", "accept_suggested", "analyse", "compare", "create_project",
+    "current_labels", "decide", "decide_many", "detect", "embed", "export", "flags", "import_predictions",
+    "import_vectors", "ingest", "open_project", "publish_guideline", "slices", "verify",
+]
+
+
+def open_project(path: str | Path) -> Project:
+    """Open an existing project folder (refuses one from another schema version)."""
+    return Project.open(path)
+
+
+def create_project(path: str | Path) -> Project:
+    """Create an empty project folder (atomically)."""
+    return Project.create(path)
