@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -27,12 +28,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def running_app(sample_projects):
-    """The app started exactly as a user starts it, on the sample projects; yields its URL."""
+@contextlib.contextmanager
+def serve(projects):
+    """Start the app exactly as a user does (`amend app PROJECT...`); yield its URL; stop it."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "app", *map(str, sample_projects), "--port", str(port)],
+        [sys.executable, "-m", "core.cli", "app", *map(str, projects), "--port", str(port)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
@@ -48,9 +49,24 @@ def running_app(sample_projects):
     else:
         process.kill()
         raise RuntimeError("the app did not answer within 90 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def app_server():
+    """`with app_server(projects) as url:` — the app started on other projects than the samples."""
+    return serve
+
+
+@pytest.fixture(scope="session")
+def running_app(sample_projects):
+    """The app on the two sample projects; yields its URL."""
+    with serve(sample_projects) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -82,5 +98,21 @@ def screenshot():
         target = SCREENSHOTS / f"{name}.png"
         tab.screenshot(path=str(target), full_page=True)
         return target
+
+    return take
+
+
+@pytest.fixture()
+def whole_page(screenshot):
+    """Screenshot of the whole page: Streamlit scrolls inside its own container, so the window is
+    first made as tall as the page."""
+
+    def take(tab, name: str) -> Path:
+        height = tab.evaluate(
+            "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], section.main, body')]"
+            ".map(e => e.scrollHeight))")
+        tab.set_viewport_size({"width": 1400, "height": min(max(int(height) + 100, 1000), 6000)})
+        tab.wait_for_timeout(1500)  # let the charts re-lay out at the new size
+        return screenshot(tab, name)
 
     return take

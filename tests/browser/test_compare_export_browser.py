@@ -4,12 +4,6 @@ the CIFAR-10N sample project after a reviewer accepted the top suggestions and e
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -18,17 +12,10 @@ from core.project import Project
 from core.runs import accept_suggested
 
 pytestmark = pytest.mark.browser
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
-def reviewed_app(sample_projects, tmp_path_factory):
+def reviewed_app(sample_projects, tmp_path_factory, app_server):
     source = next(p for p in sample_projects if p.name == "cifar10n-sample")
     target = tmp_path_factory.mktemp("reviewed") / "cifar10n-reviewed"
     shutil.copytree(source, target)
@@ -37,27 +24,8 @@ def reviewed_app(sample_projects, tmp_path_factory):
     assert accepted.decided
     untouched = project.samples(columns=["id"])["id"].iloc[-1]
     review.decide(project, untouched, "exclude", "bob", reason="not a CIFAR class")
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "app", str(target), "--port", str(port)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
-            break
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(f"the app exited: {process.stderr.read().decode()}")
-            time.sleep(0.5)
-    else:
-        process.kill()
-        raise RuntimeError("the app did not answer within 90 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    with app_server([target]) as url:
+        yield url
 
 
 def test_the_compare_page_shows_per_slice_bars_and_heatmaps(reviewed_app, page, screenshot):

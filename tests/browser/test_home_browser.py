@@ -8,28 +8,18 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 pytestmark = pytest.mark.browser
 
 
-def _whole_page(page, screenshot, name: str):
-    """Streamlit scrolls inside its own container: make the window as tall as the page to see it all."""
-    height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], section.main, body')]"
-        ".map(e => e.scrollHeight))")
-    page.set_viewport_size({"width": 1400, "height": min(max(int(height) + 100, 1000), 6000)})
-    page.wait_for_timeout(1000)
-    return screenshot(page, name)
-
-
-def test_the_started_app_shows_the_sample_project(running_app, page, screenshot):
+def test_the_started_app_shows_the_sample_project(running_app, page, whole_page):
     page.goto(running_app)
     page.get_by_role("heading", name="cifar10n-sample").wait_for(timeout=60_000)
     page.get_by_text("Ingest report").wait_for(timeout=30_000)
     body = page.inner_text("body")
     assert "Samples" in body and "400" in body
     assert "offline:efficientnet-lite0" in body  # the model that really made the vectors
-    shot = _whole_page(page, screenshot, "home-cifar10n-sample")
+    shot = whole_page(page, "home-cifar10n-sample")
     assert shot.stat().st_size > 20_000
 
 
-def test_the_project_picker_switches_to_the_text_project(running_app, page, screenshot):
+def test_the_project_picker_switches_to_the_text_project(running_app, page, whole_page):
     page.goto(running_app)
     page.get_by_role("heading", name="cifar10n-sample").wait_for(timeout=60_000)
     picker = page.get_by_role("combobox", name="Project")
@@ -45,4 +35,4 @@ def test_the_project_picker_switches_to_the_text_project(running_app, page, scre
         raise AssertionError("could not pick news20-sample in the project picker")
     body = page.inner_text("body")
     assert "Text dataset" in body and "300" in body
-    _whole_page(page, screenshot, "home-news20-sample")
+    whole_page(page, "home-news20-sample")

@@ -43,16 +43,6 @@ def _pick_project(page, project: str) -> None:
     raise AssertionError(f"could not pick {project} in the project picker")
 
 
-def _whole_page(page, screenshot, name: str):
-    """Streamlit scrolls inside its own container: make the window as tall as the page to see it all."""
-    height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], section.main, body')]"
-        ".map(e => e.scrollHeight))")
-    page.set_viewport_size({"width": 1400, "height": min(max(int(height) + 100, 1000), 6000)})
-    page.wait_for_timeout(1500)  # let the charts re-lay out at the new size
-    return screenshot(page, name)
-
-
 def _lasso(page, fraction: tuple[float, float, float, float]) -> None:
     """Draw a lasso (the map's default drag mode) over a rectangle of the map, in plot fractions."""
     plot = page.locator(".js-plotly-plot .nsewdrag").first
@@ -67,17 +57,17 @@ def _lasso(page, fraction: tuple[float, float, float, float]) -> None:
     page.mouse.up()
 
 
-def test_overview_of_the_image_sample(running_app, page, screenshot):
+def test_overview_of_the_image_sample(running_app, page, whole_page):
     _open_overview(page, running_app)
     body = page.inner_text("body")
     assert "Slices ranked by error" in body and "Domain gap between sources" in body
     assert "All 400 samples drawn" in body
     assert re.search(r"#1 \w+ \d+%", body)  # the legend / bars name slices by their class mix
-    shot = _whole_page(page, screenshot, "overview-cifar10n-sample")
+    shot = whole_page(page, "overview-cifar10n-sample")
     assert shot.stat().st_size > 50_000
 
 
-def test_a_lasso_on_the_map_sends_its_samples_to_triage(running_app, sample_projects, page, screenshot):
+def test_a_lasso_on_the_map_sends_its_samples_to_triage(running_app, sample_projects, page, whole_page):
     project = Project.open(next(p for p in sample_projects if p.name == "cifar10n-sample"))
     before = {s.selection_id for s in list_selections(project)}
     _open_overview(page, running_app)
@@ -87,16 +77,16 @@ def test_a_lasso_on_the_map_sends_its_samples_to_triage(running_app, sample_proj
     count = int(re.match(r"([\d,]+)", selected.inner_text()).group(1).replace(",", ""))
     assert 0 < count <= 400
     page.locator("[data-testid='stImage'] img").first.wait_for(timeout=30_000)  # the thumbnails of the selection
-    _whole_page(page, screenshot, "overview-cifar10n-sample-selection")
+    whole_page(page, "overview-cifar10n-sample-selection")
     page.get_by_role("button", name=re.compile(rf"Send {count:,} samples to triage")).click()
     page.wait_for_function("() => !document.body.innerText.includes('samples selected')", timeout=30_000)
     added = [s for s in list_selections(project) if s.selection_id not in before]
     assert len(added) == 1 and len(added[0].ids) == count and added[0].source.startswith("overview map")
 
 
-def test_overview_of_the_text_sample(running_app, page, screenshot):
+def test_overview_of_the_text_sample(running_app, page, whole_page):
     _open_overview(page, running_app, "news20-sample")
     body = page.inner_text("body")
     assert "Slices ranked by error" in body and "All 300 samples drawn" in body
     assert re.search(r"#1 [a-z.]+ \d+%", body)  # slices named by their newsgroup mix
-    _whole_page(page, screenshot, "overview-news20-sample")
+    whole_page(page, "overview-news20-sample")
