@@ -74,6 +74,12 @@ def summarise(project: Project) -> ProjectSummary:
         )
         if offline and rep.settings.get("fallback_message"):
             notices.append(f"Representation '{rep.name}': {rep.settings['fallback_message']}")
+        elif offline:
+            notices.append(
+                f"Representation '{rep.name}' comes from the offline embedder {rep.model}, not OpenCLIP "
+                "(its weights were not used). With OpenCLIP weights in the Hugging Face cache or a local "
+                f"checkpoint, `amend embed {project.path} --model ViT-B-32 --checkpoint PATH` adds an OpenCLIP representation."
+            )
         if n_vectors < len(frame):
             notices.append(
                 f"Representation '{rep.name}' covers {n_vectors} of {len(frame)} samples; "

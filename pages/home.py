@@ -38,7 +38,8 @@ def _render_labels(summary) -> None:
     left, right = st.columns([3, 2])
     ordered = summary.label_counts.sort_values("samples", ascending=True)
     figure = px.bar(ordered, x="samples", y="label", orientation="h", text="samples", height=max(260, 26 * len(ordered)))
-    figure.update_layout(margin=dict(l=0, r=10, t=10, b=0), yaxis_title=None, xaxis_title="samples")
+    figure.update_traces(textposition="outside", textangle=0, cliponaxis=False)
+    figure.update_layout(margin=dict(l=0, r=30, t=10, b=0), yaxis_title=None, xaxis_title="samples")
     left.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
     right.dataframe(
         summary.label_counts,

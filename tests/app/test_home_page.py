@@ -74,3 +74,12 @@ def test_app_entry_runs_with_the_project_picker(small_project, monkeypatch):
     assert not app.exception
     assert app.sidebar.selectbox[0].label == "Project"
     assert app.title[0].value == "demo-project"
+
+
+def test_home_page_says_offline_vectors_are_not_openclip(small_project, monkeypatch):
+    project = Project.open(small_project)
+    rep = project.start_representation("efficientnet-lite0", "offline:efficientnet-lite0-imagenet", 4, {})
+    project.add_vectors(rep, ["s1", "s2", "s3"], np.eye(4)[:3])
+    app = _run("pages/home.py", str(small_project), monkeypatch)
+    notices = " ".join(i.value for i in app.info)
+    assert "'efficientnet-lite0' comes from the offline embedder" in notices and "not OpenCLIP" in notices
