@@ -31,7 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.slices import find_slices, project_2d, slice_table, name_slices  # noqa: E402
+from core.slices import find_slices, project_2d, slice_table, name_slices, split_error_slices  # noqa: E402
 from core.slices.projection import reduce  # noqa: E402
 from core.slices.clustering import REDUCED_DIM  # noqa: E402
 
@@ -106,12 +106,15 @@ def plant(labels: np.ndarray, regions: np.ndarray, region: int, rate: float, see
 
 
 def top_slices(table) -> dict[str, int]:
-    """Top slice under the shipped error_score and two alternatives."""
+    """Top slice under the shipped error_score and three alternatives (the former error_score:
+    excess vs the rest x min(1, -log10(p_Bonferroni) / 2))."""
     ids = table["slice_id"].to_numpy()
     p = np.clip(table["p_value"].to_numpy(), 1e-300, 1)
     alt = np.maximum(table["excess_errors"].to_numpy(), 0) * -np.log10(p)
+    former = np.maximum(table["excess_errors"].to_numpy(), 0) * np.minimum(1, -np.log10(np.clip(table["p_adjusted"].to_numpy(), 1e-300, 1)) / 2)
     return {
         "error_score": int(ids[np.argmax(table["error_score"].to_numpy())]),
+        "former_error_score": int(ids[np.argmax(former)]),
         "excess_x_neglog10p": int(ids[np.argmax(alt)]),
         "unexpected_errors": int(ids[np.argmax(table["unexpected_errors"].to_numpy())]),
     }
@@ -128,7 +131,7 @@ def protocol(name: str, x: np.ndarray, y: np.ndarray, runs: int, methods: list[s
         t = time.perf_counter()
         info: dict = {}
         slicings[m] = (find_slices(x, seed=0, method=m, reduced=red, info=info), time.perf_counter() - t, info)
-    rankings = ("error_score", "excess_x_neglog10p", "unexpected_errors")
+    rankings = ("error_score", "former_error_score", "excess_x_neglog10p", "unexpected_errors")
     hits = {m: {r: 0 for r in rankings} for m in methods}
     jacc = {m: [] for m in methods}
     source = ""
@@ -138,7 +141,7 @@ def protocol(name: str, x: np.ndarray, y: np.ndarray, runs: int, methods: list[s
         probs, source = probe_probabilities(x, noisy, n_classes, seed=r)
         planted = regions == region
         for m in methods:
-            ids = slicings[m][0]
+            ids = split_error_slices(slicings[m][0], red, probs.argmax(1) != noisy, seed=0)
             table = slice_table(ids, noisy, probs, n_classes=n_classes)
             tops = top_slices(table)
             for ranking, top_id in tops.items():
@@ -170,12 +173,13 @@ def wall_time(n: int) -> dict:
     t1 = time.perf_counter()
     info: dict = {}
     ids = find_slices(x, seed=0, info=info)
+    ids = split_error_slices(ids, reduce(x, REDUCED_DIM, 0), probs.argmax(1) != y, info=info)
     t2 = time.perf_counter()
     table = slice_table(ids, y, probs, n_classes=n_classes)
     name_slices(table, ids, x, [f"c{i}" for i in range(n_classes)])
     t3 = time.perf_counter()
     assert coords.shape == (n, 2)
-    return {"n": n, "map_s": round(t1 - t0, 1), "slices_s": round(t2 - t1, 1), "table_names_s": round(t3 - t2, 1), "total_s": round(t3 - t0, 1), "k": info["n_slices"]}
+    return {"n": n, "map_s": round(t1 - t0, 1), "slices_s": round(t2 - t1, 1), "table_names_s": round(t3 - t2, 1), "total_s": round(t3 - t0, 1), "k": info["n_slices"], "splits": info.get("splits", 0)}
 
 
 def main() -> None:
@@ -191,13 +195,13 @@ def main() -> None:
     PROBE = args.probe
     methods = args.methods.split(",")
     results = []
-    data = news20()
+    data = news20() if args.runs > 0 else None
     if data is not None:
         results.append(protocol("news20-minilm", data[0], data[1], args.runs, methods))
         print(json.dumps(results[-1]), flush=True)
-    else:
+    elif args.runs > 0:
         print(f"news20 vectors not found under {SHARED}; set AMEND_SHARED_DATA", flush=True)
-    for n in [int(s) for s in args.protocol_sizes.split(",") if s]:
+    for n in [int(s) for s in args.protocol_sizes.split(",") if s and args.runs > 0]:
         x, y = synthetic(n)
         results.append(protocol(f"synthetic-{n // 1000}k-512d", x, y, args.runs, methods))
         print(json.dumps(results[-1]), flush=True)

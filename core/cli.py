@@ -183,6 +183,23 @@ def _app_script() -> Path:
     return script
 
 
+# Streamlit routes a session that arrives on a deep link (/triage) before any session has run
+# app.py through its legacy pages/ folder mode, running pages/triage.py without app.py's
+# navigation and sidebar. app.py always uses st.navigation, so the launcher switches that legacy
+# mode off before the server starts (Streamlit does the same itself once st.navigation has run).
+_STREAMLIT_LAUNCHER = (
+    "import sys\n"
+    "try:\n"
+    "    from streamlit.runtime.pages_manager import PagesManager\n"
+    "    PagesManager.uses_pages_directory = False\n"
+    "except (ImportError, AttributeError):\n"
+    "    pass\n"
+    "from streamlit.web.cli import main\n"
+    "sys.argv = ['streamlit', *sys.argv[1:]]\n"
+    "sys.exit(main())\n"
+)
+
+
 def start_app(projects: Sequence[Path], host: str, port: int) -> int:
     """Run Streamlit on app.py with the given projects (blocking)."""
     for project in projects:
@@ -191,7 +208,7 @@ def start_app(projects: Sequence[Path], host: str, port: int) -> int:
         Project.open(project)  # fail here, clearly, rather than inside the browser
     env = dict(os.environ, AMEND_PROJECTS=os.pathsep.join(str(Path(p).resolve()) for p in projects))
     command = [
-        sys.executable, "-m", "streamlit", "run", str(_app_script()),
+        sys.executable, "-c", _STREAMLIT_LAUNCHER, "run", str(_app_script()),
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
     ]

@@ -9,6 +9,7 @@ Arrays in, arrays / DataFrames / dataclasses out: no store, no streamlit.
 
 - :func:`project_2d` — UMAP map for drawing (cuML on a GPU when importable).
 - :func:`find_slices` — slice id per sample (k-means with silhouette-chosen k, or HDBSCAN).
+- :func:`split_error_slices` — second pass: cut a slice down to where its errors sit.
 - :func:`slice_table` / :func:`error_slices` — per-slice metrics and the error ranking.
 - :func:`name_slices` — names in words.
 - :func:`domain_gap` — cross-validated two-sample AUROC per pair of sources.
@@ -16,7 +17,7 @@ Arrays in, arrays / DataFrames / dataclasses out: no store, no streamlit.
 - :func:`discover_slices` — all of it, with timings.
 """
 
-from core.slices.clustering import find_slices, select_k
+from core.slices.clustering import find_slices, select_k, split_error_slices
 from core.slices.compare import domain_gap, representation_disagreement, source_like_columns
 from core.slices.discover import SliceResult, discover_slices
 from core.slices.metrics import error_slices, metadata_overrepresentation, slice_table
@@ -40,5 +41,6 @@ __all__ = [
     "representation_disagreement",
     "select_k",
     "slice_table",
+    "split_error_slices",
     "source_like_columns",
 ]

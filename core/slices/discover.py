@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from core.slices.clustering import REDUCED_DIM, find_slices
+from core.slices.clustering import REDUCED_DIM, find_slices, split_error_slices
 from core.slices.compare import domain_gap, source_like_columns
 from core.slices.metrics import slice_table
 from core.slices.naming import name_slices
@@ -88,7 +88,8 @@ def discover_slices(
         hospital, scanner, split with 2-20 values).
     seed : int, default 0
     method, n_slices :
-        As in :func:`core.slices.clustering.find_slices`.
+        As in :func:`core.slices.clustering.find_slices`; the slices then get the error-aware
+        second pass :func:`core.slices.clustering.split_error_slices` (probe errors).
     with_map : bool, default True
         Compute the 2-D map (the slowest step); False leaves ``coords_2d`` as zeros.
     device : str, default "auto"
@@ -110,7 +111,11 @@ def discover_slices(
     tick("map", t)
     t = time.perf_counter()
     info: dict = {}
-    ids = find_slices(vectors, seed=seed, method=method, n_slices=n_slices, reduced=reduce(vectors, REDUCED_DIM, seed), info=info)
+    reduced = reduce(vectors, REDUCED_DIM, seed)
+    ids = find_slices(vectors, seed=seed, method=method, n_slices=n_slices, reduced=reduced, info=info)
+    lab = np.asarray(labels)
+    wrong = (lab >= 0) & (np.asarray(probabilities).argmax(axis=1) != lab)
+    ids = split_error_slices(ids, reduced, wrong, seed=seed, info=info)
     tick("slices", t)
     t = time.perf_counter()
     table = slice_table(ids, labels, probabilities, flagged, np.asarray(probabilities).shape[1], class_names, metadata)
@@ -123,5 +128,6 @@ def discover_slices(
     cols = source_like_columns(metadata) if source_columns is None else list(source_columns)
     gaps = {c: domain_gap(vectors, metadata[c].to_numpy(), seed=seed) for c in cols} if metadata is not None else {}
     tick("domain_gap", t)
-    params = {"seed": seed, "method": info.get("method"), "n_slices": info.get("n_slices"), "silhouette": info.get("silhouette"), "map": with_map}
+    params = {"seed": seed, "method": info.get("method"), "n_slices": info.get("n_slices"), "silhouette": info.get("silhouette"),
+              "splits": info.get("splits", 0), "slices_after_split": int(ids.max()) + 1 if ids.size else 0, "map": with_map}
     return SliceResult(coords, drawing_sample(ids, seed=seed), ids, table, gaps, params, timings)

@@ -39,6 +39,10 @@ def test_the_compare_page_shows_per_slice_bars_and_heatmaps(reviewed_app, page, 
     assert "split 'test' (100 samples)" in body and "linear probe" in body
     assert "Accuracy before" in body and "Accuracy after" in body
     assert page.locator(".js-plotly-plot").count() == 3
+    # A deep link as the server's first session still goes through app.py: its menu and sidebar,
+    # not Streamlit's legacy listing of every file in pages/.
+    sidebar = page.inner_text("[data-testid=stSidebar]")
+    assert "Audit log" in sidebar and "Who am I" in sidebar and "state" not in sidebar.split()
     shot = screenshot(page, "compare-cifar10n-reviewed")
     assert shot.stat().st_size > 40_000
 

@@ -100,3 +100,43 @@ def test_discover_slices_end_to_end(planted):
     top = error_slices(res.table).iloc[0]
     assert _cluster_of(res.slice_ids, clusters, top["slice_id"])[0] == 2
     assert all(isinstance(v, str) and v for v in res.names.values())
+
+
+def test_confident_errors_outrank_a_naturally_hard_slice():
+    """A hard slice whose errors the probe expects (low confidence) ranks below a slice with
+    fewer, confident errors (the signature of mislabelled samples)."""
+    rng = np.random.default_rng(0)
+    n = 300
+    ids = np.repeat([0, 1, 2], n)
+    labels = np.zeros(3 * n, dtype=np.int64)
+    probs = np.tile([0.97, 0.03], (3 * n, 1))
+    hard = rng.random(n) < 0.45  # slice 0: 45 % wrong, probe unsure everywhere (0.55 / 0.45)
+    probs[:n] = [0.55, 0.45]
+    labels[:n][hard] = 1
+    flips = rng.choice(np.arange(n, 2 * n), 30, replace=False)  # slice 1: 10 % confidently wrong
+    labels[flips] = 1
+    t = slice_table(ids, labels, probs).set_index("slice_id")
+    assert t.loc[0, "excess_errors"] > t.loc[1, "excess_errors"]  # worse vs the rest ...
+    assert t.loc[1, "error_rank"] == 1  # ... but the confident errors rank first
+    assert t.loc[1, "unexpected_z"] > 4 and t.loc[0, "error_score"] < t.loc[1, "error_score"]
+    assert t.loc[2, "error_rank"] == 0
+
+
+def test_split_error_slices_cuts_a_slice_down_to_where_its_errors_sit():
+    from core.slices import split_error_slices
+
+    rng = np.random.default_rng(0)
+    centers = np.array([[0.0, 0.0], [10.0, 0.0], [40.0, 40.0]])
+    x = np.concatenate([c + rng.normal(size=(200, 2)) for c in centers]).astype(np.float32)
+    ids = np.repeat([0, 0, 1], 200)  # slice 0 holds two blobs
+    errors = np.zeros(600, dtype=bool)
+    errors[rng.choice(200, 40, replace=False)] = True  # errors only in the first blob
+    info = {}
+    out = split_error_slices(ids, x, errors, info=info)
+    assert info["splits"] >= 1
+    err_slice = out[np.flatnonzero(errors)]
+    assert np.unique(err_slice).size == 1 and (out == err_slice[0]).sum() == 200
+    # errors spread evenly: no cut
+    even = np.zeros(600, dtype=bool)
+    even[rng.choice(400, 80, replace=False)] = True
+    assert np.unique(split_error_slices(ids, x, even)).size == 2
