@@ -21,7 +21,7 @@ def _wait_for_another_sample(page, before: str) -> str:
     return _shown_sample(page)
 
 
-def test_three_samples_triaged_by_keyboard_show_up_in_the_audit_log(running_app, page, screenshot):
+def test_three_samples_triaged_by_keyboard_show_up_in_the_audit_log(running_app, page, screenshot, whole_page):
     page.goto(running_app)
     page.get_by_role("heading", name="cifar10n-sample").wait_for(timeout=60_000)
     name = page.get_by_role("textbox", name="Your name")
@@ -43,9 +43,8 @@ def test_three_samples_triaged_by_keyboard_show_up_in_the_audit_log(running_app,
         if key == "k":
             page.wait_for_timeout(2500)  # let the queue grid redraw
             screenshot(page, "triage-cifar10n-keyboard")
-            page.get_by_text("Evidence", exact=True).scroll_into_view_if_needed()
-            page.wait_for_timeout(500)
-            screenshot(page, "triage-cifar10n-evidence")
+            whole_page(page, "triage-cifar10n-evidence")  # the evidence and neighbours below the fold
+            page.set_viewport_size({"width": 1400, "height": 1000})
     assert len(set(decided)) == 3
     body = page.inner_text("body")
     assert "3 of" in body and "flagged samples reviewed" in body
