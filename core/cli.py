@@ -35,7 +35,9 @@ class _StderrProgress:
 
         bar = self.bars.get(step)
         if bar is None:
-            bar = tqdm(total=total, desc=step, file=sys.stderr, delay=1.0, leave=False, unit="it")
+            # disable=None: no bar when stderr is not a terminal (logs, CI), so it never floods them.
+            bar = tqdm(total=total, desc=step, file=sys.stderr, delay=1.0, leave=False, unit="it",
+                       disable=None, position=len(self.bars))
             self.bars[step] = bar
         if total is not None and bar.total != total:
             bar.total = total
