@@ -10,7 +10,6 @@ import argparse
 import json
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -215,7 +214,10 @@ def start_app(projects: Sequence[Path], host: str, port: int) -> int:
         "--browser.gatherUsageStats", "false",
     ]
     print(f"Amend is starting at http://{host}:{port}  (Ctrl+C stops it)", file=sys.stderr)
-    return subprocess.call(command, env=env)
+    sys.stderr.flush()
+    # Become the server (no child process): stopping `amend app` stops Streamlit with it.
+    os.execve(sys.executable, command, env)
+    return 0  # not reached
 
 
 def cmd_app(args: argparse.Namespace, progress: _StderrProgress) -> int:
