@@ -107,9 +107,8 @@ def _render_history(project: Project, everything: pd.DataFrame) -> None:
 
 def render() -> None:
     st.title("Audit log")
-    path = state.current_project_path()
+    path = state.project_path_or_warn()
     if path is None:
-        st.warning("No project is open. Start the app with `amend app PROJECT`.")
         return
     try:
         project = Project.open(path)

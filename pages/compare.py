@@ -190,9 +190,8 @@ def _render_classes(result) -> None:
 
 def render() -> None:
     st.title("Compare")
-    path = state.current_project_path()
+    path = state.project_path_or_warn()
     if path is None:
-        st.warning("No project is open. Start the app with `amend app PROJECT`.")
         return
     st.caption("The linear probe trained on two label sets, evaluated on the same samples with the same labels. "
                "Excluded samples leave training, never evaluation.")

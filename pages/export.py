@@ -102,9 +102,8 @@ def _render_downloads(bundle) -> None:
 
 def render() -> None:
     st.title("Export")
-    path = state.current_project_path()
+    path = state.project_path_or_warn()
     if path is None:
-        st.warning("No project is open. Start the app with `amend app PROJECT`.")
         return
     st.caption("The audited label set with the full trail of its events and a manifest holding the log's chain "
                "head, so anyone can check later that the file matches the log.")

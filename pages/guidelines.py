@@ -136,9 +136,8 @@ def _render_citing(project: Project, versions: list, who: identity.Identity | No
 
 def render() -> None:
     st.title("Guidelines")
-    path = state.current_project_path()
+    path = state.project_path_or_warn()
     if path is None:
-        st.warning("No project is open. Start the app with `amend app PROJECT`.")
         return
     try:
         project = Project.open(path)

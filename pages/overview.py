@@ -309,7 +309,7 @@ def render() -> None:
     path = state.current_project_path()
     if path is None:
         st.title("Overview")
-        st.warning("No project is open. Start the app with `amend app PROJECT` or the README's first command.")
+        state.project_path_or_warn()
         return
     try:
         project = Project.open(path)

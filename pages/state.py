@@ -37,6 +37,14 @@ PAGES = [
 ]
 
 
+def project_path_or_warn() -> Path | None:
+    """The open project's folder, or None after telling the person how to open one."""
+    path = current_project_path()
+    if path is None:
+        st.warning("No project is open. Start the app with `amend app PROJECT` or the README's first command.")
+    return path
+
+
 def page_list() -> list:
     """The app's pages, in menu order (a page file that is not in this checkout is not listed)."""
     return [

@@ -353,9 +353,8 @@ def _guideline_version(project: Project) -> Optional[str]:
 
 def render() -> None:
     st.title("Triage")
-    path = state.current_project_path()
+    path = state.project_path_or_warn()
     if path is None:
-        st.warning("No project is open. Start the app with `amend app PROJECT`.")
         return
     who = identity.current()
     if who is None:
