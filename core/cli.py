@@ -7,13 +7,13 @@ JSON object on stdout; progress bars go to stderr and only appear for steps long
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
+from core.cli_output import emit
 from core.errors import AmendError
 
 logger = logging.getLogger("amend")
@@ -48,11 +48,6 @@ class _StderrProgress:
         self.bars.clear()
 
 
-def _emit(args: argparse.Namespace, payload: dict, human: Callable[[dict], str]) -> None:
-    if getattr(args, "json", False):
-        sys.stdout.write(json.dumps(payload, default=str) + "\n")
-    else:
-        sys.stdout.write(human(payload).rstrip("\n") + "\n")
 
 
 # ---------------------------------------------------------------- ingest / init
@@ -106,7 +101,7 @@ def cmd_init(args: argparse.Namespace, progress: _StderrProgress) -> int:
         raise AmendError(f"{source} does not exist; check the path of the data to ingest.")
     project = Project.create(target)
     report = ingest(project, options, progress=progress)
-    _emit(args, report.to_json(), _ingest_human)
+    emit(args, report.to_json(), _ingest_human)
     return 0
 
 
@@ -116,7 +111,7 @@ def cmd_ingest(args: argparse.Namespace, progress: _StderrProgress) -> int:
 
     project = Project.open(args.project)
     report = ingest(project, _ingest_options(args), progress=progress)
-    _emit(args, report.to_json(), _ingest_human)
+    emit(args, report.to_json(), _ingest_human)
     return 0
 
 
@@ -140,7 +135,7 @@ def cmd_embed(args: argparse.Namespace, progress: _StderrProgress) -> int:
     if report.fallback_message:
         # Said plainly, whatever the output format: the vectors are not from the model asked for.
         print(f"amend: note: {report.fallback_message}", file=sys.stderr)
-    _emit(
+    emit(
         args,
         report.to_json(),
         lambda r: (
@@ -158,7 +153,7 @@ def cmd_vectors_import(args: argparse.Namespace, progress: _StderrProgress) -> i
 
     project = Project.open(args.project)
     result = import_vectors(project, Path(args.file), name=args.name, ids_file=Path(args.ids) if args.ids else None)
-    _emit(args, result, lambda r: f"imported {r['imported']} vectors ({r['dim']}-d) as representation {r['representation']}")
+    emit(args, result, lambda r: f"imported {r['imported']} vectors ({r['dim']}-d) as representation {r['representation']}")
     return 0
 
 
@@ -170,7 +165,7 @@ def cmd_predictions_import(args: argparse.Namespace, progress: _StderrProgress) 
     result = import_predictions(
         project, Path(args.file), ids_file=Path(args.ids) if args.ids else None, name=args.name
     )
-    _emit(args, result, lambda r: f"imported predictions {r.get('name', '')} for {r['imported']} samples over {len(r['classes'])} classes")
+    emit(args, result, lambda r: f"imported predictions {r.get('name', '')} for {r['imported']} samples over {len(r['classes'])} classes")
     return 0
 
 
@@ -230,7 +225,7 @@ def cmd_demo(args: argparse.Namespace, progress: _StderrProgress) -> int:
     projects = prepare_sample_projects(Path(args.dir), progress=progress, log=lambda m: print(m, file=sys.stderr))
     progress.close()
     if args.no_app:
-        _emit(args, {"projects": [str(p) for p in projects]}, lambda r: "\n".join(r["projects"]))
+        emit(args, {"projects": [str(p) for p in projects]}, lambda r: "\n".join(r["projects"]))
         return 0
     return start_app(projects, args.host, args.port)
 

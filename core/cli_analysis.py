@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import pandas as pd
 
-
-def _print_json(payload) -> None:
-    sys.stdout.write(json.dumps(payload, default=str) + "\n")
+from core.cli_output import print_json
 
 
 def cmd_analyse(args: argparse.Namespace, progress) -> int:
@@ -24,7 +21,7 @@ def cmd_analyse(args: argparse.Namespace, progress) -> int:
                      with_slices=not args.no_slices, progress=progress)
     payload = result.to_json()
     if args.json:
-        _print_json(payload)
+        print_json(payload)
     else:
         print(
             f"run {payload['run_id']}: {payload['flagged']} of {payload['samples']} samples flagged by "
@@ -45,7 +42,7 @@ def cmd_flags(args: argparse.Namespace, progress) -> int:
     records = flags_as_records(frame)
     fmt = "json" if args.json else args.format
     if fmt == "json":
-        _print_json(records)
+        print_json(records)
     elif fmt == "csv":
         rows = [
             {**{k: v for k, v in r.items() if k not in ("detectors", "support")},
@@ -78,7 +75,7 @@ def cmd_slices(args: argparse.Namespace, progress) -> int:
         for row in frame.itertuples(index=False)
     ]
     if args.json or args.format == "json":
-        _print_json(records)
+        print_json(records)
     else:
         print(f"run {run.run_id}: {len(records)} slices, worst first")
         for r in records:

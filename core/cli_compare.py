@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
+from core.cli_output import print_json
 from core.errors import AmendError
-
-
-def _print_json(payload) -> None:
-    sys.stdout.write(json.dumps(payload, default=str) + "\n")
 
 
 def _pct(value) -> str:
@@ -59,7 +54,7 @@ def cmd_compare(args: argparse.Namespace, progress) -> int:
     )
     payload = result.to_json()
     if args.json:
-        _print_json(payload)
+        print_json(payload)
     else:
         print(_compare_human(payload))
     return 0
@@ -74,7 +69,7 @@ def cmd_export(args: argparse.Namespace, progress) -> int:
                     up_to_event=args.up_to_event, progress=progress)
     payload = bundle.to_json()
     if args.json:
-        _print_json(payload)
+        print_json(payload)
     else:
         print(f"exported {payload['rows']} samples ({payload['changed']} changed, {payload['excluded']} excluded) "
               f"and {payload['trail_events']} events: {', '.join(payload['files'])}\n"

@@ -7,14 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli_output import emit
 from core.errors import AmendError
 
 
-def _emit(args: argparse.Namespace, payload: dict, human: str) -> None:
-    if getattr(args, "json", False):
-        sys.stdout.write(json.dumps(payload, default=str) + "\n")
-    else:
-        sys.stdout.write(human.rstrip("\n") + "\n")
 
 
 def _read_ids(path: Path) -> list[str]:
@@ -40,7 +36,7 @@ def cmd_decide(args: argparse.Namespace, progress) -> int:
         )
         payload = result.to_dict()
         payload["skipped_samples"] = [{"id": sid, "reason": why} for sid, why in result.skipped]
-        _emit(args, payload, f"decided {payload['decided']}, skipped {payload['skipped']}")
+        emit(args, payload, f"decided {payload['decided']}, skipped {payload['skipped']}")
         return 0
     if not args.id:
         raise AmendError("say which sample: --id ID (or --accept-suggested for the flagged ones).")
@@ -57,7 +53,7 @@ def cmd_decide(args: argparse.Namespace, progress) -> int:
         "old_label": event.payload.get("old_label"), "new_label": event.payload.get("new_label"),
         "guideline_version": event.payload.get("guideline_version"), "created_at": event.created_at,
     }
-    _emit(args, payload, f"event {event.event_id}: {event.sample_id} {kinds[0]} "
+    emit(args, payload, f"event {event.event_id}: {event.sample_id} {kinds[0]} "
           f"{payload['old_label']} -> {payload['new_label']}")
     return 0
 
@@ -76,23 +72,23 @@ def cmd_guideline(args: argparse.Namespace, progress) -> int:
         classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
         record = guidelines.publish(project, source.read_text(encoding="utf-8"), args.version, args.author,
                                     classes=classes, identity_source="cli")
-        _emit(args, record.to_dict(), f"published {record.version} (sha256 {record.sha256[:12]}…), "
+        emit(args, record.to_dict(), f"published {record.version} (sha256 {record.sha256[:12]}…), "
               f"touching {', '.join(record.classes) or 'no class'}")
         return 0
     if args.action == "list":
         versions = [v.to_dict() for v in guidelines.list_versions(project)]
-        _emit(args, {"versions": versions},
+        emit(args, {"versions": versions},
               "\n".join(f"{v['version']}  {v['published_at']}  {v['author']}  sha256 {v['sha256'][:12]}" for v in versions) or "no guideline published yet")
         return 0
     if args.action == "show":
         record = guidelines.get(project, args.version or guidelines.latest(project).version)
-        _emit(args, record.to_dict(with_text=True), record.text)
+        emit(args, record.to_dict(with_text=True), record.text)
         return 0
     if args.action == "diff":
         if not args.version or not args.against:
             raise AmendError("diff needs --version V and --against OLD.")
         text = guidelines.diff(project, args.against, args.version)
-        _emit(args, {"from": args.against, "to": args.version, "diff": text}, text or "no difference")
+        emit(args, {"from": args.against, "to": args.version, "diff": text}, text or "no difference")
         return 0
     raise AmendError(f"unknown guideline action {args.action!r}")
 
@@ -104,9 +100,9 @@ def cmd_audit_verify(args: argparse.Namespace, progress) -> int:
     result = audit.verify(Project.open(args.project), known_head=args.known_head)
     payload = result.to_dict()
     if result.ok:
-        _emit(args, payload, f"ok: {result.events} events, chain head {result.chain_head}")
+        emit(args, payload, f"ok: {result.events} events, chain head {result.chain_head}")
         return 0
-    _emit(args, payload, f"BROKEN at event {result.first_bad_event}: {result.problem}")
+    emit(args, payload, f"BROKEN at event {result.first_bad_event}: {result.problem}")
     print(f"amend: error: the audit log is broken at event {result.first_bad_event}: {result.problem}", file=sys.stderr)
     return 1
 
@@ -122,13 +118,13 @@ def cmd_role(args: argparse.Namespace, progress) -> int:
         if not args.user or not args.role:
             raise AmendError(f"{args.action} needs USER and --role reviewer|lead.")
         event = getattr(roles, args.action)(project, args.user, args.role, by=args.by, identity_source="cli")
-        _emit(args, {"event_id": event.event_id, **roles.access(project).to_dict()}, f"event {event.event_id}: {args.action} {args.role} {args.user}")
+        emit(args, {"event_id": event.event_id, **roles.access(project).to_dict()}, f"event {event.event_id}: {args.action} {args.role} {args.user}")
     elif args.action in ("close", "reopen"):
         event = getattr(roles, args.action)(project, by=args.by, identity_source="cli")
-        _emit(args, {"event_id": event.event_id, **roles.access(project).to_dict()}, f"event {event.event_id}: project {args.action}d")
+        emit(args, {"event_id": event.event_id, **roles.access(project).to_dict()}, f"event {event.event_id}: project {args.action}d")
     else:
         state = roles.access(project).to_dict()
-        _emit(args, state, json.dumps(state, indent=2))
+        emit(args, state, json.dumps(state, indent=2))
     return 0
 
 

@@ -106,3 +106,19 @@ def test_texts_project_and_user_errors(data, tmp_path):
     assert "not an Amend project" in not_project.stderr
     mixed = amend("ingest", str(project), "--manifest", str(data / "cifar10n" / "manifest.csv"), expect=1)
     assert mixed.stderr.startswith("amend: error:")
+
+
+def test_decide_conflict_guideline_and_verify_through_the_cli(data, tmp_path):
+    project = tmp_path / "news"
+    as_json(amend("init", str(project), "--texts", str(data / "news20" / "texts.jsonl"), "--json"))
+    first = as_json(amend("decide", str(project), "--id", "n0038", "--keep", "--reviewer", "ann", "--expected-event", "0", "--json"))
+    assert first["old_label"] == first["new_label"] == "misc.forsale"
+    stale = amend("decide", str(project), "--id", "n0038", "--exclude", "--reviewer", "bob", "--expected-event", "0", "--json", expect=3)
+    assert stale.stdout == "" and f"event {first['event_id']} by ann" in stale.stderr
+    (tmp_path / "guide.md").write_text("# misc.forsale\nAds for things to sell.\n")
+    published = as_json(amend("guideline", str(project), "publish", str(tmp_path / "guide.md"), "--version", "v1", "--author", "lee", "--json"))
+    assert published["version"] == "v1" and len(published["sha256"]) == 64
+    refused = amend("guideline", str(project), "publish", str(tmp_path / "guide.md"), "--version", "v2", "--author", "ann", expect=1)
+    assert "lead" in refused.stderr
+    verified = as_json(amend("audit", "verify", str(project), "--json"))
+    assert verified["ok"] is True and verified["events"] >= 3 and len(verified["chain_head"]) == 64
