@@ -64,8 +64,8 @@ def current() -> Optional[Identity]:
     return Identity(name, "local") if name else None
 
 
-def _choose_name() -> None:
-    draft = (st.session_state.get(DRAFT_KEY) or "").strip()
+def _choose_name(draft_key: str = DRAFT_KEY) -> None:
+    draft = (st.session_state.get(draft_key) or "").strip()
     if draft:
         st.session_state[NAME_KEY] = draft
 
@@ -74,18 +74,23 @@ def _forget_name() -> None:
     st.session_state.pop(NAME_KEY, None)
 
 
-def render_chooser(where: Any = None) -> None:
+def render_chooser(where: Any = None, place: str = "") -> None:
     """The name form of the local setup (or the login button when login is configured).
-    ``where``: a container (default the main area)."""
+
+    ``where``: a container (default the main area). ``place``: a suffix for the widget keys, so
+    the sidebar's chooser and a page's own chooser can be on screen together.
+    """
     where = where or st.container()
+    suffix = f".{place}" if place else ""
     if auth_configured():
-        where.button("Log in", key=LOGIN_KEY, on_click=st.login, icon=":material/login:")
+        where.button("Log in", key=LOGIN_KEY + suffix, on_click=st.login, icon=":material/login:")
         where.caption("This app uses a login; your account's name is recorded with every decision.")
         return
-    with where.form(FORM_KEY, border=False):
-        st.text_input("Your name", key=DRAFT_KEY, placeholder="e.g. alice",
+    with where.form(FORM_KEY + suffix, border=False):
+        st.text_input("Your name", key=DRAFT_KEY + suffix, placeholder="e.g. alice",
                       help="Recorded with every decision (local single-user setup, no login configured).")
-        st.form_submit_button("Start reviewing", on_click=_choose_name, icon=":material/person:")
+        st.form_submit_button("Start reviewing", on_click=_choose_name, args=(DRAFT_KEY + suffix,),
+                              icon=":material/person:")
 
 
 def render_sidebar() -> Optional[Identity]:
@@ -93,7 +98,7 @@ def render_sidebar() -> Optional[Identity]:
     st.markdown("**Who am I**")
     who = current()
     if who is None:
-        render_chooser(st.container())
+        render_chooser(st.container(), place="sidebar")
         return None
     st.markdown(f":material/person: {_escape(who.name)}")
     st.caption(who.explained)

@@ -119,3 +119,4 @@ def test_without_a_name_the_page_asks_for_one_first(project_copy, monkeypatch):
     assert app.session_state["identity.name"] == "carol"
     assert "deciding as carol (local name)" in app.caption[0].value or any(
         "deciding as carol" in c.value for c in app.caption)
+

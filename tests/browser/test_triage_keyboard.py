@@ -65,3 +65,20 @@ def test_three_samples_triaged_by_keyboard_show_up_in_the_audit_log(running_app,
         line.wait_for(timeout=30_000)
         assert line.count() == 1
     assert shot.stat().st_size > 20_000
+
+
+def test_triage_opened_before_choosing_a_name_offers_the_name_form(running_app, page, screenshot):
+    """Sidebar and page both show the name form (no widget-key clash); naming oneself there works."""
+    page.goto(running_app)
+    page.get_by_role("heading", name="cifar10n-sample").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Triage").click()
+    page.get_by_text("Choose who you are before deciding.").wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    assert "DuplicateElementKey" not in page.inner_text("body")
+    assert page.get_by_role("textbox", name="Your name").count() == 2
+    screenshot(page, "triage-before-name")
+    box = page.locator("[data-testid=stMain]").get_by_role("textbox", name="Your name")
+    box.fill("dana")
+    box.press("Enter")
+    page.get_by_text("Keep label (K)").wait_for(timeout=90_000)
+    assert "dana" in page.inner_text("[data-testid=stSidebar]")
