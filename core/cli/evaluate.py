@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli_output import print_json
+from core.cli.output import output
 from core.errors import AmendError
 
 
@@ -12,7 +12,7 @@ def _pct(value) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def _compare_human(payload: dict) -> str:
+def _compare_text(payload: dict) -> str:
     what = payload["what"]
     lines = [
         f"before: {what['before']['description']} -> accuracy {_pct(payload['before']['accuracy'])}, "
@@ -52,12 +52,15 @@ def cmd_compare(args: argparse.Namespace, progress) -> int:
         eval_split=args.eval_split, run_id=args.run, reference=reference,
         reference_name=args.reference or "reference", folds=args.folds, seed=args.seed, device=args.device,
     )
-    payload = result.to_json()
-    if args.json:
-        print_json(payload)
-    else:
-        print(_compare_human(payload))
+    output(args, result.to_json(), _compare_text)
     return 0
+
+
+def _export_text(payload: dict) -> str:
+    return (f"exported {payload['rows']} samples ({payload['changed']} changed, {payload['excluded']} excluded) "
+            f"and {payload['trail_events']} events: {', '.join(payload['files'])}\n"
+            f"chain head {payload['chain_head']}\n"
+            f"re-import with: {payload['reimport']}")
 
 
 def cmd_export(args: argparse.Namespace, progress) -> int:
@@ -67,21 +70,14 @@ def cmd_export(args: argparse.Namespace, progress) -> int:
     project = Project.open(args.project)
     bundle = export(project, args.out, fmt=args.format, as_of=args.as_of, guideline_version=args.guideline,
                     up_to_event=args.up_to_event, progress=progress)
-    payload = bundle.to_json()
-    if args.json:
-        print_json(payload)
-    else:
-        print(f"exported {payload['rows']} samples ({payload['changed']} changed, {payload['excluded']} excluded) "
-              f"and {payload['trail_events']} events: {', '.join(payload['files'])}\n"
-              f"chain head {payload['chain_head']}\n"
-              f"re-import with: {payload['reimport']}")
+    output(args, bundle.to_json(), _export_text)
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(commands) -> None:
     """Add `compare` and `export` to the `amend` parser."""
-    p = sub.add_parser("compare", help="train the probe on labels A and on labels B; compare overall, per class, per slice")
-    p.add_argument("project", metavar="PROJECT")
+    p = commands.add("compare", cmd_compare,
+                     "train the probe on labels A and on labels B; compare overall, per class, per slice")
     p.add_argument("--representation", metavar="REP", help="vectors to train on (default: the most recent)")
     p.add_argument("--eval-split", metavar="S",
                    help="split to evaluate on (default: test when present, else cross-validation; 'cv' forces it)")
@@ -95,15 +91,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_compare)
 
-    p = sub.add_parser("export", help="write the audited labels + their trail + a manifest")
-    p.add_argument("project", metavar="PROJECT")
+    p = commands.add("export", cmd_export, "write the audited labels + their trail + a manifest")
     p.add_argument("out", metavar="OUT", help="labels file (.parquet, .csv, .jsonl) or an existing folder")
     p.add_argument("--format", choices=["parquet", "csv", "jsonl"], help="default: from OUT's suffix")
     p.add_argument("--as-of", metavar="TIME", help="labels as of this ISO time (default now)")
     p.add_argument("--guideline", metavar="VERSION", help="labels when this guideline version was superseded")
     p.add_argument("--up-to-event", type=int, metavar="N", help="labels after event N")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_export)

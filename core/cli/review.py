@@ -1,16 +1,13 @@
-"""`amend decide`, `amend guideline`, `amend audit`, `amend role`: the decision trail from the shell."""
+"""`amend decide`, `amend guideline`, `amend audit verify`, `amend role`: the decision trail from the shell."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from core.cli_output import emit
+from core.cli.output import output
 from core.errors import AmendError
-
-
 
 
 def _read_ids(path: Path) -> list[str]:
@@ -19,28 +16,33 @@ def _read_ids(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def _accept_suggested(args: argparse.Namespace, project) -> int:
+    from core.runs import accept_suggested
+
+    if args.id or args.label or args.keep or args.ambiguous or args.exclude:
+        raise AmendError("--accept-suggested decides many samples; do not combine it with --id or a decision.")
+    ids = _read_ids(Path(args.ids)) if args.ids else None
+    result = accept_suggested(
+        project, reviewer=args.reviewer, top=args.top, ids=ids, reason=args.reason or "accepted suggestion",
+        guideline_version=args.guideline, run_id=args.run,
+    )
+    payload = result.to_dict()
+    payload["skipped_samples"] = [{"id": sid, "reason": why} for sid, why in result.skipped]
+    output(args, payload, f"decided {payload['decided']}, skipped {payload['skipped']}")
+    return 0
+
+
 def cmd_decide(args: argparse.Namespace, progress) -> int:
     from core import review
     from core.project import Project
 
     project = Project.open(args.project)
     if args.accept_suggested:
-        from core.runs import accept_suggested
-
-        if args.id or args.label or args.keep or args.ambiguous or args.exclude:
-            raise AmendError("--accept-suggested decides many samples; do not combine it with --id or a decision.")
-        ids = _read_ids(Path(args.ids)) if args.ids else None
-        result = accept_suggested(
-            project, reviewer=args.reviewer, top=args.top, ids=ids, reason=args.reason or "accepted suggestion",
-            guideline_version=args.guideline, run_id=args.run,
-        )
-        payload = result.to_dict()
-        payload["skipped_samples"] = [{"id": sid, "reason": why} for sid, why in result.skipped]
-        emit(args, payload, f"decided {payload['decided']}, skipped {payload['skipped']}")
-        return 0
+        return _accept_suggested(args, project)
     if not args.id:
         raise AmendError("say which sample: --id ID (or --accept-suggested for the flagged ones).")
-    kinds = [k for k, on in (("relabel", args.label is not None), ("keep", args.keep), ("ambiguous", args.ambiguous), ("exclude", args.exclude)) if on]
+    kinds = [k for k, on in (("relabel", args.label is not None), ("keep", args.keep), ("ambiguous", args.ambiguous),
+                             ("exclude", args.exclude)) if on]
     if len(kinds) != 1:
         raise AmendError("give exactly one decision: --label L, --keep, --ambiguous or --exclude.")
     event = review.decide(
@@ -53,8 +55,8 @@ def cmd_decide(args: argparse.Namespace, progress) -> int:
         "old_label": event.payload.get("old_label"), "new_label": event.payload.get("new_label"),
         "guideline_version": event.payload.get("guideline_version"), "created_at": event.created_at,
     }
-    emit(args, payload, f"event {event.event_id}: {event.sample_id} {kinds[0]} "
-          f"{payload['old_label']} -> {payload['new_label']}")
+    output(args, payload, f"event {event.event_id}: {event.sample_id} {kinds[0]} "
+                          f"{payload['old_label']} -> {payload['new_label']}")
     return 0
 
 
@@ -72,25 +74,25 @@ def cmd_guideline(args: argparse.Namespace, progress) -> int:
         classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
         record = guidelines.publish(project, source.read_text(encoding="utf-8"), args.version, args.author,
                                     classes=classes, identity_source="cli")
-        emit(args, record.to_dict(), f"published {record.version} (sha256 {record.sha256[:12]}…), "
-              f"touching {', '.join(record.classes) or 'no class'}")
-        return 0
-    if args.action == "list":
+        output(args, record.to_dict(), f"published {record.version} (sha256 {record.sha256[:12]}…), "
+                                       f"touching {', '.join(record.classes) or 'no class'}")
+    elif args.action == "list":
         versions = [v.to_dict() for v in guidelines.list_versions(project)]
-        emit(args, {"versions": versions},
-              "\n".join(f"{v['version']}  {v['published_at']}  {v['author']}  sha256 {v['sha256'][:12]}" for v in versions) or "no guideline published yet")
-        return 0
-    if args.action == "show":
-        record = guidelines.get(project, args.version or guidelines.latest(project).version)
-        emit(args, record.to_dict(with_text=True), record.text)
-        return 0
-    if args.action == "diff":
+        output(args, {"versions": versions},
+               "\n".join(f"{v['version']}  {v['published_at']}  {v['author']}  sha256 {v['sha256'][:12]}"
+                         for v in versions) or "no guideline published yet")
+    elif args.action == "show":
+        version = args.version or getattr(guidelines.latest(project), "version", None)
+        if version is None:
+            raise AmendError("no guideline published yet; publish one with `amend guideline PROJECT publish FILE`.")
+        record = guidelines.get(project, version)
+        output(args, record.to_dict(with_text=True), record.text)
+    else:  # diff (argparse allows no other action)
         if not args.version or not args.against:
             raise AmendError("diff needs --version V and --against OLD.")
         text = guidelines.diff(project, args.against, args.version)
-        emit(args, {"from": args.against, "to": args.version, "diff": text}, text or "no difference")
-        return 0
-    raise AmendError(f"unknown guideline action {args.action!r}")
+        output(args, {"from": args.against, "to": args.version, "diff": text}, text or "no difference")
+    return 0
 
 
 def cmd_audit_verify(args: argparse.Namespace, progress) -> int:
@@ -98,13 +100,12 @@ def cmd_audit_verify(args: argparse.Namespace, progress) -> int:
     from core.project import Project
 
     result = audit.verify(Project.open(args.project), known_head=args.known_head)
-    payload = result.to_dict()
     if result.ok:
-        emit(args, payload, f"ok: {result.events} events, chain head {result.chain_head}")
+        output(args, result.to_dict(), f"ok: {result.events} events, chain head {result.chain_head}")
         return 0
-    emit(args, payload, f"BROKEN at event {result.first_bad_event}: {result.problem}")
-    print(f"amend: error: the audit log is broken at event {result.first_bad_event}: {result.problem}", file=sys.stderr)
-    return 1
+    # The result (which names the bad event) is still the output; the exit status says it is broken.
+    output(args, result.to_dict(), f"BROKEN at event {result.first_bad_event}: {result.problem}")
+    raise AmendError(f"the audit log is broken at event {result.first_bad_event}: {result.problem}")
 
 
 def cmd_role(args: argparse.Namespace, progress) -> int:
@@ -118,19 +119,21 @@ def cmd_role(args: argparse.Namespace, progress) -> int:
         if not args.user or not args.role:
             raise AmendError(f"{args.action} needs USER and --role reviewer|lead.")
         event = getattr(roles, args.action)(project, args.user, args.role, by=args.by, identity_source="cli")
-        emit(args, {"event_id": event.event_id, **roles.access(project).to_dict()}, f"event {event.event_id}: {args.action} {args.role} {args.user}")
+        output(args, {"event_id": event.event_id, **roles.access(project).to_dict()},
+               f"event {event.event_id}: {args.action} {args.role} {args.user}")
     elif args.action in ("close", "reopen"):
         event = getattr(roles, args.action)(project, by=args.by, identity_source="cli")
-        emit(args, {"event_id": event.event_id, **roles.access(project).to_dict()}, f"event {event.event_id}: project {args.action}d")
+        output(args, {"event_id": event.event_id, **roles.access(project).to_dict()},
+               f"event {event.event_id}: project {args.action}d")
     else:
         state = roles.access(project).to_dict()
-        emit(args, state, json.dumps(state, indent=2))
+        output(args, state, json.dumps(state, indent=2))
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("decide", help="record a decision on a sample (or accept suggestions in bulk)")
-    p.add_argument("project", metavar="PROJECT")
+def register(commands) -> None:
+    """Add `decide`, `guideline`, `audit verify` and `role` to the `amend` parser."""
+    p = commands.add("decide", cmd_decide, "record a decision on a sample (or accept suggestions in bulk)")
     p.add_argument("--id", metavar="ID")
     p.add_argument("--label", metavar="L", help="relabel to L")
     p.add_argument("--keep", action="store_true", help="the given label is correct")
@@ -145,33 +148,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guideline", metavar="VERSION", help="the guideline version followed (default: the latest)")
     p.add_argument("--expected-event", type=int, metavar="N",
                    help="the latest event on this sample you saw (0: none); a newer one makes this a conflict (exit 3)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_decide)
 
-    p = sub.add_parser("guideline", help="versioned labelling guidelines: publish, list, show, diff")
-    p.add_argument("project", metavar="PROJECT")
+    p = commands.add("guideline", cmd_guideline, "versioned labelling guidelines: publish, list, show, diff")
     p.add_argument("action", choices=["publish", "list", "show", "diff"])
     p.add_argument("file", nargs="?", metavar="FILE", help="markdown file (publish)")
     p.add_argument("--version", metavar="V")
     p.add_argument("--against", metavar="OLD", help="diff: the older version")
     p.add_argument("--author", metavar="NAME")
     p.add_argument("--classes", metavar="a,b", help="publish: the classes this version touches (default: read from headings)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_guideline)
 
-    p = sub.add_parser("audit", help="the audit log")
-    asub = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    q = asub.add_parser("verify", help="recompute the hash chain and name the first bad event")
-    q.add_argument("project", metavar="PROJECT")
+    q = commands.group("audit", "the audit log").add("verify", cmd_audit_verify,
+                                                      "recompute the hash chain and name the first bad event")
     q.add_argument("--known-head", metavar="HASH", help="a chain head recorded earlier (e.g. in an export manifest)")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(handler=cmd_audit_verify)
 
-    p = sub.add_parser("role", help="who may review and who leads (grant, revoke, close, reopen, show)")
-    p.add_argument("project", metavar="PROJECT")
+    p = commands.add("role", cmd_role, "who may review and who leads (grant, revoke, close, reopen, show)")
     p.add_argument("action", choices=["grant", "revoke", "close", "reopen", "show"])
     p.add_argument("user", nargs="?", metavar="USER")
     p.add_argument("--role", choices=["reviewer", "lead"])
     p.add_argument("--by", metavar="LEAD", help="who does it (a lead, once the project has one)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_role)

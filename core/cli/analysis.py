@@ -1,0 +1,107 @@
+"""`amend analyse`, `amend flags`, `amend slices`: evidence from the shell."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.cli.output import output
+
+
+def cmd_analyse(args: argparse.Namespace, progress) -> int:
+    from core.analyse import analyse
+    from core.detect import DetectConfig
+    from core.project import Project
+
+    project = Project.open(args.project)
+    config = DetectConfig(k=args.k, folds=args.folds, device=args.device, seed=args.seed)
+    result = analyse(project, representation=args.representation, predictions=args.predictions, config=config,
+                     with_slices=not args.no_slices, progress=progress)
+    output(args, result.to_json(), lambda r: (
+        f"run {r['run_id']}: {r['flagged']} of {r['samples']} samples flagged by "
+        f"{', '.join(r['detectors'])} ({r['seconds']:.1f} s)\n"
+        f"see them with `amend flags {args.project} --top 20`"
+    ))
+    return 0
+
+
+def _flags_csv(records: list[dict]) -> str:
+    import pandas as pd
+
+    rows = [
+        {**{k: v for k, v in r.items() if k not in ("detectors", "support")},
+         **{f"detector_{k}": v for k, v in r["detectors"].items()}, "support": " ".join(r["support"])}
+        for r in records
+    ]
+    return pd.DataFrame(rows).to_csv(index=False)
+
+
+def cmd_flags(args: argparse.Namespace, progress) -> int:
+    from core.project import Project
+    from core.runs import flags, flags_as_records
+
+    project = Project.open(args.project)
+    run, frame = flags(project, args.run, top=args.top)
+    if args.flagged_only:
+        frame = frame[frame["flagged"]]
+    records = flags_as_records(frame)
+    if args.format == "csv":
+        output(args, records, _flags_csv)
+        return 0
+    lines = [f"run {run.run_id} (representation {run.representation})"]
+    for r in records:
+        mark = "FLAG" if r["flagged"] else "    "
+        lines.append(f"{r['rank']:>6} {mark} {r['score']:.3f}  {r['id']}  {r['current_label']} -> {r['suggested_label'] or '-'}")
+    output(args, records, "\n".join(lines))
+    return 0
+
+
+def _slice_records(frame) -> list[dict]:
+    import pandas as pd
+
+    return [
+        {
+            "slice_id": int(row.slice_id), "name": row.name, "size": int(row.size),
+            "error_rate": round(float(row.error_rate), 6), "error_rate_whole": round(float(row.error_rate_whole), 6),
+            "flag_rate": None if pd.isna(row.flag_rate) else round(float(row.flag_rate), 6),
+            "p_value": float(row.p_value), "error_rank": int(row.error_rank),
+            "members": list(row.members),
+        }
+        for row in frame.itertuples(index=False)
+    ]
+
+
+def cmd_slices(args: argparse.Namespace, progress) -> int:
+    from core.project import Project
+    from core.runs import slices
+
+    project = Project.open(args.project)
+    run, frame = slices(project, args.run)
+    records = _slice_records(frame)
+    lines = [f"run {run.run_id}: {len(records)} slices, worst first"]
+    for r in records:
+        lines.append(f"{r['error_rank']:>3}. slice {r['slice_id']:>3} ({r['size']} samples) error {r['error_rate']:.1%} "
+                     f"vs {r['error_rate_whole']:.1%} overall, flagged {r['flag_rate'] or 0:.1%}: {r['name']}")
+    output(args, records, "\n".join(lines))
+    return 0
+
+
+def register(commands) -> None:
+    """Add `analyse`, `flags` and `slices` to the `amend` parser."""
+    p = commands.add("analyse", cmd_analyse, "run the detectors and slice discovery; record a run", aliases=["analyze"])
+    p.add_argument("--representation", metavar="REP", help="vectors to use (default: the most recent)")
+    p.add_argument("--predictions", metavar="NAME", help="imported model probabilities to use")
+    p.add_argument("--k", type=int, default=10, help="neighbours per sample (default 10)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds of the probe (default 5)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-slices", action="store_true", help="skip the map and slice discovery")
+
+    p = commands.add("flags", cmd_flags, "the ranked list of samples, most likely wrong first")
+    p.add_argument("--run", metavar="RUN", help="default: the latest run")
+    p.add_argument("--top", type=int, metavar="N")
+    p.add_argument("--flagged-only", action="store_true", help="only the flagged samples")
+    p.add_argument("--format", choices=["csv", "json", "text"], default="text", help="--json is --format json")
+
+    p = commands.add("slices", cmd_slices, "slices of the data ranked by error")
+    p.add_argument("--run", metavar="RUN")
+    p.add_argument("--format", choices=["json", "text"], default="text", help="--json is --format json")

@@ -1,0 +1,88 @@
+"""`amend embed`, `amend vectors import`, `amend predictions import`: vectors and probabilities."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core.cli.output import output, tell
+
+
+def _embed_text(report: dict) -> str:
+    text = (f"representation {report['representation']}: embedded {report['embedded']}, skipped {report['skipped']} "
+            f"({report['dim']}-d, {report['model']} on {report['device']}, {report['seconds']:.1f} s)")
+    if report.get("failed"):
+        text += f"\nfailed {len(report['failed'])}: " + "; ".join(f"{f['id']}: {f['reason']}" for f in report["failed"][:20])
+    return text
+
+
+def cmd_embed(args: argparse.Namespace, progress) -> int:
+    from core.embed.pipeline import EmbedOptions, embed
+    from core.project import Project
+
+    project = Project.open(args.project)
+    options = EmbedOptions(
+        name=args.name,
+        model=args.model,
+        pretrained=args.pretrained,
+        checkpoint=args.checkpoint,
+        embedder=args.embedder,
+        device=args.device,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+    )
+    report = embed(project, options, progress=progress)
+    if report.fallback_message:
+        # Said plainly, whatever the output format: the vectors are not from the model asked for.
+        tell(f"amend: note: {report.fallback_message}")
+    output(args, report.to_json(), _embed_text)
+    return 0
+
+
+def cmd_vectors_import(args: argparse.Namespace, progress) -> int:
+    from core.imports import import_vectors
+    from core.project import Project
+
+    project = Project.open(args.project)
+    result = import_vectors(project, Path(args.file), name=args.name, ids_file=Path(args.ids) if args.ids else None)
+    output(args, result, lambda r: f"imported {r['imported']} vectors ({r['dim']}-d) as representation {r['representation']}")
+    return 0
+
+
+def cmd_predictions_import(args: argparse.Namespace, progress) -> int:
+    from core.imports import import_predictions
+    from core.project import Project
+
+    project = Project.open(args.project)
+    result = import_predictions(
+        project, Path(args.file), ids_file=Path(args.ids) if args.ids else None, name=args.name
+    )
+    output(args, result,
+           lambda r: f"imported predictions {r.get('name', '')} for {r['imported']} samples over {len(r['classes'])} classes")
+    return 0
+
+
+def register(commands) -> None:
+    """Add `embed`, `vectors import` and `predictions import` to the `amend` parser."""
+    p = commands.add("embed", cmd_embed, "embed every sample not yet embedded into a representation")
+    p.add_argument("--model", help="OpenCLIP model name (default ViT-B-32)")
+    p.add_argument("--pretrained", metavar="TAG", help="OpenCLIP pretrained tag (default laion2b_s34b_b79k)")
+    p.add_argument("--checkpoint", metavar="PATH", help="local OpenCLIP weights for --model")
+    p.add_argument("--embedder", choices=["openclip", "offline"], help="'offline': the bundled EfficientNet-Lite0 / MiniLM models")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch-size", type=int, metavar="N")
+    p.add_argument("--workers", type=int, metavar="N", help="image decoding workers (default: by device)")
+    p.add_argument("--name", metavar="REP", help="representation name (default: from the model)")
+
+    q = commands.group("vectors", "bring your own vectors").add(
+        "import", cmd_vectors_import, "import vectors (.npy with --ids, or Parquet id + vector)")
+    q.add_argument("file", metavar="FILE")
+    q.add_argument("--name", required=True, metavar="REP")
+    q.add_argument("--ids", metavar="FILE", help="one sample id a line, in the .npy's row order")
+
+    q = commands.group("predictions", "bring your own model's probabilities").add(
+        "import", cmd_predictions_import,
+        "import probabilities (.npy N x classes with --ids, or Parquet id + one column per label)")
+    q.add_argument("file", metavar="FILE")
+    q.add_argument("--ids", metavar="FILE")
+    q.add_argument("--name", default="default", metavar="NAME")

@@ -1,0 +1,62 @@
+"""The one mapping from what happened to the exit status of `amend` (../shared/CLI.md):
+0 success, 1 a user error (one line on stderr), 3 a conflict, 130 interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from core.cli.output import tell
+from core.cli.progress import StderrProgress
+from core.errors import AmendError
+
+logger = logging.getLogger(__name__)
+
+OK = 0
+USER_ERROR = 1
+CONFLICT = 3  # the value of core.errors.ConflictError.exit_code
+INTERRUPTED = 130
+
+
+def exit_code(error: BaseException) -> int:
+    """The exit status for an error a user can act on: an AmendError says its own (1, or 3 for a
+    conflict); an OSError (a path that cannot be read or written) is a user error."""
+    if isinstance(error, AmendError):
+        return error.exit_code
+    if isinstance(error, KeyboardInterrupt):
+        return INTERRUPTED
+    return USER_ERROR
+
+
+def one_line(error: BaseException) -> str:
+    """``amend: error: <message>`` on one line, whatever the message holds."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    return f"amend: error: {message}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command's handler and turn its outcome into the exit status."""
+    progress = StderrProgress(enabled=True)
+    try:
+        return int(args.handler(args, progress) or OK)
+    except BrokenPipeError:
+        # `amend flags ... | head`: the reader has gone; nothing is left to say to it, and Python's
+        # own flush at exit must not complain about it either.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return USER_ERROR
+    except (AmendError, OSError) as error:
+        progress.close()
+        logger.debug("error details", exc_info=True)
+        tell(one_line(error))
+        return exit_code(error)
+    except KeyboardInterrupt as interrupt:
+        progress.close()
+        tell("amend: interrupted; finished batches are kept and the next run resumes.")
+        return exit_code(interrupt)
+    finally:
+        progress.close()

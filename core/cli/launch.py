@@ -1,0 +1,85 @@
+"""`amend app` and `amend demo`: start the Streamlit app (the process becomes the server)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from core.cli.output import output, tell
+from core.errors import AmendError
+
+# Streamlit routes a session that arrives on a deep link (/triage) before any session has run
+# app.py through its legacy pages/ folder mode, running pages/triage.py without app.py's
+# navigation and sidebar. app.py always uses st.navigation, so the launcher switches that legacy
+# mode off before the server starts (Streamlit does the same itself once st.navigation has run).
+_STREAMLIT_LAUNCHER = (
+    "import sys\n"
+    "try:\n"
+    "    from streamlit.runtime.pages_manager import PagesManager\n"
+    "    PagesManager.uses_pages_directory = False\n"
+    "except (ImportError, AttributeError):\n"
+    "    pass\n"
+    "from streamlit.web.cli import main\n"
+    "sys.argv = ['streamlit', *sys.argv[1:]]\n"
+    "sys.exit(main())\n"
+)
+
+
+def _app_script() -> Path:
+    script = Path(__file__).resolve().parents[2] / "app.py"
+    if not script.is_file():
+        raise AmendError(
+            f"the app's entry point {script} is missing; install Amend from its source folder with `pip install -e .`."
+        )
+    return script
+
+
+def start_app(projects: Sequence[Path], host: str, port: int) -> int:
+    """Run Streamlit on app.py with the given projects (blocking: this process becomes the server)."""
+    from core.project import Project
+
+    for project in projects:
+        Project.open(project)  # fail here, clearly, rather than inside the browser
+    env = dict(os.environ, AMEND_PROJECTS=os.pathsep.join(str(Path(p).resolve()) for p in projects))
+    command = [
+        sys.executable, "-c", _STREAMLIT_LAUNCHER, "run", str(_app_script()),
+        "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]
+    tell(f"Amend is starting at http://{host}:{port}  (Ctrl+C stops it)")
+    # Become the server (no child process): stopping `amend app` stops Streamlit with it.
+    os.execve(sys.executable, command, env)
+    return 0  # not reached
+
+
+def cmd_app(args: argparse.Namespace, progress) -> int:
+    return start_app([Path(p) for p in args.project], args.host, args.port)
+
+
+def cmd_demo(args: argparse.Namespace, progress) -> int:
+    from core.demo import prepare_sample_projects
+
+    projects = prepare_sample_projects(Path(args.dir), progress=progress, log=tell)
+    progress.close()
+    if args.no_app:
+        output(args, {"projects": [str(p) for p in projects]}, lambda r: "\n".join(r["projects"]))
+        return 0
+    return start_app(projects, args.host, args.port)
+
+
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=8501)
+    parser.add_argument("--host", default="127.0.0.1")
+
+
+def register(commands) -> None:
+    """Add `app` and `demo` to the `amend` parser."""
+    _add_server_arguments(commands.add("app", cmd_app, "start the Streamlit app on one or more projects",
+                                       project="many", json=False))
+    p = commands.add("demo", cmd_demo, "build the sample projects from sample_data/ and start the app on them", project=None)
+    p.add_argument("--dir", default=".amend", help="where the sample projects live (default .amend)")
+    _add_server_arguments(p)
+    p.add_argument("--no-app", action="store_true", help="only prepare the projects")

@@ -1,0 +1,98 @@
+"""`amend init` and `amend ingest`: a project and its samples."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Optional
+
+from core.cli.output import output
+from core.errors import AmendError
+
+
+def _split_list(value: Optional[str]) -> Optional[list[str]]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _ingest_options(args: argparse.Namespace):
+    from core.ingest import IngestOptions
+
+    return IngestOptions(
+        images=Path(args.images) if args.images else None,
+        manifest=Path(args.manifest) if args.manifest else None,
+        texts=Path(args.texts) if args.texts else None,
+        root=Path(args.root) if args.root else None,
+        label_column=args.label_column,
+        text_column=args.text_column,
+        path_column=args.path_column,
+        id_column=args.id_column,
+        split_column=args.split_column,
+        labels=_split_list(args.labels),
+        encoding=args.encoding,
+        annotator_columns=_split_list(args.annotator_columns),
+    )
+
+
+def _ingest_text(report: dict) -> str:
+    lines = [
+        f"taken {report['taken']}, unchanged {report.get('unchanged', 0)}, rejected {report['rejected']}",
+        f"labels: {', '.join(report['labels'])}",
+    ]
+    if report["rejects"]:
+        lines.append("rejected rows (row, id, reason):")
+        for reject in report["rejects"][:50]:
+            detail = f" — {reject['detail']}" if reject.get("detail") else ""
+            lines.append(f"  row {reject['row']}, id {reject['id']}: {reject['reason']}{detail}")
+        if len(report["rejects"]) > 50:
+            lines.append(f"  ... and {len(report['rejects']) - 50} more (use --json for all)")
+    return "\n".join(lines)
+
+
+def cmd_init(args: argparse.Namespace, progress) -> int:
+    from core.ingest import ingest
+    from core.project import Project
+
+    options = _ingest_options(args)  # validate the source before creating anything
+    if not (options.images or options.manifest or options.texts):
+        raise AmendError("say what to ingest: --images DIR, --manifest FILE or --texts FILE.")
+    source = options.images or options.manifest or options.texts
+    if not Path(source).exists():
+        raise AmendError(f"{source} does not exist; check the path of the data to ingest.")
+    project = Project.create(Path(args.project))
+    report = ingest(project, options, progress=progress)
+    output(args, report.to_json(), _ingest_text)
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, progress) -> int:
+    from core.ingest import ingest
+    from core.project import Project
+
+    project = Project.open(args.project)
+    report = ingest(project, _ingest_options(args), progress=progress)
+    output(args, report.to_json(), _ingest_text)
+    return 0
+
+
+def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--images", metavar="DIR", help="image class folders: DIR/<label>/<file>")
+    source.add_argument("--manifest", metavar="FILE", help="CSV or Parquet with path,label (+ id, split, metadata)")
+    source.add_argument("--texts", metavar="FILE", help="CSV, JSONL or Parquet with text,label (+ id, split, metadata)")
+    parser.add_argument("--root", metavar="DIR", help="folder the manifest's paths are relative to (default: the manifest's folder)")
+    parser.add_argument("--label-column", default="label", metavar="C")
+    parser.add_argument("--text-column", default="text", metavar="C")
+    parser.add_argument("--path-column", default="path", metavar="C")
+    parser.add_argument("--id-column", default="id", metavar="C", help="used when present; otherwise ids are generated")
+    parser.add_argument("--split-column", default="split", metavar="C")
+    parser.add_argument("--labels", metavar="a,b,c", help="declared label set: rows with other labels are rejected")
+    parser.add_argument("--encoding", default="utf-8", help="declared text encoding of CSV/JSONL sources (default utf-8)")
+    parser.add_argument(
+        "--annotator-columns", metavar="C1,C2", help="further label columns, one per annotator (multi-annotator data)"
+    )
+
+
+def register(commands) -> None:
+    """Add `init` and `ingest` to the `amend` parser."""
+    _add_source_arguments(commands.add("init", cmd_init, "create a project and ingest a dataset into it"))
+    _add_source_arguments(commands.add("ingest", cmd_ingest, "add more samples to an existing project"))
