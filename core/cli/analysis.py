@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from core.cli.output import output
+from core.cli.parser import positive_int
 
 
 def cmd_analyse(args: argparse.Namespace, progress) -> int:
@@ -98,7 +99,7 @@ def register(commands) -> None:
 
     p = commands.add("flags", cmd_flags, "the ranked list of samples, most likely wrong first")
     p.add_argument("--run", metavar="RUN", help="default: the latest run")
-    p.add_argument("--top", type=int, metavar="N")
+    p.add_argument("--top", type=positive_int, metavar="N")
     p.add_argument("--flagged-only", action="store_true", help="only the flagged samples")
     p.add_argument("--format", choices=["csv", "json", "text"], default="text", help="--json is --format json")
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from core.cli.output import output, tell
+from core.cli.parser import positive_int
 
 
 def _embed_text(report: dict) -> str:
@@ -70,7 +71,7 @@ def register(commands) -> None:
     p.add_argument("--checkpoint", metavar="PATH", help="local OpenCLIP weights for --model")
     p.add_argument("--embedder", choices=["openclip", "offline"], help="'offline': the bundled EfficientNet-Lite0 / MiniLM models")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--batch-size", type=int, metavar="N")
+    p.add_argument("--batch-size", type=positive_int, metavar="N")
     p.add_argument("--workers", type=int, metavar="N", help="image decoding workers (default: by device)")
     p.add_argument("--name", metavar="REP", help="representation name (default: from the model)")
 

@@ -32,7 +32,11 @@ def exit_code(error: BaseException) -> int:
 
 def one_line(error: BaseException) -> str:
     """``amend: error: <message>`` on one line, whatever the message holds."""
-    message = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, OSError) and error.filename is not None:
+        message = f"cannot use {error.filename}: {error.strerror or error}; check the path and its permissions."
+    else:
+        message = str(error) or type(error).__name__
+    message = " ".join(message.split())
     return f"amend: error: {message}"
 
 

@@ -26,6 +26,17 @@ def _json_parent() -> argparse.ArgumentParser:
     return parent
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a count, a batch size)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
 class Commands:
     """The subcommands of `amend` (or of a command with actions, such as `amend vectors import`)."""
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from core.cli.output import output
+from core.cli.parser import positive_int
 from core.errors import AmendError
 
 
@@ -124,7 +125,7 @@ def cmd_role(args: argparse.Namespace, progress) -> int:
     elif args.action in ("close", "reopen"):
         event = getattr(roles, args.action)(project, by=args.by, identity_source="cli")
         output(args, {"event_id": event.event_id, **roles.access(project).to_dict()},
-               f"event {event.event_id}: project {args.action}d")
+               f"event {event.event_id}: project {'closed' if args.action == 'close' else 'reopened'}")
     else:
         state = roles.access(project).to_dict()
         output(args, state, json.dumps(state, indent=2))
@@ -140,7 +141,7 @@ def register(commands) -> None:
     p.add_argument("--ambiguous", action="store_true", help="needs an expert or a guideline change")
     p.add_argument("--exclude", action="store_true", help="leave the sample out of training")
     p.add_argument("--accept-suggested", action="store_true", help="bulk: accept the suggested labels of flagged samples")
-    p.add_argument("--top", type=int, metavar="N", help="with --accept-suggested: the N best-ranked flagged samples")
+    p.add_argument("--top", type=positive_int, metavar="N", help="with --accept-suggested: the N best-ranked flagged samples")
     p.add_argument("--ids", metavar="FILE", help="with --accept-suggested: only these ids (one a line)")
     p.add_argument("--run", metavar="RUN", help="the analysis run whose evidence was seen (default: the latest)")
     p.add_argument("--reviewer", required=True, metavar="NAME")
