@@ -40,3 +40,19 @@ def project_copy(sample_projects, tmp_path):
         return Project.open(target)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A random-weight amend-tiny-test model saved as a state dict: (path, the model itself)."""
+    import open_clip
+    import torch
+
+    import core.embed.openclip  # noqa: F401  (registers the tiny config)
+
+    torch.manual_seed(0)
+    model = open_clip.create_model("amend-tiny-test", pretrained=None)
+    model.eval()
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    torch.save(model.state_dict(), path)
+    return path, model

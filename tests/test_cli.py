@@ -50,6 +50,7 @@ def data(tmp_path) -> Path:
     return copy
 
 
+@pytest.mark.slow  # the offline embedder on 400 images; tests/cli/ covers every command fast
 def test_init_embed_and_imports_follow_the_contract(data, tmp_path):
     project = tmp_path / "cifar"
     report = as_json(amend("init", str(project), "--manifest", str(data / "cifar10n" / "manifest.csv"), "--json"))
