@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from core import __version__
-from core.detect import DetectConfig, Detection, detect
+from core.detect import REGISTRY, DetectConfig, Detection, detect
 from core.errors import AmendError
 from core.progress import ProgressCallback, no_progress
 from core.project import Project
@@ -203,8 +203,11 @@ def analyse(
         record = {
             "run_id": run_id,
             "representation": None if rep is None else {"name": rep.name, "model": rep.model, "dim": rep.dim},
-            "probability_sources": (["probe"] if vectors is not None and (probabilities is None or config.probe_weight > 0) else [])
-            + ([f"predictions:{predictions}"] if predictions else []),
+            "probability_sources": [
+                f"predictions:{predictions}" if source == "given" else source
+                for source in detection.params["pool"]["sources"]
+            ],
+            "probability_pool": detection.params["pool"],
             "labels_analysed": {"source": "labels in force (given + decisions)", "audit_chain_head": chain_head},
             "detectors": sorted(detection.results),
             "detector_params": {name: result.params for name, result in detection.results.items()},
@@ -272,10 +275,12 @@ def _evidence_frame(ids: list[str], class_names: list[str], labels: np.ndarray, 
         frame["neighbour_similarities"] = [list(map(float, s)) for s in detection.graph.similarities]
         frame["neighbour_labels"] = [list(names[labels[row[row >= 0]]]) for row in neighbours]
     frame["support_ids"] = [list(id_array[row[row >= 0]]) for row in detection.support] if detection.support.size else [[] for _ in ids]
-    vote = detection.results.get("neighbours_vote")
-    if vote is not None:
-        frame["neighbour_votes_suggested"] = np.asarray(vote.evidence["suggested_votes"], dtype=np.int64)
-        frame["neighbour_votes_own"] = np.asarray(vote.evidence["own_votes"], dtype=np.int64)
+    if detection.error_probability is not None:
+        frame["error_probability"] = detection.error_probability.astype(np.float64)
+    for name, result in sorted(detection.results.items()):
+        spec = REGISTRY.get(name)
+        for column, pick in (spec.evidence_columns.items() if spec is not None else ()):
+            frame[column] = pick(result)
     if slice_result is not None:
         frame["slice_id"] = slice_result.slice_ids.astype(np.int64)
         frame["x"] = slice_result.coords_2d[:, 0].astype(np.float32)

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from core.detect.wording import listed, number, percent
 from core import audit, guidelines, labels as labels_mod, runs
 from core.errors import AmendError, SampleFileChanged
 from core.ingest.media import open_image
@@ -198,26 +199,7 @@ def following(queue_ids: Sequence[str], current: Optional[str], count: int) -> l
 
 
 # --------------------------------------------------------------------------- evidence in words
-def _num(value: Any) -> Optional[float]:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
-def _listed(value: Any) -> list:
-    if value is None:
-        return []
-    if isinstance(value, float) and math.isnan(value):
-        return []
-    return list(value)
-
-
-def _pct(p: float) -> str:
-    return f"{100 * p:.0f}%"
+_num, _listed, _pct = number, listed, percent
 
 
 def confidence_in_words(row: Mapping[str, Any]) -> Optional[str]:
@@ -237,91 +219,32 @@ def confidence_in_words(row: Mapping[str, Any]) -> Optional[str]:
     return text + "."
 
 
-def _neighbour_counts(row: Mapping[str, Any]) -> tuple[int, Optional[str], int]:
-    """(neighbours, most common other label, its count) from the neighbour labels."""
-    labels = [str(x) for x in _listed(row.get("neighbour_labels"))]
-    own = row.get("label_analysed") or row.get("current_label")
-    others = pd.Series([x for x in labels if x != own], dtype=object).value_counts()
-    if others.empty:
-        return len(labels), None, 0
-    return len(labels), str(others.index[0]), int(others.iloc[0])
-
-
 def evidence_in_words(row: Mapping[str, Any], detectors: Sequence[str],
-                      duplicate_threshold: float = 0.98,
+                      detector_params: Optional[Mapping[str, Mapping[str, Any]]] = None,
                       annotator_votes: Optional[Mapping[str, int]] = None) -> list[tuple[str, float, str]]:
     """Each detector's evidence on one sample as (detector, score, sentence), strongest first.
 
-    ``row``: one row of :func:`load_flags` (a mapping). ``annotator_votes``: label -> number of
-    annotators who gave it, when the project has annotator columns. A detector this module has
-    no wording for is described by its registry description.
+    ``row``: one row of :func:`load_flags` (a mapping). ``detector_params``: the run's detector
+    parameters (name -> params, as recorded). ``annotator_votes``: label -> number of
+    annotators who gave it, when the project has annotator columns. Each sentence comes from
+    the detector's own ``explain`` in the registry; a detector without one (or with nothing to
+    say) is described by its registry description.
     """
-    own = row.get("label_analysed") or row.get("current_label")
-    suggested = row.get("suggested_label") if isinstance(row.get("suggested_label"), str) else None
+    from core.detect import REGISTRY
+
+    context = {"params": dict(detector_params or {}), "annotator_votes": dict(annotator_votes or {})}
     out: list[tuple[str, float, str]] = []
     for name in detectors:
         score = _num(row.get(f"det_{name}"))
         if score is None:
             continue
-        sentence: Optional[str] = None
-        if name == "neighbours_vote":
-            k, other, count = _neighbour_counts(row)
-            votes = _num(row.get("neighbour_votes_suggested"))
-            own_votes = _num(row.get("neighbour_votes_own"))
-            if suggested is not None and votes is not None and k:
-                sentence = f"{int(votes)} of its {k} nearest neighbours are labelled {suggested}"
-            elif other is not None:
-                sentence = f"{count} of its {k} nearest neighbours are labelled {other}"
-            elif k:
-                sentence = f"all {k} of its nearest neighbours share its label {own}"
-            if sentence and own_votes is not None:
-                sentence += f"; {int(own_votes)} share its label {own}"
-        elif name == "confident":
-            p_label = _num(row.get("p_label"))
-            if p_label is not None:
-                sentence = f"a cross-validated model gives its label {own} only {_pct(p_label)}"
-                p_suggested = _num(row.get("p_suggested"))
-                if suggested is not None and p_suggested is not None:
-                    sentence += f" and {suggested} {_pct(p_suggested)}"
-        elif name == "duplicates":
-            sims = [float(s) for s in _listed(row.get("neighbour_similarities"))]
-            labels = [str(x) for x in _listed(row.get("neighbour_labels"))]
-            ids = [str(x) for x in _listed(row.get("neighbour_ids"))]
-            twins = [(i, lab, s) for i, lab, s in zip(ids, labels, sims) if s >= duplicate_threshold]
-            differing = [t for t in twins if t[1] != own]
-            if differing:
-                sid, lab, sim = differing[0]
-                sentence = (f"a near-duplicate ({sid}, cosine {sim:.3f}) is labelled {lab}"
-                            + (f"; {len(differing) - 1} more near-duplicates disagree" if len(differing) > 1 else ""))
-            elif twins:
-                sentence = f"{len(twins)} near-duplicate(s), all labelled {own}"
-            else:
-                sentence = f"no near-duplicate at cosine {duplicate_threshold:g} or above"
-        elif name == "outliers":
-            sims = [float(s) for s in _listed(row.get("neighbour_similarities"))]
-            where = f"; its nearest neighbour is {sims[0]:.2f} similar" if sims else ""
-            if score >= 0.995:
-                sentence = f"the farthest of its class {own} from that class's centre{where}"
-            else:
-                sentence = (f"farther from the centre of class {own} than {_pct(score)} of that class's samples"
-                            f"{where}")
-        elif name == "annotators" and annotator_votes:
-            total = sum(annotator_votes.values())
-            parts = ", ".join(f"{n} said {lab}" for lab, n in sorted(annotator_votes.items(), key=lambda kv: -kv[1]))
-            sentence = f"of {total} annotators, {parts}"
+        spec = REGISTRY.get(name)
+        sentence = spec.explain(row, context) if spec is not None and spec.explain is not None else None
         if sentence is None:
-            sentence = _description(name)
+            sentence = spec.description if spec is not None else f"detector {name} scored this sample"
         out.append((name, score, sentence[0].upper() + sentence[1:] + ("" if sentence.endswith(".") else ".")))
     out.sort(key=lambda item: -item[1])
     return out
-
-
-def _description(name: str) -> str:
-    from core.detect.result import REGISTRY
-    import core.detect  # noqa: F401  (fills the registry)
-
-    spec = REGISTRY.get(name)
-    return spec.description if spec is not None else f"detector {name} scored this sample"
 
 
 def decision_evidence(row: Mapping[str, Any], run_id: str, detectors: Sequence[str]) -> dict:
@@ -420,22 +343,21 @@ def guideline_for(labels: Iterable[Optional[str]], guideline: Optional[guideline
 @dataclass
 class ViewContext:
     """What every view of one run shares (read once): the run, its detectors, the label set,
-    the latest guideline, annotator columns, the duplicate threshold."""
+    the latest guideline, annotator columns, the detector parameters the run used."""
 
     run: runs.RunInfo
     detectors: list[str]
     label_set: list[str]
     guideline: Optional[guidelines.GuidelineVersion]
     annotator_columns: list[str]
-    duplicate_threshold: float
+    detector_params: dict
     neighbours_shown: int = 8
 
     @classmethod
     def build(cls, project: Any, run: runs.RunInfo, flags: pd.DataFrame) -> "ViewContext":
-        config = run.record.get("config") or {}
         return cls(run=run, detectors=detector_names(flags), label_set=project.labels(),
                    guideline=guidelines.latest(project), annotator_columns=annotator_columns(project),
-                   duplicate_threshold=float(config.get("duplicate_threshold", 0.98)))
+                   detector_params=dict(run.record.get("detector_params") or {}))
 
 
 def prepare_view(project: Any, row: Mapping[str, Any], context: ViewContext,
@@ -485,7 +407,7 @@ def prepare_view(project: Any, row: Mapping[str, Any], context: ViewContext,
     return SampleView(
         sample_id=sample_id, modality=str(sample["modality"]), row=dict(row), image=image, text=text,
         problem=problem, metadata=metadata,
-        evidence=evidence_in_words(row, context.detectors, context.duplicate_threshold, votes),
+        evidence=evidence_in_words(row, context.detectors, context.detector_params, votes),
         confidence=confidence_in_words(row), neighbours=neighbours,
         guideline_version=context.guideline.version if context.guideline else None,
         guideline_sections=guideline_for(in_question, context.guideline, context.label_set),

@@ -18,9 +18,10 @@ from core.detect.result import REGISTRY, DetectInputs, DetectorResult, DetectorS
 
 # Importing the detector modules registers them.
 from core.detect import annotators, confident, duplicates, neighbours_vote, outliers  # noqa: E402,F401
+from core.detect import pooling
 from core.detect import probe as _probe
 from core.detect.imbalance import class_table
-from core.detect.rank import DEFAULT_WEIGHTS, PROBE_WEIGHTS, Ranking, rank
+from core.detect.rank import Ranking, rank
 from core.neighbours import KnnGraph, build_knn_graph, normalise
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 Progress = Callable[[str, int, Optional[int]], None]
+#: Values of :attr:`DetectConfig.pool`.
+POOL_MODES = ("auto", "all", "off")
 
 
 def available() -> list[str]:
@@ -65,17 +68,18 @@ class DetectConfig:
         Probe folds.
     probe_C : float, default 10.0
         Probe inverse L2 strength.
-    probe_weight : float, default 0.0
-        When both vectors and probabilities are given: weight of the probe's probabilities in
-        the average with the given ones (given weight 1). 0 = trust the given model and skip the
-        probe (measured best, see bench/README.md).
+    pool : str, default "auto"
+        Which out-of-sample probability estimates are pooled (weights fitted on the project's
+        own labels, :mod:`core.detect.pooling`) before confident learning: ``"auto"`` = the
+        user's probabilities alone when given, else the probe and the neighbours' labels;
+        ``"all"`` = every estimate there is (user's, probe, neighbours); ``"off"`` = the user's
+        probabilities or the probe, nothing pooled.
     duplicate_threshold : float, default 0.98
         Cosine for near-duplicates.
     method : str, default "weighted"
         Combination (:func:`core.detect.rank.combine_scores`).
     weights : dict or None, default None
-        Combination weights; None = :data:`core.detect.rank.DEFAULT_WEIGHTS` when probabilities
-        are given, :data:`core.detect.rank.PROBE_WEIGHTS` when the probe made them.
+        Combination weights; None = each registered detector's own weight.
     class_strength : float, default 0.0
         Per-class normalisation of the combined score (imbalance guard).
     knn_method : str, default "auto"
@@ -90,7 +94,7 @@ class DetectConfig:
     k: int = 10
     folds: int = 5
     probe_C: float = _probe.DEFAULT_C
-    probe_weight: float = 0.0
+    pool: str = "auto"
     duplicate_threshold: float = duplicates.DEFAULT_THRESHOLD
     method: str = "weighted"
     weights: dict | None = None
@@ -124,13 +128,17 @@ class Detection:
     class_table : list of dict
         Per class: count, frequency, flagged, flag rate (:func:`core.detect.imbalance.class_table`).
     probabilities : np.ndarray or None
-        (N, C) probabilities the confident detector used (given, probe, or their average).
+        (N, C) probabilities the confident detector used (the pool of the given ones, the
+        probe's and the neighbours', see :attr:`DetectConfig.pool`).
     graph : KnnGraph or None
         The kNN graph (to store with the run).
     params : dict
         Config, sizes, the ranking's parameters and the kNN method.
     timings : dict
         step -> seconds.
+    error_probability : np.ndarray or None
+        (N,) estimated probability that each label is wrong
+        (:func:`core.detect.confident.error_probability`).
     """
 
     score: np.ndarray
@@ -148,6 +156,7 @@ class Detection:
     graph: KnnGraph | None
     params: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    error_probability: np.ndarray | None = None
 
 
 def detect(
@@ -212,24 +221,28 @@ def detect(
             "neighbours", build_knn_graph, x, k=cfg.k, method=cfg.knn_method, device=cfg.device,
             seed=cfg.seed, progress=progress,
         )
-    probs = None
+    if cfg.pool not in POOL_MODES:
+        raise ValueError(f"pool must be one of {POOL_MODES}, got {cfg.pool!r}")
+    sources: dict[str, np.ndarray] = {}
     if probabilities is not None:
-        probs = confident.check_probabilities(probabilities, n, n_classes)
-    if x is not None and (probs is None or cfg.probe_weight > 0):
-        q = timed(
+        sources["given"] = confident.check_probabilities(probabilities, n, n_classes)
+    if x is not None and ("given" not in sources or cfg.pool == "all"):
+        sources["probe"] = timed(
             "probe", _probe.cross_validated_probabilities, x, labels, n_classes, folds=cfg.folds,
             seed=cfg.seed, device=cfg.device, C=cfg.probe_C, progress=progress,
         )
-        probs = q if probs is None else (probs + cfg.probe_weight * q) / (1.0 + cfg.probe_weight)
+    if graph is not None and (cfg.pool == "all" or (cfg.pool == "auto" and "given" not in sources)):
+        sources["neighbours"] = pooling.neighbour_probabilities(graph, labels, n_classes)
+    pooled = timed("pool", pooling.pool, sources, labels)
+    probs = pooled.probabilities
     inputs = DetectInputs(labels, n_classes, x, probs, graph, annotator_labels, cfg.seed)
     names = list(cfg.detectors) if cfg.detectors is not None else defaults()
     unknown = [name for name in names if name not in REGISTRY]
     if unknown:
         raise ValueError(f"unknown detectors {unknown}; available: {available()}")
     results: dict[str, DetectorResult] = {}
-    params: dict[str, dict] = {
-        "duplicates": {"threshold": cfg.duplicate_threshold},
-    }
+    params: dict[str, dict] = {name: dict(spec.params) for name, spec in REGISTRY.items()}
+    params["duplicates"]["threshold"] = cfg.duplicate_threshold
     runnable = [name for name in names if all(inputs.has(need) for need in REGISTRY[name].needs)]
     skipped = sorted(set(names) - set(runnable))
     if cfg.detectors is not None and skipped:
@@ -238,8 +251,6 @@ def detect(
         results[name] = timed(name, REGISTRY[name].run, inputs, **params.get(name, {}))
         report("detect", i + 1, len(runnable))
     weights = cfg.weights
-    if weights is None:
-        weights = DEFAULT_WEIGHTS if probabilities is not None else PROBE_WEIGHTS
     ranking: Ranking = timed(
         "rank", rank, results, labels, graph, method=cfg.method, weights=weights,
         class_strength=cfg.class_strength,
@@ -269,6 +280,9 @@ def detect(
             "skipped_detectors": skipped,
             "ranking": ranking.params,
             "knn_method": None if graph is None else graph.method,
+            "pool": {"sources": list(sources), "weights": pooled.weights, "log_likelihood": pooled.log_likelihood,
+                     "rows_fitted": pooled.rows_fitted},
         },
         timings=timings,
+        error_probability=ranking.error_probability,
     )

@@ -4,8 +4,10 @@ inter-annotator reliability (Krippendorff's alpha, nominal)."""
 from __future__ import annotations
 
 import logging
+from typing import Any, Mapping, Optional
 
 import numpy as np
+
 
 from core.detect.result import DetectInputs, DetectorResult, register, validate_labels
 
@@ -116,7 +118,22 @@ def score(
     )
 
 
-@register(NAME, DESCRIPTION, needs=("annotator_labels",))
+def explain(row: Mapping[str, Any], context: Mapping[str, Any]) -> Optional[str]:
+    """'of 3 annotators, 2 said dog, 1 said cat'."""
+    votes = context.get("annotator_votes") or {}
+    if not votes:
+        return None
+    total = sum(votes.values())
+    parts = ", ".join(f"{n} said {lab}" for lab, n in sorted(votes.items(), key=lambda kv: -kv[1]))
+    return f"of {total} annotators, {parts}"
+
+
+# The annotators' own consensus is the most direct evidence there is: it suggests first, and a
+# consensus against the label joins the flagged set directly.
+@register(
+    NAME, DESCRIPTION, needs=("annotator_labels",), weight=1.0, suggestion_priority=10, speaks_when_flagged=True,
+    explain=explain,
+)
 def run(inputs: DetectInputs, **params) -> DetectorResult:
     """Registry entry: :func:`score` on ``inputs.annotator_labels``."""
     return score(inputs.annotator_labels, inputs.n_classes, inputs.labels, inputs.probabilities, **params)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
+
+from core.detect.wording import listed, own_label
 from core.detect.result import DetectInputs, DetectorResult, register, validate_labels
 from core.neighbours import KnnGraph
 
@@ -128,7 +131,30 @@ def score(
     )
 
 
-@register(NAME, DESCRIPTION, needs=("graph",))
+def explain(row: Mapping[str, Any], context: Mapping[str, Any]) -> Optional[str]:
+    """'a near-duplicate (00412, cosine 0.991) is labelled dog'."""
+    threshold = float(context.get("params", {}).get(NAME, {}).get("threshold", DEFAULT_THRESHOLD))
+    own = own_label(row)
+    sims = [float(s) for s in listed(row.get("neighbour_similarities"))]
+    labels = [str(x) for x in listed(row.get("neighbour_labels"))]
+    ids = [str(x) for x in listed(row.get("neighbour_ids"))]
+    twins = [(i, lab, s) for i, lab, s in zip(ids, labels, sims) if s >= threshold]
+    differing = [t for t in twins if t[1] != own]
+    if differing:
+        sid, lab, sim = differing[0]
+        more = f"; {len(differing) - 1} more near-duplicates disagree" if len(differing) > 1 else ""
+        return f"a near-duplicate ({sid}, cosine {sim:.3f}) is labelled {lab}{more}"
+    if twins:
+        return f"{len(twins)} near-duplicate(s), all labelled {own}"
+    return f"no near-duplicate at cosine {threshold:g} or above"
+
+
+# A conflicting near-duplicate is near-certain evidence: a large weight, and its flags that carry
+# a suggestion join the flagged set whatever the noise estimate says.
+@register(
+    NAME, DESCRIPTION, needs=("graph",), weight=0.5, suggestion_priority=20, speaks_when_flagged=True,
+    params={"threshold": DEFAULT_THRESHOLD}, explain=explain,
+)
 def run(inputs: DetectInputs, **params) -> DetectorResult:
     """Registry entry: :func:`score` on ``inputs.graph``."""
     return score(inputs.graph, inputs.labels, inputs.n_classes, **params)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
+
 from core.detect.result import DetectInputs, DetectorResult, register, validate_labels
+from core.detect.wording import neighbour_counts, number, own_label, suggested_label
 from core.neighbours import KnnGraph
 
 logger = logging.getLogger(__name__)
@@ -103,7 +106,34 @@ def score(
     )
 
 
-@register(NAME, DESCRIPTION, needs=("graph",))
+def explain(row: Mapping[str, Any], context: Mapping[str, Any]) -> Optional[str]:
+    """'7 of its 10 nearest neighbours are labelled dog; 2 share its label cat'."""
+    k, other, count = neighbour_counts(row)
+    suggested = suggested_label(row)
+    votes = number(row.get("neighbour_votes_suggested"))
+    own_votes = number(row.get("neighbour_votes_own"))
+    own = own_label(row)
+    sentence = None
+    if suggested is not None and votes is not None and k:
+        sentence = f"{int(votes)} of its {k} nearest neighbours are labelled {suggested}"
+    elif other is not None:
+        sentence = f"{count} of its {k} nearest neighbours are labelled {other}"
+    elif k:
+        sentence = f"all {k} of its nearest neighbours share its label {own}"
+    if sentence and own_votes is not None:
+        sentence += f"; {int(own_votes)} share its label {own}"
+    return sentence
+
+
+# Weight 0: the neighbours' labels enter the ranking through the pooled probabilities
+# (core.detect.pooling), with a weight fitted on each project; this score stays evidence.
+@register(
+    NAME, DESCRIPTION, needs=("graph",), weight=0.0, suggestion_priority=40, explain=explain,
+    evidence_columns={
+        "neighbour_votes_suggested": lambda r: np.asarray(r.evidence["suggested_votes"], dtype=np.int64),
+        "neighbour_votes_own": lambda r: np.asarray(r.evidence["own_votes"], dtype=np.int64),
+    },
+)
 def run(inputs: DetectInputs, **params) -> DetectorResult:
     """Registry entry: :func:`score` on ``inputs.graph``."""
     return score(inputs.graph, inputs.labels, inputs.n_classes, **params)

@@ -14,33 +14,25 @@ import numpy as np
 from scipy.stats import rankdata
 
 from core.detect.imbalance import class_normalise
-from core.detect.result import DetectorResult
+from core.detect.result import REGISTRY, DetectorResult
 from core.neighbours import KnnGraph
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Ranking", "combine_scores", "rank", "METHODS", "DEFAULT_WEIGHTS", "PROBE_WEIGHTS", "SUGGESTION_ORDER"]
+__all__ = ["Ranking", "combine_scores", "rank", "METHODS", "registry_weights", "suggestion_order", "cut_by_precision"]
 
 #: Combination methods :func:`combine_scores` knows.
 METHODS = ("weighted", "mean_rank", "max", "noisy_or")
-#: Weights of the "weighted" method when the probabilities come from the user's own model. The
-#: confident-learning score carries the ranking; the neighbour vote only reorders within it
-#: (0.2 and more lost AUPRC on CIFAR-10N and 20news, see bench/README.md). Outliers lowered AUPRC
-#: everywhere, so they stay evidence only. Duplicates get a large weight because a conflicting
-#: near-duplicate is near-certain evidence.
-DEFAULT_WEIGHTS: dict[str, float] = {
-    "confident": 1.0,
-    "annotators": 1.0,
-    "neighbours_vote": 0.1,
-    "outliers": 0.0,
-    "duplicates": 0.5,
-}
-#: Weights when the probabilities come from the linear probe on the same vectors: the probe is a
-#: weaker model, and the neighbour vote (local, non-linear) adds more; 0.3 measured best or
-#: within 0.001 of best on all three vectors-only cases.
-PROBE_WEIGHTS: dict[str, float] = {**DEFAULT_WEIGHTS, "neighbours_vote": 0.3}
-#: Whose suggestion wins when several detectors suggest a label: the most direct evidence first.
-SUGGESTION_ORDER = ("annotators", "duplicates", "confident", "neighbours_vote", "outliers")
+
+
+def registry_weights() -> dict[str, float]:
+    """Each registered detector's combination weight (the registry owns them)."""
+    return {name: spec.weight for name, spec in REGISTRY.items()}
+
+
+def suggestion_order() -> list[str]:
+    """Registered detectors by suggestion priority (the most direct evidence first)."""
+    return [name for name, _ in sorted(REGISTRY.items(), key=lambda kv: (kv[1].suggestion_priority, kv[0]))]
 
 
 @dataclass(frozen=True)
@@ -67,6 +59,9 @@ class Ranking:
         name -> (N,) score of every detector that ran.
     params : dict
         Method, weights and flag rule used.
+    error_probability : np.ndarray or None
+        float64 (N,), estimated probability that the label is wrong
+        (:func:`core.detect.confident.error_probability`), None without probabilities.
     """
 
     score: np.ndarray
@@ -78,6 +73,7 @@ class Ranking:
     support: np.ndarray
     detector_scores: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
+    error_probability: np.ndarray | None = None
 
 
 def combine_scores(
@@ -93,14 +89,15 @@ def combine_scores(
         ``"weighted"``: weighted mean (weights renormalised over the detectors present);
         ``"mean_rank"``: mean of percentile ranks; ``"max"``; ``"noisy_or"``: 1 - prod(1 - s).
     weights : mapping, optional
-        name -> weight for ``"weighted"``; default :data:`DEFAULT_WEIGHTS` (unknown names 1.0).
+        name -> weight for ``"weighted"``; default the registry's (:func:`registry_weights`;
+        names the registry does not know weigh 1.0).
     """
     if not scores:
         raise ValueError("nothing to combine: no detector produced scores")
     names = sorted(scores)
     stack = np.stack([np.asarray(scores[n], dtype=np.float64) for n in names])
     if method == "weighted":
-        w = dict(DEFAULT_WEIGHTS if weights is None else weights)
+        w = registry_weights() if weights is None else dict(weights)
         wv = np.array([float(w.get(n, 1.0)) for n in names])
         if wv.sum() <= 0:
             raise ValueError(f"weights of {names} sum to 0")
@@ -154,12 +151,7 @@ def rank(
     Returns
     -------
     Ranking
-        Flagged: the top-n of the combined ranking, n = the number flagged by the confident
-        detector (cleanlab's estimate of the number of issues) or, without it, by the
-        neighbour vote; plus every member of a conflicting near-duplicate group, every
-        sample the annotator consensus contradicts, and every sample the neighbour vote flags
-        whose model probability also prefers another label. With neither count available, the union of
-        what the detectors flagged.
+        Flagged: see :func:`_flag_set`.
     """
     labels = np.asarray(labels, dtype=np.int64)
     n = labels.shape[0]
@@ -172,36 +164,21 @@ def rank(
     order = np.lexsort((np.arange(n), -combined)).astype(np.int64)
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)
-    counted = next((results[c] for c in ("confident", "neighbours_vote") if c in results), None)
-    if counted is not None:
-        flagged = position < int(counted.flagged.sum())
-        for extra in ("duplicates", "annotators"):
-            if extra in results:
-                flagged |= results[extra].flagged
-        if "confident" in results and "neighbours_vote" in results:
-            # cleanlab's count is conservative on small or clean data; where the neighbours
-            # outvote the label and the model also prefers another label, two independent
-            # signals agree.
-            c = results["confident"].evidence
-            flagged |= results["neighbours_vote"].flagged & (c["suggested_probability"] > c["given_probability"])
-        rule = (
-            f"top-n, n = flagged by {counted.name}; plus duplicates/annotators flags; plus "
-            "neighbour-vote flags where the model also prefers another label"
-        )
-    else:
-        flagged = np.logical_or.reduce([r.flagged for r in results.values()])
-        rule = "union of detector flags"
+    flagged, rule = _flag_set(results, labels, position)
     suggested = np.full(n, -1, dtype=np.int64)
     by = np.full(n, "", dtype=object)
-    for name in [*SUGGESTION_ORDER, *sorted(set(results) - set(SUGGESTION_ORDER))]:
+    for name in [*suggestion_order(), *sorted(set(results) - set(REGISTRY))]:
         r = results.get(name)
         if r is None or r.suggested is None:
             continue
         take = (suggested < 0) & (r.suggested >= 0) & (r.suggested != labels)
-        if name == "annotators" or name == "duplicates":
+        if _speaks_when_flagged(name):
             take &= r.flagged  # these only speak where they found something
         suggested[take] = r.suggested[take]
         by[take] = name
+    error_probability = None
+    if "confident" in results and "error_probability" in results["confident"].evidence:
+        error_probability = np.asarray(results["confident"].evidence["error_probability"], dtype=np.float64)
     return Ranking(
         score=combined,
         order=order,
@@ -211,10 +188,58 @@ def rank(
         suggested_by=by,
         support=_support(graph, labels, suggested),
         detector_scores=scores,
+        error_probability=error_probability,
         params={
             "method": method,
-            "weights": dict(DEFAULT_WEIGHTS if weights is None else weights),
+            "weights": registry_weights() if weights is None else dict(weights),
             "class_strength": class_strength,
             "flag_rule": rule,
         },
     )
+
+
+def _speaks_when_flagged(name: str) -> bool:
+    spec = REGISTRY.get(name)
+    return spec is not None and spec.speaks_when_flagged
+
+
+def _flag_set(results: Mapping[str, DetectorResult], labels: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, str]:
+    """The flagged set: as many as the data's noise estimate says, best first.
+
+    n = the number of issues confident learning estimates (cleanlab's ``find_label_issues``
+    count, which follows the estimated noise rate per class pair) or, without probabilities,
+    the neighbour vote's count; the flagged set is the top n of the combined ranking, so its
+    size follows the noise estimate and its members follow the ranking. Detectors that speak
+    only where they find something (a conflicting near-duplicate, an annotator consensus
+    against the label) add the samples they flag with a suggestion of another label. Without
+    any count, the union of the detectors' flags.
+    """
+    counted = next((results[c] for c in ("confident", "neighbours_vote") if c in results), None)
+    if counted is None:
+        return np.logical_or.reduce([r.flagged for r in results.values()]), "union of detector flags"
+    flagged = position < int(counted.flagged.sum())
+    joined = []
+    for name, r in results.items():
+        if _speaks_when_flagged(name) and r.suggested is not None:
+            flagged |= r.flagged & (r.suggested >= 0) & (r.suggested != labels)
+            joined.append(name)
+    rule = f"top-n of the ranking, n = issues estimated by {counted.name}"
+    if joined:
+        rule += f"; plus the flags of {', '.join(sorted(joined))} that suggest another label"
+    return flagged, rule
+
+
+def cut_by_precision(error_probability: np.ndarray, min_precision: float) -> int:
+    """How many of a ranked queue to keep so its expected precision stays >= ``min_precision``.
+
+    ``error_probability`` is in queue order (best first); the expected precision of the first m
+    is their mean error probability. Returns the largest such m (0 when even the first is below).
+    """
+    p = np.asarray(error_probability, dtype=np.float64)
+    if not 0.0 <= min_precision <= 1.0:
+        raise ValueError(f"min_precision must lie in [0, 1], got {min_precision}")
+    if p.size == 0:
+        return 0
+    running = np.cumsum(p) / np.arange(1, p.size + 1)
+    keep = np.flatnonzero(running >= min_precision - 1e-12)
+    return int(keep.max() + 1) if keep.size else 0

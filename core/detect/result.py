@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
@@ -18,6 +18,7 @@ __all__ = [
     "DetectorResult",
     "DetectInputs",
     "DetectorSpec",
+    "Explain",
     "REGISTRY",
     "register",
     "validate_labels",
@@ -116,15 +117,58 @@ class DetectInputs:
         return getattr(self, need) is not None
 
 
+#: Explains one sample's evidence in words: ``explain(row, context) -> sentence or None``, where
+#: ``row`` is one row of a run's evidence joined with the labels in force (a mapping of the
+#: evidence columns) and ``context`` holds what the run knows beyond the row (its detector
+#: parameters, the annotator votes of the sample). None = fall back to the description.
+Explain = Callable[[Mapping[str, Any], Mapping[str, Any]], Optional[str]]
+#: Extra per-sample evidence columns for the run's evidence table: ``column -> fn(result) -> (N,) array``.
+EvidenceColumns = Mapping[str, Callable[["DetectorResult"], np.ndarray]]
+
+
 @dataclass(frozen=True)
 class DetectorSpec:
-    """A registered detector: its entry point and what it needs."""
+    """A registered detector and everything the rest of Amend needs to know about it.
+
+    Ranking, the run record, the evidence table and the triage wording all iterate the registry;
+    none of them names a detector.
+
+    Attributes
+    ----------
+    name, description : str
+        Registry name; one sentence a reviewer can read.
+    run : callable
+        ``run(inputs: DetectInputs, **params) -> DetectorResult``.
+    needs : tuple of str
+        Fields of :class:`DetectInputs` that must be present.
+    default : bool
+        Runs when the caller names no detectors.
+    weight : float
+        Weight of its score in the combined score (0 = evidence only).
+    suggestion_priority : int
+        When several detectors suggest a label, the lowest priority wins (most direct evidence first).
+    speaks_when_flagged : bool
+        Its suggestion and its flags count only where it flagged the sample (e.g. a conflicting
+        near-duplicate); such flags that carry a suggestion join the flagged set directly.
+    params : dict
+        Default parameters passed to ``run`` (overridable per analysis).
+    explain : callable or None
+        See :data:`Explain`.
+    evidence_columns : mapping
+        See :data:`EvidenceColumns`.
+    """
 
     name: str
     description: str
     run: Callable[..., DetectorResult]
     needs: tuple[str, ...]
     default: bool
+    weight: float = 0.0
+    suggestion_priority: int = 100
+    speaks_when_flagged: bool = False
+    params: dict = field(default_factory=dict)
+    explain: Optional[Explain] = None
+    evidence_columns: EvidenceColumns = field(default_factory=dict)
 
 
 #: name -> spec; filled by :func:`register` when the detector modules are imported.
@@ -132,7 +176,16 @@ REGISTRY: dict[str, DetectorSpec] = {}
 
 
 def register(
-    name: str, description: str, needs: tuple[str, ...], default: bool = True
+    name: str,
+    description: str,
+    needs: tuple[str, ...],
+    default: bool = True,
+    weight: float = 0.0,
+    suggestion_priority: int = 100,
+    speaks_when_flagged: bool = False,
+    params: Optional[dict] = None,
+    explain: Optional[Explain] = None,
+    evidence_columns: Optional[EvidenceColumns] = None,
 ) -> Callable[[Callable[..., DetectorResult]], Callable[..., DetectorResult]]:
     """Register a detector entry point ``run(inputs: DetectInputs, **params) -> DetectorResult``.
 
@@ -147,6 +200,8 @@ def register(
     default : bool, default True
         Whether it runs when the caller names no detectors. A detector joins the default
         list only once it has been measured on the shared data (see bench/README.md).
+    weight, suggestion_priority, speaks_when_flagged, params, explain, evidence_columns :
+        See :class:`DetectorSpec`.
     """
     if not name:
         raise ValueError("a detector needs a name")
@@ -154,7 +209,10 @@ def register(
     def wrap(fn: Callable[..., DetectorResult]) -> Callable[..., DetectorResult]:
         if name in REGISTRY and REGISTRY[name].run is not fn:
             raise ValueError(f"detector {name!r} is already registered")
-        REGISTRY[name] = DetectorSpec(name, description, fn, tuple(needs), default)
+        REGISTRY[name] = DetectorSpec(
+            name, description, fn, tuple(needs), default, float(weight), int(suggestion_priority),
+            bool(speaks_when_flagged), dict(params or {}), explain, dict(evidence_columns or {}),
+        )
         return fn
 
     return wrap
