@@ -28,9 +28,9 @@ from core.guidelines import publish as publish_guideline
 from core.imports import import_predictions, import_vectors
 from core.ingest import IngestOptions, IngestReport, ingest
 from core.labels import current_labels
-from core.project import Project
 from core.review import decide, decide_many
 from core.runs import accept_suggested, flags, slices
+from core.store.project import Project
 
 __all__ = [
     "AnalysisResult", "CompareResult", "DetectConfig", "Detection", "EmbedOptions", "EmbedReport",

@@ -90,7 +90,7 @@ def _ingest_human(report: dict) -> str:
 
 def cmd_init(args: argparse.Namespace, progress: _StderrProgress) -> int:
     from core.ingest import ingest
-    from core.project import Project
+    from core.store.project import Project
 
     options = _ingest_options(args)  # validate the source before creating anything
     if not (options.images or options.manifest or options.texts):
@@ -107,7 +107,7 @@ def cmd_init(args: argparse.Namespace, progress: _StderrProgress) -> int:
 
 def cmd_ingest(args: argparse.Namespace, progress: _StderrProgress) -> int:
     from core.ingest import ingest
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     report = ingest(project, _ingest_options(args), progress=progress)
@@ -118,7 +118,7 @@ def cmd_ingest(args: argparse.Namespace, progress: _StderrProgress) -> int:
 # ---------------------------------------------------------------- embed / imports
 def cmd_embed(args: argparse.Namespace, progress: _StderrProgress) -> int:
     from core.embed.pipeline import EmbedOptions, embed
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     options = EmbedOptions(
@@ -149,7 +149,7 @@ def cmd_embed(args: argparse.Namespace, progress: _StderrProgress) -> int:
 
 def cmd_vectors_import(args: argparse.Namespace, progress: _StderrProgress) -> int:
     from core.imports import import_vectors
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     result = import_vectors(project, Path(args.file), name=args.name, ids_file=Path(args.ids) if args.ids else None)
@@ -159,7 +159,7 @@ def cmd_vectors_import(args: argparse.Namespace, progress: _StderrProgress) -> i
 
 def cmd_predictions_import(args: argparse.Namespace, progress: _StderrProgress) -> int:
     from core.imports import import_predictions
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     result = import_predictions(
@@ -199,7 +199,7 @@ _STREAMLIT_LAUNCHER = (
 def start_app(projects: Sequence[Path], host: str, port: int) -> int:
     """Run Streamlit on app.py with the given projects (blocking)."""
     for project in projects:
-        from core.project import Project
+        from core.store.project import Project
 
         Project.open(project)  # fail here, clearly, rather than inside the browser
     env = dict(os.environ, AMEND_PROJECTS=os.pathsep.join(str(Path(p).resolve()) for p in projects))

@@ -13,7 +13,7 @@ from core.cli_output import print_json
 def cmd_analyse(args: argparse.Namespace, progress) -> int:
     from core.analyse import analyse
     from core.detect import DetectConfig
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     config = DetectConfig(k=args.k, folds=args.folds, device=args.device, seed=args.seed)
@@ -32,8 +32,8 @@ def cmd_analyse(args: argparse.Namespace, progress) -> int:
 
 
 def cmd_flags(args: argparse.Namespace, progress) -> int:
-    from core.project import Project
     from core.runs import flags, flags_as_records
+    from core.store.project import Project
 
     project = Project.open(args.project)
     run, frame = flags(project, args.run, top=args.top)
@@ -59,8 +59,8 @@ def cmd_flags(args: argparse.Namespace, progress) -> int:
 
 
 def cmd_slices(args: argparse.Namespace, progress) -> int:
-    from core.project import Project
     from core.runs import slices
+    from core.store.project import Project
 
     project = Project.open(args.project)
     run, frame = slices(project, args.run)

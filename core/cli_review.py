@@ -21,7 +21,7 @@ def _read_ids(path: Path) -> list[str]:
 
 def cmd_decide(args: argparse.Namespace, progress) -> int:
     from core import review
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     if args.accept_suggested:
@@ -60,7 +60,7 @@ def cmd_decide(args: argparse.Namespace, progress) -> int:
 
 def cmd_guideline(args: argparse.Namespace, progress) -> int:
     from core import guidelines
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     if args.action == "publish":
@@ -95,7 +95,7 @@ def cmd_guideline(args: argparse.Namespace, progress) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace, progress) -> int:
     from core import audit
-    from core.project import Project
+    from core.store.project import Project
 
     result = audit.verify(Project.open(args.project), known_head=args.known_head)
     payload = result.to_dict()
@@ -109,7 +109,7 @@ def cmd_audit_verify(args: argparse.Namespace, progress) -> int:
 
 def cmd_role(args: argparse.Namespace, progress) -> int:
     from core import roles
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     if args.action != "show" and not args.by:
