@@ -169,6 +169,25 @@ def cmd_predictions_import(args: argparse.Namespace, progress: _StderrProgress) 
     return 0
 
 
+# ---------------------------------------------------------------- upgrade
+def _upgrade_human(report: dict) -> str:
+    if not report["upgraded"]:
+        return f"{report['project']} is at schema {report['to_version']} already; nothing to do."
+    log = report["log"]
+    lines = [f"upgraded {report['project']} from schema {report['from_version']} to {report['to_version']}:"]
+    lines += [f"  - {change}" for change in report["changes"]]
+    lines.append(f"review log: {log['events']} events, chain {'intact' if log['ok'] else 'NOT intact'} "
+                 f"(head {log['chain_head']})")
+    return "\n".join(lines)
+
+
+def cmd_upgrade(args: argparse.Namespace, progress: _StderrProgress) -> int:
+    from core.api import upgrade
+
+    emit(args, upgrade(Path(args.project)), _upgrade_human)
+    return 0
+
+
 # ---------------------------------------------------------------- app / demo
 def _app_script() -> Path:
     script = Path(__file__).resolve().parents[1] / "app.py"
@@ -300,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", default="default", metavar="NAME")
     q.add_argument("--json", action="store_true")
     q.set_defaults(handler=cmd_predictions_import)
+
+    p = sub.add_parser("upgrade", help="migrate a project written by an earlier Amend (log and chain intact)")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(handler=cmd_upgrade)
 
     p = sub.add_parser("app", help="start the Streamlit app on one or more projects")
     p.add_argument("project", metavar="PROJECT", nargs="+")
