@@ -81,15 +81,9 @@ class VectorTables:
                         f"use {model} ({dim}-d). Choose another --name for a different model."
                     )
                 return rep
-        table_name = f"vectors__{name}__{uuid.uuid4().hex[:8]}"
+        table_name = _table_name("vectors", name)
         self.db.create_table(table_name, schema=vector_schema(dim, model))
-        created = utc_now()
-        with self.transaction() as con:
-            con.execute(
-                "INSERT INTO representations VALUES (?,?,?,?,?,?,?)",
-                (name, table_name, model, dim, "embed", json.dumps(settings, sort_keys=True), created),
-            )
-        return Representation(name, table_name, model, dim, "embed", settings, created)
+        return self._register(Representation(name, table_name, model, dim, "embed", settings, utc_now()))
 
     def add_vectors(self, rep: Representation, ids: Sequence[str], vectors: np.ndarray) -> None:
         """Append one batch of vectors (L2-normalised here so every table holds unit vectors)."""
@@ -127,18 +121,22 @@ class VectorTables:
         if any(rep.name == name for rep in self.representations()):
             raise AmendError(f"representation {name!r} already exists; choose another --name.")
         dim = int(vectors.shape[1])
-        table_name = f"vectors__{name}__{uuid.uuid4().hex[:8]}"
+        table_name = _table_name("vectors", name)
         matrix = normalise(np.asarray(vectors, dtype=np.float32))
         column = pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1), pa.float32()), dim)
         data = pa.table({"id": pa.array(list(ids), pa.string()), "vector": column}, schema=vector_schema(dim, model))
         self.db.create_table(table_name, data=data, schema=data.schema)
-        created = utc_now()
+        return self._register(Representation(name, table_name, model, dim, "import", settings, utc_now()))
+
+    def _register(self, rep: Representation) -> Representation:
+        """Commit the registry row that makes a representation's table visible."""
         with self.transaction() as con:
             con.execute(
                 "INSERT INTO representations VALUES (?,?,?,?,?,?,?)",
-                (name, table_name, model, dim, "import", json.dumps(settings, sort_keys=True), created),
+                (rep.name, rep.table_name, rep.model, rep.dim, rep.source, json.dumps(rep.settings, sort_keys=True),
+                 rep.created_at),
             )
-        return Representation(name, table_name, model, dim, "import", settings, created)
+        return rep
 
     # ----------------------------------------------------------------- predictions
     def prediction_sets(self) -> list[PredictionSet]:
@@ -153,7 +151,7 @@ class VectorTables:
         existing set of the same name swaps the registry row in one transaction."""
         check_name("predictions", name)
         n_classes = len(classes)
-        table_name = f"predictions__{name}__{uuid.uuid4().hex[:8]}"
+        table_name = _table_name("predictions", name)
         column = pa.FixedSizeListArray.from_arrays(
             pa.array(np.asarray(probabilities, np.float32).reshape(-1), pa.float32()), n_classes
         )
@@ -181,6 +179,11 @@ class VectorTables:
                 ids = [sid for sid in self.sample_ids() if sid in by_id]
                 return ids, matrix[[by_id[s] for s in ids]], pset.classes
         raise AmendError(f"no predictions named {name!r}; import them with `amend predictions import`.")
+
+
+def _table_name(prefix: str, name: str) -> str:
+    """A fresh LanceDB table name for a registry row to point at (one of RUN_SCOPED_PREFIXES)."""
+    return f"{prefix}__{name}__{uuid.uuid4().hex[:8]}"
 
 
 def normalise(matrix: np.ndarray) -> np.ndarray:
