@@ -87,12 +87,13 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
-def upgrade(path: str | Path) -> dict:
+def upgrade(path: str | Path, wait: float = 5.0) -> dict:
     """Bring the project folder at ``path`` to this Amend's schema (see the module docstring).
 
     Returns ``{"project", "from_version", "to_version", "upgraded", "steps": [{"from_version",
     "to_version", "title", "changes"}], "changes", "log": {"ok", "events", "chain_head"}}``.
-    Running it on an up-to-date project changes nothing and returns ``upgraded: false``.
+    Running it on an up-to-date project changes nothing and returns ``upgraded: false``. ``wait``:
+    seconds to wait for another process's writer lock.
 
     Raises
     ------
@@ -104,7 +105,7 @@ def upgrade(path: str | Path) -> dict:
     door = int(info.get("schema_version", 0))
     lock = writer_lock(root)
     try:
-        lock.acquire(timeout=5.0)
+        lock.acquire(timeout=wait)
     except Timeout as exc:
         raise ConflictError(f"another Amend process is writing to {root}; upgrade it when that ends.") from exc
     try:

@@ -148,7 +148,7 @@ def test_upgrade_refuses_a_newer_project_and_waits_for_no_writer(old_project):
     lock.acquire()
     try:
         with pytest.raises(ConflictError, match="writing"):
-            upgrade(old_project)
+            upgrade(old_project, wait=0.1)
     finally:
         lock.release()
     info = json.loads((old_project / "amend.json").read_text())
