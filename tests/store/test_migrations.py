@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -34,10 +35,13 @@ def old_project(tmp_path) -> Path:
 
 
 def _tables(root: Path) -> dict[str, list[tuple]]:
-    """Every table of project.sqlite with its columns (name, type, not null, primary key)."""
-    with Project(root, {}).sql() as con:
+    """Every table of project.sqlite with its columns (name, type, not null, primary key); read-only."""
+    con = sqlite3.connect(f"file:{root / 'project.sqlite'}?mode=ro", uri=True)
+    try:
         names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
         return {n: [(c[1], c[2], c[3], c[5]) for c in con.execute(f"PRAGMA table_info({n})")] for n in names}
+    finally:
+        con.close()
 
 
 def test_the_fixture_is_an_old_project():
