@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -29,24 +28,22 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "schema1-project"
 
 @pytest.fixture()
 def old_project(tmp_path) -> Path:
+    """A copy of the fixture (the committed folder itself is never opened: SQLite would write to it)."""
     target = tmp_path / "old"
     shutil.copytree(FIXTURE, target)
     return target
 
 
 def _tables(root: Path) -> dict[str, list[tuple]]:
-    """Every table of project.sqlite with its columns (name, type, not null, primary key); read-only."""
-    con = sqlite3.connect(f"file:{root / 'project.sqlite'}?mode=ro", uri=True)
-    try:
+    """Every table of project.sqlite with its columns (name, type, not null, primary key)."""
+    with Project(root, {}).sql() as con:
         names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
         return {n: [(c[1], c[2], c[3], c[5]) for c in con.execute(f"PRAGMA table_info({n})")] for n in names}
-    finally:
-        con.close()
 
 
-def test_the_fixture_is_an_old_project():
-    assert json.loads((FIXTURE / "amend.json").read_text())["schema_version"] == 1
-    assert "schema_history" not in _tables(FIXTURE)
+def test_the_fixture_is_an_old_project(old_project):
+    assert json.loads((old_project / "amend.json").read_text())["schema_version"] == 1
+    assert "schema_history" not in _tables(old_project)
 
 
 def test_an_old_project_upgrades_and_then_opens_with_its_samples_log_and_decisions(old_project):
