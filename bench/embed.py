@@ -36,7 +36,7 @@ from PIL import Image  # noqa: E402
 from core.embed.base import cpu_threads  # noqa: E402
 from core.embed.fallback import resolve_embedder  # noqa: E402
 from core.embed.pipeline import EmbedOptions, _defaults, embed  # noqa: E402
-from core.project import Project  # noqa: E402
+from core.store.project import Project  # noqa: E402
 
 
 def shared_data() -> Path:

@@ -78,8 +78,8 @@ def main() -> int:
     from core.detect import DetectConfig
     from core.imports import import_vectors
     from core.ingest import IngestOptions, ingest
-    from core.project import Project
     from core.runs import accept_suggested
+    from core.store.project import Project
 
     rows = [json.loads(line) for line in (data / "test.jsonl").read_text().splitlines() if line.strip()]
     vectors = np.load(data / "minilm.npy")

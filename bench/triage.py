@@ -36,8 +36,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core import audit, review, triage  # noqa: E402
-from core.project import Project  # noqa: E402
 from core.runs import new_run_id, save_run  # noqa: E402
+from core.store.project import Project  # noqa: E402
 
 LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 DETECTORS = ["confident", "duplicates", "neighbours_vote", "outliers"]

@@ -23,8 +23,8 @@ from core import __version__
 from core.detect import REGISTRY, DetectConfig, Detection, detect
 from core.errors import AmendError
 from core.progress import ProgressCallback, no_progress
-from core.project import Project
 from core.runs import RunInfo, new_run_id, save_run
+from core.store.project import Project
 
 logger = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@
 >>> api.decide(project, "t1234", "relabel", reviewer="ann", label="sci.med", expected_event=0)
 >>> api.compare(project).to_json()             # probe on given vs current labels, per slice
 >>> api.export(project, "labels.parquet")      # labels + trail + manifest with the chain head
+>>> api.upgrade("old-project")                 # a folder from an earlier Amend, to this schema
 
 For plain arrays (your own model's vectors or probabilities, no project), :func:`detect` returns
 the ranked detection directly.
@@ -28,20 +29,22 @@ from core.guidelines import publish as publish_guideline
 from core.imports import import_predictions, import_vectors
 from core.ingest import IngestOptions, IngestReport, ingest
 from core.labels import current_labels
-from core.project import Project
 from core.review import decide, decide_many
 from core.runs import accept_suggested, flags, slices
+from core.store.migrations import upgrade
+from core.store.project import Project
 
 __all__ = [
     "AnalysisResult", "CompareResult", "DetectConfig", "Detection", "EmbedOptions", "EmbedReport",
     "IngestOptions", "IngestReport", "Project", "accept_suggested", "analyse", "compare", "create_project",
     "current_labels", "decide", "decide_many", "detect", "embed", "export", "flags", "import_predictions",
-    "import_vectors", "ingest", "open_project", "publish_guideline", "slices", "verify",
+    "import_vectors", "ingest", "open_project", "publish_guideline", "slices", "upgrade", "verify",
 ]
 
 
 def open_project(path: str | Path) -> Project:
-    """Open an existing project folder (refuses one from another schema version)."""
+    """Open an existing project folder (refuses one from another schema version; one from an
+    earlier Amend opens after :func:`upgrade`)."""
     return Project.open(path)
 
 

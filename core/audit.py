@@ -23,7 +23,7 @@ show is the loss of its *last* events or a rewrite of the whole tail; two tripwi
 the ``AUTOINCREMENT`` counter (``sqlite_sequence``) remembers the highest id ever written, and a
 chain head recorded elsewhere (an export manifest) can be passed as ``known_head``.
 
-Functions take ``project``: a :class:`core.project.Project` or the project folder's path (this
+Functions take ``project``: a :class:`core.store.project.Project` or the project folder's path (this
 module imports nothing heavy, so a small writer process starts fast).
 """
 
@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
 from core.errors import AmendError, ConflictError, SchemaVersionError
+from core.store.schema import LOG_FILE, LOG_SCHEMA_VERSION, LOG_SQL, LOG_TRIGGERS, statements
+from core.util import utc_now
 
 logger = logging.getLogger(__name__)
 
-LOG_FILE = "review.sqlite"
-LOG_SCHEMA_VERSION = 1
 GENESIS = "0" * 64
 BUSY_TIMEOUT_S = 30.0
 
@@ -60,26 +60,6 @@ KINDS = (
     "project_opened",
 )
 IDENTITY_SOURCES = ("local", "oidc", "cli")
-
-_SCHEMA = """
-CREATE TABLE events (
-    event_id   INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind       TEXT NOT NULL,
-    sample_id  TEXT,
-    payload    TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    actor      TEXT NOT NULL,
-    prev_hash  TEXT NOT NULL,
-    hash       TEXT NOT NULL UNIQUE
-);
-CREATE INDEX events_by_sample ON events (sample_id, event_id);
-CREATE INDEX events_by_kind ON events (kind, event_id);
-CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
-CREATE TRIGGER events_no_delete BEFORE DELETE ON events
-BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
-"""
-_TRIGGERS = ("events_no_update", "events_no_delete")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -99,11 +79,6 @@ def event_hash(prev_hash: str, event_id: int, kind: str, sample_id: Optional[str
          "created_at": created_at, "actor": actor}
     )
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
-
-
-def utc_now() -> str:
-    """Server time, ISO 8601 with microseconds, UTC (the same format as core.project.utc_now)."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 def normalise_time(value: str | _dt.datetime) -> str:
@@ -235,9 +210,8 @@ def _create_schema(con: sqlite3.Connection) -> None:
     try:
         (version,) = con.execute("PRAGMA user_version").fetchone()
         if version == 0:  # another process may have created it while we waited for the lock
-            for statement in _SCHEMA.split(";\n"):
-                if statement.strip():
-                    con.execute(statement)
+            for statement in statements(LOG_SQL):
+                con.execute(statement)
             con.execute(f"PRAGMA user_version = {LOG_SCHEMA_VERSION}")
     except BaseException:
         con.execute("ROLLBACK")
@@ -523,7 +497,7 @@ def _verify(con: sqlite3.Connection, known_head: Optional[str]) -> VerifyResult:
             f"the recorded chain head {known_head} is not in the log: the log was rewritten or cut short.",
         )
     triggers = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-    missing = [t for t in _TRIGGERS if t not in triggers]
+    missing = [t for t in LOG_TRIGGERS if t not in triggers]
     if missing:
         return VerifyResult(
             False, count, head, None,

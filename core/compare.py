@@ -38,7 +38,7 @@ from core import audit
 from core.detect.probe import DEFAULT_C, fold_assignment
 from core.errors import AmendError
 from core.neighbours import normalise, resolve_device
-from core.project import Project
+from core.store.project import Project
 
 logger = logging.getLogger(__name__)
 

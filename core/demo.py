@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from core.progress import ProgressCallback, no_progress
-from core.project import Project
+from core.store.project import Project
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
 

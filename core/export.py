@@ -39,7 +39,7 @@ import pyarrow as pa
 from core import audit
 from core.errors import AmendError
 from core.progress import ProgressCallback, no_progress
-from core.project import Project
+from core.store.project import Project
 
 logger = logging.getLogger(__name__)
 

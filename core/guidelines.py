@@ -25,7 +25,7 @@ import pandas as pd
 
 from core import audit, roles
 from core.errors import AmendError
-from core.project import check_name
+from core.store.schema import check_name
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
 

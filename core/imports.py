@@ -22,7 +22,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from core.errors import AmendError
-from core.project import Project, check_name
+from core.store.project import Project
+from core.store.schema import check_name
 
 SUM_TOLERANCE = 0.01
 SHOW = 5  # offending ids / rows named in a message

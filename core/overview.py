@@ -21,8 +21,8 @@ import pandas as pd
 
 from core import audit, runs
 from core.errors import AmendError
-from core.project import Project
 from core.runs import RunInfo
+from core.store.project import Project
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ import pandas as pd
 import pyarrow as pa
 
 from core.errors import AmendError
-from core.project import Project, utc_now
+from core.store.project import Project
+from core.util import utc_now
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.project import Project
+from core.store.project import Project
 
 OFFLINE_PREFIX = "offline:"
 

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core import audit, review
 from core.errors import AmendError
-from core.project import Project
+from core.store.project import Project
 from pages import identity, state
 
 REVIEWER_KEY = "audit.reviewer"

@@ -9,7 +9,7 @@ import streamlit as st
 from core import audit
 from core.compare import LabelSource, compare, label_source_choices
 from core.errors import AmendError
-from core.project import Project
+from core.store.project import Project
 from pages import state
 
 KEY_BEFORE = "compare.before"

@@ -10,7 +10,7 @@ import streamlit as st
 from core import audit, guidelines
 from core.errors import AmendError
 from core.export import FORMATS, build_export, utc_stamp
-from core.project import Project
+from core.store.project import Project
 from pages import state
 
 KEY_FORMAT = "export.format"

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import guidelines, review, roles, selections
+from core import guidelines, review, roles
 from core.errors import AmendError
-from core.project import Project
+from core.store import selections
+from core.store.project import Project
 from pages import identity, state
 
 TEXT_KEY = "guidelines.text"

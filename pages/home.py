@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from core.errors import AmendError
-from core.project import Project
+from core.store.project import Project
 from core.summary import summarise
 from pages import state
 

@@ -1,5 +1,5 @@
 """Overview: the map of the data coloured by slice, label, flag score or metadata; a lasso, box or
-click on it (or a slice in the table) sends samples to the triage queue through core.selections;
+click on it (or a slice in the table) sends samples to the triage queue through core.store.selections;
 the slices ranked by error; the class imbalance figures; domain gaps between sources; and where
 several representations have runs, where they disagree."""
 
@@ -17,10 +17,11 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from core import overview as ov
-from core import runs, selections
+from core import runs
 from core.errors import AmendError
 from core.ingest.media import open_image
-from core.project import Project
+from core.store import selections
+from core.store.project import Project
 from pages import state
 
 RUN_KEY = "overview.run"

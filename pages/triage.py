@@ -10,10 +10,11 @@ import pandas as pd
 import streamlit as st
 from st_aggrid import AgGrid, GridOptionsBuilder
 
-from core import audit, guidelines, review, selections, triage
+from core import audit, guidelines, review, triage
 from core.errors import AmendError
-from core.project import Project
 from core.runs import RunInfo, list_runs
+from core.store import selections
+from core.store.project import Project
 from pages import identity, state
 
 SELECTED_KEY = "triage.selected"

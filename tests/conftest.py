@@ -31,7 +31,7 @@ def project_copy(sample_projects, tmp_path):
     """A writable copy of a sample project (with its analysis run): project_copy("news20-sample")."""
     import shutil
 
-    from core.project import Project
+    from core.store.project import Project
 
     def make(name: str = "news20-sample") -> Project:
         source = next(p for p in sample_projects if p.name == name)

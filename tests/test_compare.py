@@ -18,8 +18,8 @@ import pytest
 from core import review
 from core.compare import LabelSource, compare, read_reference
 from core.errors import AmendError
-from core.project import Project
 from core.runs import save_run
+from core.store.project import Project
 
 CLASSES = ["ant", "bee", "cat"]
 TRAIN, TEST = 40, 20

@@ -14,7 +14,7 @@ from core import audit, guidelines, review
 from core.errors import AmendError
 from core.export import build_export, export, read_labels
 from core.ingest import IngestOptions, ingest
-from core.project import Project
+from core.store.project import Project
 
 TEXTS = [("t1", "a cat sat", "cat", "train"), ("t2", "a dog ran", "cat", "train"), ("t3", "a dog, again", "dog", "test"),
          ("t4", "noise, \"quoted\"\nover two lines", "dog", "train"), ("t5", "a bird sang", "cat", None),

@@ -16,9 +16,9 @@ import pytest
 from core import overview as ov
 from core import review, runs
 from core.analyse import _slices_frame
-from core.project import Project
 from core.slices import drawing_sample, slice_table
 from core.slices.discover import SliceResult
+from core.store.project import Project
 
 CLASSES = ["cat", "dog", "bird"]
 

@@ -11,7 +11,7 @@ from core.cli.parser import positive_int
 def cmd_analyse(args: argparse.Namespace, progress) -> int:
     from core.analyse import analyse
     from core.detect import DetectConfig
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     config = DetectConfig(k=args.k, folds=args.folds, device=args.device, seed=args.seed)
@@ -37,8 +37,8 @@ def _flags_csv(records: list[dict]) -> str:
 
 
 def cmd_flags(args: argparse.Namespace, progress) -> int:
-    from core.project import Project
     from core.runs import flags, flags_as_records
+    from core.store.project import Project
 
     project = Project.open(args.project)
     run, frame = flags(project, args.run, top=args.top)
@@ -72,7 +72,7 @@ def _slice_records(frame) -> list[dict]:
 
 
 def cmd_slices(args: argparse.Namespace, progress) -> int:
-    from core.project import Project
+    from core.store.project import Project
     from core.runs import slices
 
     project = Project.open(args.project)

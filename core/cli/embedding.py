@@ -19,7 +19,7 @@ def _embed_text(report: dict) -> str:
 
 def cmd_embed(args: argparse.Namespace, progress) -> int:
     from core.embed.pipeline import EmbedOptions, embed
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     options = EmbedOptions(
@@ -42,7 +42,7 @@ def cmd_embed(args: argparse.Namespace, progress) -> int:
 
 def cmd_vectors_import(args: argparse.Namespace, progress) -> int:
     from core.imports import import_vectors
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     result = import_vectors(project, Path(args.file), name=args.name, ids_file=Path(args.ids) if args.ids else None)
@@ -52,7 +52,7 @@ def cmd_vectors_import(args: argparse.Namespace, progress) -> int:
 
 def cmd_predictions_import(args: argparse.Namespace, progress) -> int:
     from core.imports import import_predictions
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     result = import_predictions(

@@ -39,7 +39,7 @@ def _compare_text(payload: dict) -> str:
 
 def cmd_compare(args: argparse.Namespace, progress) -> int:
     from core.compare import compare, read_reference
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     reference = None
@@ -65,7 +65,7 @@ def _export_text(payload: dict) -> str:
 
 def cmd_export(args: argparse.Namespace, progress) -> int:
     from core.export import export
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     bundle = export(project, args.out, fmt=args.format, as_of=args.as_of, guideline_version=args.guideline,

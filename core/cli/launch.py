@@ -39,7 +39,7 @@ def _app_script() -> Path:
 
 def start_app(projects: Sequence[Path], host: str, port: int) -> int:
     """Run Streamlit on app.py with the given projects (blocking: this process becomes the server)."""
-    from core.project import Project
+    from core.store.project import Project
 
     for project in projects:
         Project.open(project)  # fail here, clearly, rather than inside the browser

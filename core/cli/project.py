@@ -1,4 +1,4 @@
-"""`amend init` and `amend ingest`: a project and its samples."""
+"""`amend init`, `amend ingest` and `amend upgrade`: a project, its samples and its schema."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _ingest_text(report: dict) -> str:
 
 def cmd_init(args: argparse.Namespace, progress) -> int:
     from core.ingest import ingest
-    from core.project import Project
+    from core.store.project import Project
 
     options = _ingest_options(args)  # validate the source before creating anything
     if not (options.images or options.manifest or options.texts):
@@ -66,11 +66,29 @@ def cmd_init(args: argparse.Namespace, progress) -> int:
 
 def cmd_ingest(args: argparse.Namespace, progress) -> int:
     from core.ingest import ingest
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     report = ingest(project, _ingest_options(args), progress=progress)
     output(args, report.to_json(), _ingest_text)
+    return 0
+
+
+def _upgrade_text(report: dict) -> str:
+    if not report["upgraded"]:
+        return f"{report['project']} is at schema {report['to_version']} already; nothing to do."
+    log = report["log"]
+    lines = [f"upgraded {report['project']} from schema {report['from_version']} to {report['to_version']}:"]
+    lines += [f"  - {change}" for change in report["changes"]]
+    lines.append(f"review log: {log['events']} events, chain {'intact' if log['ok'] else 'NOT intact'} "
+                 f"(head {log['chain_head']})")
+    return "\n".join(lines)
+
+
+def cmd_upgrade(args: argparse.Namespace, progress) -> int:
+    from core.api import upgrade
+
+    output(args, upgrade(Path(args.project)), _upgrade_text)
     return 0
 
 
@@ -96,3 +114,4 @@ def register(commands) -> None:
     """Add `init` and `ingest` to the `amend` parser."""
     _add_source_arguments(commands.add("init", cmd_init, "create a project and ingest a dataset into it"))
     _add_source_arguments(commands.add("ingest", cmd_ingest, "add more samples to an existing project"))
+    commands.add("upgrade", cmd_upgrade, "migrate a project written by an earlier Amend (log and chain intact)")

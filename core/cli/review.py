@@ -35,7 +35,7 @@ def _accept_suggested(args: argparse.Namespace, project) -> int:
 
 def cmd_decide(args: argparse.Namespace, progress) -> int:
     from core import review
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     if args.accept_suggested:
@@ -63,7 +63,7 @@ def cmd_decide(args: argparse.Namespace, progress) -> int:
 
 def cmd_guideline(args: argparse.Namespace, progress) -> int:
     from core import guidelines
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     if args.action == "publish":
@@ -98,7 +98,7 @@ def cmd_guideline(args: argparse.Namespace, progress) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace, progress) -> int:
     from core import audit
-    from core.project import Project
+    from core.store.project import Project
 
     result = audit.verify(Project.open(args.project), known_head=args.known_head)
     if result.ok:
@@ -111,7 +111,7 @@ def cmd_audit_verify(args: argparse.Namespace, progress) -> int:
 
 def cmd_role(args: argparse.Namespace, progress) -> int:
     from core import roles
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.open(args.project)
     if args.action != "show" and not args.by:

@@ -182,7 +182,7 @@ def embed(project, options: Optional[EmbedOptions] = None, progress: ProgressCal
 
     Parameters
     ----------
-    project : core.project.Project
+    project : core.store.project.Project
     options : EmbedOptions, optional
         Defaults: OpenCLIP ViT-B-32/laion2b_s34b_b79k with the offline fallback, device auto.
     progress : callable

@@ -48,7 +48,7 @@ Images are never copied: a sample keeps the dataset ``root`` (absolute, resolved
 ``path`` relative to it; :mod:`core.ingest.media` re-checks the hash when the file is shown.
 
 Atomicity: the rows of one ingest become visible together when the project commits the ingest
-record (see :meth:`core.project.Project.ingest_transaction`); a process killed mid-ingest leaves
+record (see :meth:`core.store.project.Project.ingest_transaction`); a process killed mid-ingest leaves
 the project as it was, and the next writer removes what it had written.
 """
 
@@ -66,7 +66,7 @@ from core.errors import AmendError
 from core.ingest import images as _images
 from core.ingest.tables import Table, as_text, is_missing, open_table, surrogate_at
 from core.progress import ProgressCallback, no_progress
-from core.project import Project
+from core.store.project import Project
 
 logger = logging.getLogger(__name__)
 

@@ -57,7 +57,7 @@ def test_compare_page_switches_sides_and_split(fixed_project, monkeypatch):
 
 
 def test_compare_page_reports_a_project_without_vectors(tmp_path, monkeypatch):
-    from core.project import Project
+    from core.store.project import Project
 
     project = Project.create(tmp_path / "empty")
     app = _run(str(project.path), monkeypatch)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core import guidelines, review, selections
+from core import guidelines, review
 from core.runs import flags
+from core.store import selections
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.project import Project
+from core.store.project import Project
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,12 +62,13 @@ def test_home_page_says_when_no_project_is_given(monkeypatch):
     assert "No project is open" in app.warning[0].value
 
 
-def test_home_page_reports_a_project_from_a_newer_amend(small_project, monkeypatch):
+@pytest.mark.parametrize("version, says", [(99, "newer Amend"), (1, "amend upgrade")])
+def test_home_page_reports_a_project_from_a_newer_or_older_amend(small_project, monkeypatch, version, says):
     info = small_project / "amend.json"
-    info.write_text(info.read_text().replace('"schema_version": 1', '"schema_version": 99'))
+    info.write_text(json.dumps(dict(json.loads(info.read_text()), schema_version=version)))
     app = _run("pages/home.py", str(small_project), monkeypatch)
     assert not app.exception
-    assert "newer Amend" in app.error[0].value
+    assert says in app.error[0].value
 
 
 def test_app_entry_runs_with_the_project_picker(small_project, monkeypatch):

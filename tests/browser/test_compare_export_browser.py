@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from core import review
-from core.project import Project
 from core.runs import accept_suggested
+from core.store.project import Project
 
 pytestmark = pytest.mark.browser
 

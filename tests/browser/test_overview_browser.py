@@ -8,8 +8,8 @@ import re
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from core.project import Project
-from core.selections import list_selections
+from core.store.project import Project
+from core.store.selections import list_selections
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core.project import Project
+from core.store.project import Project
 
 REPO = Path(__file__).resolve().parents[2]
 CIFAR = REPO / "sample_data" / "cifar10n"
@@ -23,7 +23,7 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def add_rows(project: Project, rows: list[dict]) -> None:
-    """One committed ingest of ``rows`` (SAMPLE_SCHEMA columns without ingest_id)."""
+    """One committed ingest of ``rows`` (columns of core.store.schema.sample_schema() without ingest_id)."""
     with project.writer("ingest"):
         with project.ingest_transaction("test", "test", None, {}) as writer:
             for n, row in enumerate(rows):

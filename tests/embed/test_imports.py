@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import AmendError
 from core.imports import import_predictions, import_vectors
-from core.project import Project
+from core.store.project import Project
 
 from .conftest import add_rows
 

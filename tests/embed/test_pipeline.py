@@ -8,7 +8,7 @@ import pytest
 from core.embed.offline import IMAGE_MODEL, TEXT_MODEL
 from core.embed.pipeline import EmbedOptions, embed
 from core.errors import AmendError
-from core.project import Project
+from core.store.project import Project
 
 OFFLINE = EmbedOptions(embedder="offline", device="cpu", batch_size=4)
 

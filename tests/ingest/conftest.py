@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.project import Project
+from core.store.project import Project
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from core.errors import AmendError
 from core.ingest import IngestOptions, ingest
-from core.project import Project
+from core.store.project import Project
 
 from ingest_helpers import jpeg_bytes, png_bytes, reasons_by_row, write
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from core.ingest import IngestOptions, ingest
-from core.project import SAMPLES_TABLE, Project
+from core.store.project import Project
+from core.store.schema import SAMPLES_TABLE
 
 from ingest_helpers import jpeg_bytes, write, write_jsonl
 
@@ -23,8 +24,9 @@ CHILD = """
 import sys
 sys.path.insert(0, {repo!r})
 from pathlib import Path
-from core.project import IngestWriter, Project
 from core.ingest import IngestOptions, ingest
+from core.store.project import Project
+from core.store.samples import IngestWriter
 IngestWriter.batch_rows = 50  # flush small batches so the kill lands between appends
 project = Project.open(sys.argv[1])
 kind, source = sys.argv[2], Path(sys.argv[3])

@@ -9,7 +9,7 @@ import pytest
 from core.errors import SampleFileChanged
 from core.ingest import IngestOptions, ingest
 from core.ingest.media import open_image, read_image_bytes
-from core.project import Project
+from core.store.project import Project
 
 from ingest_helpers import jpeg_bytes, write
 

@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import AmendError
 from core.ingest import REJECT_REASONS, IngestOptions, ingest
-from core.project import Project
+from core.store.project import Project
 
 from ingest_helpers import jpeg_bytes, write, write_jsonl
 

@@ -11,7 +11,7 @@ import pytest
 
 from core.errors import AmendError
 from core.ingest import IngestOptions, ingest
-from core.project import Project
+from core.store.project import Project
 
 from ingest_helpers import reasons_by_row, write_jsonl
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.project import Project
+from core.store.project import Project
 
 TEXTS = {
     "s1": ("a cat on a mat", "cat"),

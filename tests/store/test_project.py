@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from core.errors import AmendError, SchemaVersionError
-from core.project import Project
+from core.store.project import Project
+from core.store.schema import SCHEMA_VERSION, recorded_version
 
 
 def _add_texts(project: Project, texts: dict[str, str], label: str = "a") -> None:
@@ -21,14 +22,17 @@ def _add_texts(project: Project, texts: dict[str, str], label: str = "a") -> Non
 
 def test_create_makes_a_complete_project_and_refuses_a_non_empty_folder(tmp_path):
     project = Project.create(tmp_path / "p")
-    assert json.loads((tmp_path / "p" / "amend.json").read_text())["schema_version"] == 1
+    assert json.loads((tmp_path / "p" / "amend.json").read_text())["schema_version"] == SCHEMA_VERSION
+    with project.sql() as con:
+        assert recorded_version(con) == SCHEMA_VERSION
     assert project.sample_count() == 0 and project.labels() == []
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".p.creating")]
     with pytest.raises(AmendError, match="not empty"):
         Project.create(tmp_path / "p")
 
 
-@pytest.mark.parametrize("version, word", [(2, "newer"), (0, "older")])
+@pytest.mark.parametrize("version, word", [(SCHEMA_VERSION + 1, "newer"), (0, "cannot upgrade"),
+                                           (SCHEMA_VERSION - 1, "run `amend upgrade")])
 def test_open_names_a_project_from_another_schema_version(tmp_path, version, word):
     Project.create(tmp_path / "p")
     info_file = tmp_path / "p" / "amend.json"

@@ -1,6 +1,7 @@
 """Named selections of samples sent from one view to another (a lasso on the overview map, a
 slice, a filter) so the triage queue can be narrowed to them. Kept in project.sqlite, not in a
-page's session, so a selection survives a reload and can be seen from the CLI or a notebook."""
+page's session, so a selection survives a reload and can be seen from the CLI or a notebook.
+The table is made with the project (:mod:`core.store.schema`)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,8 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from core.errors import AmendError
-from core.project import Project, utc_now
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS selections (
-    selection_id INTEGER PRIMARY KEY, name TEXT NOT NULL, source TEXT NOT NULL,
-    created_by TEXT, created_at TEXT NOT NULL, ids TEXT NOT NULL);
-"""
+from core.store.project import Project
+from core.util import utc_now
 
 
 @dataclass(frozen=True)
@@ -39,7 +35,6 @@ def save_selection(project: Project, ids: Sequence[str], name: str, source: str,
         raise AmendError(f"{len(unknown)} selected ids are not in the project, e.g. {sorted(unknown)[:3]}")
     created = utc_now()
     with project.transaction() as con:
-        con.execute(_SCHEMA.strip().rstrip(";"))
         cursor = con.execute(
             "INSERT INTO selections (name, source, created_by, created_at, ids) VALUES (?,?,?,?,?)",
             (name, source, created_by, created, json.dumps(wanted)),
@@ -51,7 +46,6 @@ def save_selection(project: Project, ids: Sequence[str], name: str, source: str,
 def list_selections(project: Project) -> list[Selection]:
     """Every stored selection, newest first."""
     with project.sql() as con:
-        con.execute(_SCHEMA.strip().rstrip(";"))
         rows = con.execute(
             "SELECT selection_id, name, source, created_by, created_at, ids FROM selections ORDER BY selection_id DESC"
         ).fetchall()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.errors import AmendError
-from core.project import Project
-from core.selections import get_selection, list_selections, save_selection
+from core.store.project import Project
+from core.store.selections import get_selection, list_selections, save_selection
 
 
 @pytest.fixture()

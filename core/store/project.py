@@ -1,0 +1,228 @@
+"""A project is one folder (its layout: :mod:`core.store.schema`). This module is the folder
+itself: create and open it, its connections, the writer lock and crash recovery. What is kept in
+it comes in from :mod:`core.store.samples` and :mod:`core.store.vectors`, one part each of
+:class:`Project`.
+
+Commit points. LanceDB appends are atomic per call but a project write often touches several
+tables, so SQLite is the store of record for "what is committed": an ingest's sample rows carry
+its ``ingest_id`` and only count once the SQLite row of that ingest is committed. A process killed
+mid-ingest leaves rows that no reader sees, and the next writer deletes them (``_recover``).
+Imported vectors and predictions are written to a fresh table in one call and become visible
+only when the registry row pointing at it commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Iterator, Optional
+
+from filelock import FileLock, Timeout
+
+from core.errors import AmendError, ConflictError, SchemaVersionError
+from core.store.samples import SampleTables
+from core.store.schema import (
+    FORMAT_NAME, INFO_FILE, LANCE_DIR, PROJECT_DB, PROJECT_SQL, RUN_SCOPED_PREFIXES, SAMPLES_TABLE, SCHEMA_VERSION,
+    WRITER_LOCK, record_version, sample_schema,
+)
+from core.store.vectors import VectorTables
+from core.util import utc_now
+
+logger = logging.getLogger(__name__)
+
+
+def amend_version() -> str:
+    """``amend <version>``, as ``amend.json`` and ``schema_history`` name the writer."""
+    from core import __version__
+
+    return f"amend {__version__}"
+
+
+def read_info(path: str | os.PathLike) -> tuple[Path, dict]:
+    """(resolved folder, parsed ``amend.json``) of a project folder, refusing what is not one."""
+    root = Path(path).resolve()
+    info_file = root / INFO_FILE
+    if not info_file.is_file():
+        raise AmendError(f"{root} is not an Amend project (no {INFO_FILE}); create one with `amend init`.")
+    try:
+        info = json.loads(info_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise AmendError(f"{info_file} is unreadable ({exc}); the project folder is damaged.") from exc
+    if info.get("format") != FORMAT_NAME:
+        raise AmendError(f"{root} is not an Amend project ({INFO_FILE} format is {info.get('format')!r}).")
+    return root, info
+
+
+def write_info(root: Path, info: dict) -> None:
+    """Replace ``amend.json`` atomically (a temporary file beside it, flushed, then renamed)."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{INFO_FILE}.", dir=root)
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(json.dumps(info, indent=2) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, root / INFO_FILE)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+class Project(SampleTables, VectorTables):
+    """An Amend project folder. Open with :meth:`open`, make with :meth:`create`."""
+
+    def __init__(self, path: Path, info: dict) -> None:
+        self.path = path
+        self.info = info
+        self._db = None
+
+    # ----------------------------------------------------------------- create / open
+    @classmethod
+    def create(cls, path: str | os.PathLike) -> "Project":
+        """Create an empty project at ``path`` (which must not exist or be an empty folder).
+
+        The folder is built under a temporary name beside it and renamed into place, so a killed
+        ``init`` never leaves a half-made project behind.
+        """
+        target = Path(path).resolve()
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise AmendError(f"{target} already exists and is not empty; choose a new project folder.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.creating-", dir=target.parent))
+        info = {
+            "format": FORMAT_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "created_by": amend_version(),
+            "created_at": utc_now(),
+        }
+        write_info(staging, info)
+        project = cls(staging, info)
+        with project.sql() as con:
+            con.executescript(PROJECT_SQL)
+        with project.transaction() as con:
+            record_version(con, SCHEMA_VERSION, "created", [], info["created_by"], info["created_at"])
+        project.db.create_table(SAMPLES_TABLE, schema=sample_schema())
+        project._db = None
+        if target.exists():
+            target.rmdir()
+        os.rename(staging, target)
+        return cls(target, info)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "Project":
+        """Open an existing project, refusing one written with another on-disk schema (an older
+        one with the line that says to run ``amend upgrade``)."""
+        root, info = read_info(path)
+        version = int(info.get("schema_version", 0))
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{root} was written by a newer Amend ({info.get('created_by')}, project schema {version}); "
+                f"this Amend reads schema {SCHEMA_VERSION}. Upgrade Amend to open it."
+            )
+        if version < SCHEMA_VERSION:
+            raise SchemaVersionError(old_schema_message(root, info))
+        return cls(root, info)
+
+    # ----------------------------------------------------------------- storage handles
+    @property
+    def db(self):
+        """The project's LanceDB connection (embedded, ``lance/``)."""
+        if self._db is None:
+            import lancedb
+
+            self._db = lancedb.connect(str(self.path / LANCE_DIR))
+        return self._db
+
+    @contextlib.contextmanager
+    def sql(self) -> Iterator[sqlite3.Connection]:
+        """A SQLite connection in WAL mode with synchronous=FULL, closed on exit.
+
+        Autocommit mode: callers group writes with ``BEGIN IMMEDIATE`` / ``COMMIT`` (see
+        :meth:`transaction`) so two writers serialise rather than interleave.
+        """
+        con = sqlite3.connect(self.path / PROJECT_DB, timeout=30, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            con.execute("PRAGMA foreign_keys=ON")
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on any exception)."""
+        with self.sql() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def writer(self, what: str, wait: float = 5.0) -> Iterator[None]:
+        """Hold the project's writer lock (one ingest / embed / import at a time) and recover
+        whatever a killed writer left before starting."""
+        lock = writer_lock(self.path)
+        try:
+            lock.acquire(timeout=wait)
+        except Timeout as exc:
+            raise ConflictError(
+                f"another Amend process is writing to {self.path} ({what} has to wait); try again when it ends."
+            ) from exc
+        try:
+            self._recover()
+            yield
+        finally:
+            lock.release()
+
+    def _recover(self) -> None:
+        """Remove what a killed writer left uncommitted: sample rows of uncommitted ingests and
+        vector / prediction tables no registry row points at."""
+        committed = self.committed_ingest_ids()
+        table = self.db.open_table(SAMPLES_TABLE)
+        stray = f"ingest_id NOT IN ({','.join(map(str, committed))})" if committed else "true"
+        if table.count_rows(stray):
+            logger.warning("removing sample rows of an interrupted ingest in %s", self.path)
+            table.delete(stray)
+        with self.sql() as con:
+            known = {r[0] for r in con.execute("SELECT table_name FROM representations")}
+            known |= {r[0] for r in con.execute("SELECT table_name FROM predictions")}
+            for evidence, slices in con.execute("SELECT evidence_table, slices_table FROM runs"):
+                known |= {evidence, slices}
+        for name in self._table_names():
+            if name.split("__", 1)[0] in RUN_SCOPED_PREFIXES and name not in known:
+                logger.warning("dropping table %s left by an interrupted write", name)
+                self.db.drop_table(name)
+
+    def _table_names(self) -> list[str]:
+        result = self.db.list_tables()
+        names = getattr(result, "tables", result)
+        return list(names)
+
+    def get_meta(self, key: str) -> Optional[str]:
+        with self.sql() as con:
+            row = con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+
+def writer_lock(root: Path) -> FileLock:
+    """The project's writer lock: one ingest / embed / import / upgrade at a time."""
+    return FileLock(str(root / WRITER_LOCK))
+
+
+def old_schema_message(root: Path, info: dict) -> str:
+    """The one line that says a project is older than this Amend, and what to do."""
+    version = int(info.get("schema_version", 0))
+    if version < 1:
+        return (f"{root} has no known project schema version ({version}); this Amend reads schema "
+                f"{SCHEMA_VERSION} and cannot upgrade it. Export its labels and create a new project.")
+    return (f"{root} was written by an older Amend ({info.get('created_by')}, project schema {version}; this Amend "
+            f"uses schema {SCHEMA_VERSION}): run `amend upgrade {root}` to upgrade it.")
