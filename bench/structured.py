@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core.detect import DetectConfig, detect  # noqa: E402
-from core.detect.probe import DEFAULT_C, _fit_predict_sklearn  # noqa: E402
+from core.detect.probe import DEFAULT_C, fit_predict  # noqa: E402
 from core.neighbours import normalise  # noqa: E402
 
 SHARED = Path(os.environ.get("AMEND_SHARED_DATA", REPO / ".." / "shared" / "data"))
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     clusters = KMeans(12, n_init=3, random_state=args.seed).fit_predict(x)
     test = split(y, args.seed)
     train = ~test
-    clean_pred = _fit_predict_sklearn(x[train], y[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
+    clean_pred = fit_predict(x[train], y[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; data: {x.shape[0]} x {x.shape[1]}, "
           f"{n_classes} classes; flip rate {args.rate:.0%} of class A's training labels in one cluster")
     print("| run | cluster | A -> B | flipped | clean acc | noisy acc | corrected acc | cost (pts) | recovered | flipped fixed | relabelled | cleanlab-flags-only acc / recovered | detect s |")
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
         evaluate = in_cluster & test
         results = {}
         for name, labels in (("clean", y), ("noisy", noisy), ("corrected", corrected), ("cleanlab", strict)):
-            predicted = _fit_predict_sklearn(x[train], labels[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
+            predicted = fit_predict(x[train], labels[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
             results[name] = accuracy_in(evaluate, predicted, y)
         cost = results["clean"] - results["noisy"]
         recovered = (results["corrected"] - results["noisy"]) / cost if cost > 0 else float("nan")

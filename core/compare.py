@@ -267,10 +267,7 @@ def _fit_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, n_classes
         return np.full(x_te.shape[0], present[0], dtype=np.int64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if device == "cpu":
-            p = probe._fit_predict_sklearn(x_tr, y_tr, x_te, n_classes, C, max_iter)
-        else:
-            p = probe._fit_predict_torch(x_tr, y_tr, x_te, n_classes, C, max_iter, device)
+        p = probe.fit_predict(x_tr, y_tr, x_te, n_classes, C, max_iter, device)
     return np.argmax(p, axis=1).astype(np.int64)
 
 

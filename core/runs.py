@@ -110,21 +110,51 @@ def detector_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c.startswith("det_")]
 
 
-def flags(project: Project, run_id: Optional[str] = None, top: Optional[int] = None) -> tuple[RunInfo, pd.DataFrame]:
-    """The ranked list with the labels in force now: every sample, best first."""
+def flags(project: Project, run_id: Optional[str] = None, top: Optional[int] = None,
+          min_precision: Optional[float] = None) -> tuple[RunInfo, pd.DataFrame]:
+    """The ranked list with the labels in force now: every sample, best first.
+
+    ``min_precision``: keep only the flagged samples, and of them the best-ranked part whose
+    expected precision (mean estimated error probability) is at least this
+    (:func:`core.detect.rank.cut_by_precision`).
+    """
     from core.labels import current_labels
 
     run, frame = evidence(project, run_id)
     labels = current_labels(project)[["id", "given_label", "current_label", "status", "last_event_id"]]
     frame = frame.merge(labels, on="id", how="left", validate="one_to_one")
+    if min_precision is not None:
+        frame = cut_flags_by_precision(frame, min_precision, run.run_id)
     if top is not None:
         frame = frame.head(top)
     return run, frame
 
 
+def cut_flags_by_precision(frame: pd.DataFrame, min_precision: float, run_id: str = "") -> pd.DataFrame:
+    """The flagged rows of a ranked evidence frame, cut where their expected precision falls
+    below ``min_precision``."""
+    from core.detect.rank import cut_by_precision
+
+    if not 0.0 <= min_precision <= 1.0:
+        raise AmendError(f"--min-precision takes a share between 0 and 1, got {min_precision}.")
+    if "error_probability" not in frame.columns:
+        raise AmendError(
+            f"run {run_id} has no error probabilities (it was made by an earlier Amend); re-run `amend analyse`."
+        )
+    flagged = frame[frame["flagged"]]
+    keep = cut_by_precision(flagged["error_probability"].to_numpy(), min_precision)
+    return flagged.head(keep)
+
+
+def _rounded(value: Any) -> Optional[float]:
+    return None if value is None or pd.isna(value) else round(float(value), 6)
+
+
 def flags_as_records(frame: pd.DataFrame) -> list[dict]:
     """The CLI contract's shape: {id, rank, score, given_label, current_label, suggested_label,
-    flagged, detectors: {name: score}} plus the suggestion's source and supporting neighbours."""
+    flagged, detectors: {name: score}} plus the suggestion's source, supporting neighbours and
+    the estimated probability that the label is wrong (``error_probability``; None for runs of an
+    earlier Amend)."""
     names = detector_columns(frame)
     records = []
     for row in frame.itertuples(index=False):
@@ -136,6 +166,7 @@ def flags_as_records(frame: pd.DataFrame) -> list[dict]:
                 "suggested_label": data["suggested_label"] if isinstance(data["suggested_label"], str) else None,
                 "suggested_by": data["suggested_by"] or None,
                 "flagged": bool(data["flagged"]),
+                "error_probability": _rounded(data.get("error_probability")),
                 "detectors": {c[4:]: round(float(data[c]), 6) for c in names if not pd.isna(data[c])},
                 "support": list(data["support_ids"]) if data.get("support_ids") is not None else [],
                 "slice_id": int(data["slice_id"]) if "slice_id" in data and not pd.isna(data["slice_id"]) else None,
@@ -146,15 +177,18 @@ def flags_as_records(frame: pd.DataFrame) -> list[dict]:
 
 def accept_suggested(project: Project, reviewer: str, top: Optional[int] = None, ids: Optional[Sequence[str]] = None,
                      reason: str = "accepted suggestion", guideline_version: Optional[str] = None,
-                     run_id: Optional[str] = None):
+                     run_id: Optional[str] = None, min_precision: Optional[float] = None,
+                     identity_source: str = "api"):
     """Bulk decision: relabel flagged samples to their suggested label.
 
     Only samples nobody has decided yet are touched (expected_event=0), so a bulk action never
     overrides a reviewer's decision; the others come back as skipped with the reason.
+    ``min_precision`` first cuts the flagged queue by expected precision (:func:`flags`);
+    ``identity_source`` says where the reviewer's name came from ("api", "cli", "oidc", ...).
     """
     from core import review
 
-    run, frame = flags(project, run_id)
+    run, frame = flags(project, run_id, min_precision=min_precision)
     chosen = frame[frame["flagged"] & frame["suggested_label"].notna()]
     if ids is not None:
         wanted = set(ids)
@@ -173,4 +207,4 @@ def accept_suggested(project: Project, reviewer: str, top: Optional[int] = None,
         for row in chosen.itertuples(index=False)
     ]
     return review.decide_many(project, decisions, reviewer=reviewer, reason=reason,
-                              guideline_version=guideline_version, run_id=run.run_id, identity_source="cli")
+                              guideline_version=guideline_version, run_id=run.run_id, identity_source=identity_source)

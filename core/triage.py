@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from core.detect.rank import cut_by_precision
 from core.detect.wording import listed, number, percent
 from core import audit, guidelines, labels as labels_mod, runs
 from core.errors import AmendError, SampleFileChanged
@@ -106,6 +107,8 @@ class QueueFilter:
     reviewed : None = all, False = not reviewed yet, True = reviewed.
     ids : a selection's sample ids (e.g. sent from the overview map); None = no selection.
     flagged_only : default True; False queues every sample of the run, ranked.
+    min_precision : None = no cut; else keep the best-ranked part of the queue whose expected
+        precision (mean estimated probability of a wrong label) is at least this.
     """
 
     classes: tuple[str, ...] = ()
@@ -114,6 +117,7 @@ class QueueFilter:
     reviewed: Optional[bool] = None
     ids: Optional[tuple[str, ...]] = None
     flagged_only: bool = True
+    min_precision: Optional[float] = None
     detector_threshold: float = DETECTOR_THRESHOLD
 
 
@@ -145,7 +149,12 @@ def build_queue(flags: pd.DataFrame, queue_filter: QueueFilter = QueueFilter()) 
         mask &= reviewed if f.reviewed else ~reviewed
     if f.ids is not None:
         mask &= flags["id"].isin(list(f.ids)).to_numpy()
-    return flags[mask].sort_values("rank", kind="stable").reset_index(drop=True)
+    queue = flags[mask].sort_values("rank", kind="stable").reset_index(drop=True)
+    if f.min_precision is not None:
+        if "error_probability" not in queue:
+            raise AmendError("this run has no error probabilities (an earlier Amend made it); re-run the analysis.")
+        queue = queue.head(cut_by_precision(queue["error_probability"].to_numpy(), f.min_precision))
+    return queue
 
 
 @dataclass(frozen=True)

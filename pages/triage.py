@@ -31,6 +31,7 @@ DETECTORS_KEY = "triage.detectors"
 REVIEWED_KEY = "triage.reviewed"
 SELECTION_KEY = "triage.selection"
 FLAGGED_ONLY_KEY = "triage.flagged_only"
+PRECISION_KEY = "triage.min_precision"
 RELABEL_KEY = "triage.relabel_to"
 REASON_KEY = "triage.reason"
 GRID_KEY = "triage.grid"
@@ -38,7 +39,9 @@ GRID_KEY = "triage.grid"
 #: Rows sent to the grid (the queue itself may be longer; narrow it with the filters).
 GRID_ROWS = 2000
 #: Queue columns in the grid (narrow enough to leave the sample most of the width).
-GRID_COLUMNS = ["rank", "id", "given_label", "suggested_label", "status", "score"]
+GRID_COLUMNS = ["rank", "id", "given_label", "suggested_label", "status", "error_probability"]
+#: Expected-precision cuts offered for the queue (None = every flag).
+PRECISION_CUTS = (None, 0.9, 0.8, 0.7, 0.5)
 #: Samples prepared ahead of the one shown.
 PREFETCH = 5
 
@@ -147,7 +150,7 @@ def _cancel_bulk() -> None:
 def _render_filters(project: Project, flags: pd.DataFrame) -> tuple:
     label_set = project.labels()
     detectors = triage.detector_names(flags)
-    chosen = st.columns([3, 2, 3, 2, 3, 2], vertical_alignment="bottom")
+    chosen = st.columns([3, 2, 3, 2, 3, 2, 2], vertical_alignment="bottom")
     classes = chosen[0].multiselect("Class", label_set, key=CLASSES_KEY,
                                     help="Samples whose given, current or suggested label is one of these.")
     slices: list = []
@@ -164,17 +167,24 @@ def _render_filters(project: Project, flags: pd.DataFrame) -> tuple:
                                  format_func=lambda v: "No selection (all samples)" if v is None else names[v],
                                  help="Samples sent from the overview map or the guidelines page.")
     flagged_only = chosen[5].toggle("Flagged only", value=True, key=FLAGGED_ONLY_KEY)
+    cuts = PRECISION_CUTS if "error_probability" in flags else (None,)
+    precision = chosen[6].selectbox(
+        "Expected precision", cuts, key=PRECISION_KEY,
+        format_func=lambda v: "Any" if v is None else f"at least {v:.0%}",
+        help="Keep the best-ranked part of the queue in which, on average, at least this share of the "
+             "labels is estimated to be wrong (each flag's P(wrong)).")
     ids = None
     if picked is not None:
         ids = tuple(selections.get_selection(project, picked).ids)
     return (tuple(classes), tuple(int(s) for s in slices), tuple(found), REVIEW_STATES[reviewed], ids,
-            bool(flagged_only))
+            bool(flagged_only), precision)
 
 
 def _render_queue(queue: pd.DataFrame) -> list[str]:
     """The queue grid; returns the ids ticked in it (clicking a row opens it)."""
     shown = queue.head(GRID_ROWS)[[c for c in GRID_COLUMNS if c in queue]].copy()
-    shown["score"] = shown["score"].round(3)
+    if "error_probability" in shown:
+        shown["error_probability"] = shown["error_probability"].round(2)
     builder = GridOptionsBuilder.from_dataframe(shown)
     builder.configure_selection("multiple", use_checkbox=True, header_checkbox=True)
     builder.configure_default_column(resizable=True, sortable=True, filter=True, minWidth=60)
@@ -183,7 +193,8 @@ def _render_queue(queue: pd.DataFrame) -> list[str]:
     builder.configure_column("given_label", headerName="given", width=95)
     builder.configure_column("suggested_label", headerName="suggested", width=95)
     builder.configure_column("status", width=95)
-    builder.configure_column("score", width=70)
+    builder.configure_column("error_probability", headerName="P(wrong)", width=90,
+                             headerTooltip="Estimated probability that the label is wrong")
     options = builder.build()
     response = AgGrid(shown, gridOptions=options, height=560, key=GRID_KEY, update_on=["selectionChanged"],
                       show_download_button=False, show_search=False)
@@ -285,11 +296,16 @@ def _render_sample(view: triage.SampleView) -> None:
 def _render_labels(view: triage.SampleView) -> None:
     row = view.row
     suggested = row.get("suggested_label") if isinstance(row.get("suggested_label"), str) else None
-    cols = st.columns(3)
+    cols = st.columns(4)
     cols[0].metric("Given label", str(row.get("given_label")))
     cols[1].metric("Suggested", suggested or "—",
                    help=f"suggested by {row.get('suggested_by')}" if suggested else "No detector suggests another label.")
     cols[2].metric("Rank", f"{int(row['rank']):,}", help=f"combined score {float(row['score']):.3f}")
+    wrong = row.get("error_probability")
+    if wrong is not None and not pd.isna(wrong):
+        cols[3].metric("P(label wrong)", f"{float(wrong):.0%}",
+                       help="Estimated from this data set's own noise estimate (confident learning); "
+                            "conservative on the data it was measured on.")
     status = row.get("status", "unreviewed")
     if row.get("current_label") != row.get("given_label") or status != "unreviewed":
         st.markdown(f"**Now:** {esc(row.get('current_label'))} · {esc(status)}")

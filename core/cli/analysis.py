@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from core.cli.output import output
-from core.cli.parser import positive_int
+from core.cli.parser import positive_int, share
 
 
 def cmd_analyse(args: argparse.Namespace, progress) -> int:
@@ -41,7 +41,7 @@ def cmd_flags(args: argparse.Namespace, progress) -> int:
     from core.store.project import Project
 
     project = Project.open(args.project)
-    run, frame = flags(project, args.run, top=args.top)
+    run, frame = flags(project, args.run, top=args.top, min_precision=args.min_precision)
     if args.flagged_only:
         frame = frame[frame["flagged"]]
     records = flags_as_records(frame)
@@ -51,7 +51,9 @@ def cmd_flags(args: argparse.Namespace, progress) -> int:
     lines = [f"run {run.run_id} (representation {run.representation})"]
     for r in records:
         mark = "FLAG" if r["flagged"] else "    "
-        lines.append(f"{r['rank']:>6} {mark} {r['score']:.3f}  {r['id']}  {r['current_label']} -> {r['suggested_label'] or '-'}")
+        wrong = "" if r["error_probability"] is None else f"  P(wrong) {r['error_probability']:.2f}"
+        lines.append(f"{r['rank']:>6} {mark} {r['score']:.3f}  {r['id']}  {r['current_label']} -> "
+                     f"{r['suggested_label'] or '-'}{wrong}")
     output(args, records, "\n".join(lines))
     return 0
 
@@ -101,6 +103,9 @@ def register(commands) -> None:
     p.add_argument("--run", metavar="RUN", help="default: the latest run")
     p.add_argument("--top", type=positive_int, metavar="N")
     p.add_argument("--flagged-only", action="store_true", help="only the flagged samples")
+    p.add_argument("--min-precision", type=share, metavar="P",
+                   help="only the best flagged samples whose expected precision (mean estimated "
+                        "probability of being wrong) is at least P, e.g. 0.8")
     p.add_argument("--format", choices=["csv", "json", "text"], default="text", help="--json is --format json")
 
     p = commands.add("slices", cmd_slices, "slices of the data ranked by error")

@@ -37,6 +37,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def share(text: str) -> float:
+    """An argparse type: a share between 0 and 1 (a precision)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (got {value})")
+    return value
+
+
 class Commands:
     """The subcommands of `amend` (or of a command with actions, such as `amend vectors import`)."""
 

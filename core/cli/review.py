@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from core.cli.output import output
-from core.cli.parser import positive_int
+from core.cli.parser import positive_int, share
 from core.errors import AmendError
 
 
@@ -25,7 +25,7 @@ def _accept_suggested(args: argparse.Namespace, project) -> int:
     ids = _read_ids(Path(args.ids)) if args.ids else None
     result = accept_suggested(
         project, reviewer=args.reviewer, top=args.top, ids=ids, reason=args.reason or "accepted suggestion",
-        guideline_version=args.guideline, run_id=args.run,
+        guideline_version=args.guideline, run_id=args.run, min_precision=args.min_precision, identity_source="cli",
     )
     payload = result.to_dict()
     payload["skipped_samples"] = [{"id": sid, "reason": why} for sid, why in result.skipped]
@@ -143,6 +143,8 @@ def register(commands) -> None:
     p.add_argument("--accept-suggested", action="store_true", help="bulk: accept the suggested labels of flagged samples")
     p.add_argument("--top", type=positive_int, metavar="N", help="with --accept-suggested: the N best-ranked flagged samples")
     p.add_argument("--ids", metavar="FILE", help="with --accept-suggested: only these ids (one a line)")
+    p.add_argument("--min-precision", type=share, metavar="P",
+                   help="with --accept-suggested: only the best flagged samples whose expected precision is at least P")
     p.add_argument("--run", metavar="RUN", help="the analysis run whose evidence was seen (default: the latest)")
     p.add_argument("--reviewer", required=True, metavar="NAME")
     p.add_argument("--reason", metavar="TEXT")

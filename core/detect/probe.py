@@ -22,7 +22,7 @@ from core.neighbours import normalise, resolve_device
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["cross_validated_probabilities", "fold_assignment"]
+__all__ = ["cross_validated_probabilities", "fit_predict", "fold_assignment"]
 
 #: Inverse L2 strength used by default; chosen on 20 Newsgroups / MiniLM (bench/README.md).
 DEFAULT_C = 10.0
@@ -99,6 +99,22 @@ def _fit_predict_torch(x_tr, y_tr, x_te, n_classes, C, max_iter, device):
     out = np.zeros((x_te.shape[0], n_classes))
     out[:, present] = p
     return out
+
+
+def fit_predict(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, n_classes: int, C: float = DEFAULT_C,
+    max_iter: int = 100, device: str = "cpu",
+) -> np.ndarray:
+    """Fit the probe on one training set and return class probabilities for ``x_test``.
+
+    The same model and backends as :func:`cross_validated_probabilities` (sklearn on CPU, torch
+    LBFGS on CUDA), for callers that hold their own split (before/after comparisons, benches).
+    Returns float64 (len(x_test), n_classes); classes absent from ``y_train`` get probability 0.
+    """
+    dev = resolve_device(device)
+    if dev == "cpu":
+        return _fit_predict_sklearn(x_train, y_train, x_test, n_classes, C, max_iter)
+    return _fit_predict_torch(x_train, y_train, x_test, n_classes, C, max_iter, dev)
 
 
 def cross_validated_probabilities(
