@@ -13,7 +13,8 @@ SHARED_DATA = Path(os.environ.get("AMEND_SHARED_DATA", REPO.parent / "shared" / 
 
 @pytest.fixture(scope="session")
 def sample_projects(tmp_path_factory) -> list[Path]:
-    """The two sample projects, built from sample_data/ exactly as the README's first command does."""
+    """The two sample projects, built from sample_data/ exactly as the README's first command does
+    (the offline embedders on 700 samples: minutes on two cores; only ``slow`` tests use it)."""
     from core.demo import prepare_sample_projects
 
     return prepare_sample_projects(tmp_path_factory.mktemp("sample-projects"))
@@ -26,15 +27,26 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def imported_samples(tmp_path_factory) -> list[Path]:
+    """The two sample projects with imported vectors instead of embedded ones, analysed (seconds;
+    see builders.imported_sample_project). Read only: tests change a ``project_copy``."""
+    from builders import SAMPLE_NAMES, imported_sample_project
+
+    folder = tmp_path_factory.mktemp("imported-samples")
+    return [imported_sample_project(folder, name) for name in SAMPLE_NAMES]
+
+
 @pytest.fixture()
-def project_copy(sample_projects, tmp_path):
-    """A writable copy of a sample project (with its analysis run): project_copy("news20-sample")."""
+def project_copy(imported_samples, tmp_path):
+    """A writable copy of an analysed sample project with imported vectors:
+    project_copy("news20-sample") or project_copy("cifar10n-sample")."""
     import shutil
 
     from core.store.project import Project
 
     def make(name: str = "news20-sample") -> Project:
-        source = next(p for p in sample_projects if p.name == name)
+        source = next(p for p in imported_samples if p.name == name)
         target = tmp_path / name
         shutil.copytree(source, target)
         return Project.open(target)
