@@ -26,7 +26,7 @@ SAMPLE_DATA = REPO / "sample_data"
 SAMPLE_NAMES = ("cifar10n-sample", "news20-sample")
 
 #: What a text row gets unless the test says otherwise.
-_TEXT_ROW = {"modality": "text", "root": None, "path": None, "split": None, "width": None, "height": None,
+_TEXT_ROW = {"modality": "text", "text": None, "root": None, "path": None, "split": None, "width": None, "height": None,
              "metadata": "{}"}
 
 
