@@ -6,9 +6,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AMEND_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# Property tests stay fast (a modest number of examples, no per-example deadline on a loaded
+# machine) and write no example database into the checkout; a failure prints its reproduction blob.
+# HYPOTHESIS_PROFILE=thorough runs ten times the examples.
+settings.register_profile("amend", max_examples=60, deadline=None, database=None, print_blob=True)
+settings.register_profile("thorough", max_examples=600, deadline=None, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "amend"))
 
 
 @pytest.fixture(scope="session")
