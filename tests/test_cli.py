@@ -92,6 +92,7 @@ def test_init_embed_and_imports_follow_the_contract(data, tmp_path):
     assert failed.stdout == "" and "NaN" in failed.stderr and len(failed.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # a fresh process per command; tests/cli/ checks the same contract in-process
 def test_texts_project_and_user_errors(data, tmp_path):
     project = tmp_path / "news"
     report = as_json(amend("init", str(project), "--texts", str(data / "news20" / "texts.jsonl"), "--json"))
@@ -109,6 +110,7 @@ def test_texts_project_and_user_errors(data, tmp_path):
     assert mixed.stderr.startswith("amend: error:")
 
 
+@pytest.mark.slow  # a fresh process per command; tests/cli/ checks the same contract in-process
 def test_decide_conflict_guideline_and_verify_through_the_cli(data, tmp_path):
     project = tmp_path / "news"
     as_json(amend("init", str(project), "--texts", str(data / "news20" / "texts.jsonl"), "--json"))

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from builders import add_rows, import_vectors
 from core import review
 from core.compare import LabelSource, compare, read_reference
 from core.errors import AmendError
@@ -45,15 +46,10 @@ def build_known_project(path: Path, outliers: int = 0) -> tuple[Project, dict]:
         rows.append((sid, "ant", "train"))
         truth[sid] = "bee"
         vectors.append(4.0 * np.eye(8)[1] + rng.normal(0, 0.3, 8))
-    with project.writer("test"):
-        with project.ingest_transaction("toy.csv", "texts", None, {}) as writer:
-            for row, (sid, label, split) in enumerate(rows, start=1):
-                writer.add(dict(id=sid, modality="text", text=f"text of {sid}", label=label, split=split,
-                                content_hash=f"hash-{sid}", metadata="{}", source_row=row))
-            writer.flush()
+    add_rows(project, [{"id": sid, "text": f"text of {sid}", "label": label, "split": split, "content_hash": f"hash-{sid}"}
+                       for sid, label, split in rows], source="toy.csv")
     ids = [r[0] for r in rows]
-    rep = project.start_representation("toy", "test:toy-gaussians", 8, {})
-    project.add_vectors(rep, ids, np.array(vectors))
+    import_vectors(project, "toy", ids, np.array(vectors))
     ant_region = [sid for sid in ids if truth[sid] == "ant"]
     rest = [sid for sid in ids if truth[sid] != "ant"]
     evidence = pd.DataFrame({"id": ids, "rank": np.arange(1, len(ids) + 1)})

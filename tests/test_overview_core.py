@@ -15,6 +15,7 @@ import pytest
 
 from core import overview as ov
 from core import review, runs
+from builders import add_rows
 from core.analyse import _slices_frame
 from core.slices import drawing_sample, slice_table
 from core.slices.discover import SliceResult
@@ -65,14 +66,11 @@ def _save_run(project: Project, n_slices: int, rep: str, outliers: np.ndarray | 
 
 def make_project(path, n: int = 60, n_slices: int = 3) -> Project:
     """A text project of ``n`` samples (labels cat/dog/bird in turn, a site per sample) with one run."""
-    project = Project.create(path)
-    with project.writer("test"):
-        with project.ingest_transaction("texts.csv", "texts", None, {}) as writer:
-            for i in range(n):
-                writer.add(dict(id=f"s{i:03d}", modality="text", label=CLASSES[i % 3],
-                                text=f"sample {i}   about a <b>{CLASSES[i % 3]}</b>\n" + "word " * 60,
-                                split="train" if i % 4 else "test", content_hash=f"h{i}", source_row=i + 1,
-                                metadata=json.dumps({"site": ["north", "south"][i % 2], "age": i})))
+    project = add_rows(Project.create(path), [
+        {"id": f"s{i:03d}", "label": CLASSES[i % 3], "text": f"sample {i}   about a <b>{CLASSES[i % 3]}</b>\n" + "word " * 60,
+         "split": "train" if i % 4 else "test", "content_hash": f"h{i}", "metadata": {"site": ["north", "south"][i % 2], "age": i}}
+        for i in range(n)
+    ], source="texts.csv")
     _save_run(project, n_slices, "minilm")
     return project
 

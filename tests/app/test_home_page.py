@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from builders import add_rows
 from core.store.project import Project
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,14 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture()
 def small_project(tmp_path) -> Path:
-    project = Project.create(tmp_path / "demo-project")
-    with project.writer("test"):
-        with project.ingest_transaction("texts.csv", "texts", None, {}) as writer:
-            for row, (label, text) in enumerate([("cat", "a cat"), ("cat", "another cat"), ("dog", "a dog")], start=1):
-                writer.add(dict(id=f"s{row}", modality="text", text=text, label=label, content_hash=text,
-                                metadata='{"site": %d}' % row, source_row=row))
-            writer.reject(4, "s4", "empty text", "the text cell is empty")
-            writer.flush()
+    project = add_rows(Project.create(tmp_path / "demo-project"), [
+        {"id": f"s{row}", "text": text, "label": label, "content_hash": text, "metadata": {"site": row}}
+        for row, (label, text) in enumerate([("cat", "a cat"), ("cat", "another cat"), ("dog", "a dog")], start=1)
+    ], source="texts.csv", rejects=[(4, "s4", "empty text", "the text cell is empty")])
     rep = project.start_representation("minilm", "offline:all-MiniLM-L6-v2", 4,
                                        {"fallback_message": "OpenCLIP weights could not be loaded (test)"})
     project.add_vectors(rep, ["s1", "s2"], np.eye(4)[:2])

@@ -74,6 +74,7 @@ def test_a_second_representation_brings_the_comparison(project_copy, monkeypatch
     project = project_copy("news20-sample")
     run, evidence = runs.evidence(project)
     _, slices = runs.slices(project)
+    first = project.representation().name
     ids, vectors = project.vectors()
     rng = np.random.default_rng(0)
     project.import_vectors("minilm-noisy", ids, vectors + rng.normal(0, 0.5, vectors.shape), "test:noisy", {})
@@ -89,7 +90,7 @@ def test_a_second_representation_brings_the_comparison(project_copy, monkeypatch
     per_slice = next(f for f in frames if "disagree_rate" in f.columns)
     assert len(per_slice) == len(slices)
     per_sample = next(f for f in frames if "rank_spread" in f.columns)
-    assert len(per_sample) > 0 and {"rank_minilm", "rank_minilm-noisy"} <= set(per_sample.columns)
+    assert len(per_sample) > 0 and {f"rank_{first}", "rank_minilm-noisy"} <= set(per_sample.columns)
 
 
 def test_a_large_project_draws_a_sample_but_counts_every_sample(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from core import review
 from core.runs import accept_suggested
 from core.store.project import Project
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real browser on the embedded sample projects
 
 
 @pytest.fixture(scope="module")

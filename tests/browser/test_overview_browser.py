@@ -11,7 +11,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from core.store.project import Project
 from core.store.selections import list_selections
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real browser on the embedded sample projects
 
 
 def _open_overview(page, url: str, project: str = "cifar10n-sample") -> None:

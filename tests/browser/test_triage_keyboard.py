@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real browser on the embedded sample projects
 
 
 def _shown_sample(page) -> str:

@@ -15,7 +15,10 @@ def test_combination_methods():
     np.testing.assert_allclose(combine_scores(s, "max"), [0.9, 0.9, 0.5])
     np.testing.assert_allclose(combine_scores(s, "noisy_or"), [0.91, 0.91, 0.75])
     np.testing.assert_allclose(combine_scores(s, "weighted", {"confident": 3, "neighbours_vote": 1}), [0.7, 0.3, 0.5])
-    assert combine_scores(s, "mean_rank").max() <= 1.0
+    # percentile ranks: confident (3, 1, 2) / 3, neighbours_vote (1, 3, 2) / 3
+    np.testing.assert_allclose(combine_scores(s, "mean_rank"), [2 / 3, 2 / 3, 2 / 3])
+    np.testing.assert_allclose(combine_scores({"confident": np.array([0.9, 0.1, 0.5, 0.5])}, "mean_rank"),
+                               [1.0, 0.25, 0.625, 0.625])  # ties share their average rank
     with pytest.raises(ValueError):
         combine_scores(s, "median")
     with pytest.raises(ValueError):
@@ -36,7 +39,8 @@ def test_ranking_order_flags_suggestions_and_support():
     assert r.suggested[1] == 1 and r.suggested_by[1] == "confident"
     assert r.support[1].tolist() == [2, 3]  # both neighbours of sample 1 carry label 1
     assert set(r.detector_scores) == {"confident", "duplicates"}
-    assert ((r.score >= 0) & (r.score <= 1)).all()
+    np.testing.assert_allclose(r.score, combine_scores(r.detector_scores))  # class_strength 0: the weighted mean
+    np.testing.assert_allclose(r.score, (1.0 * conf.scores + 0.5 * dup.scores) / 1.5)
 
 
 def test_ties_are_ranked_by_index_and_sizes_checked():

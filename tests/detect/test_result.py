@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from core.detect import available, defaults
-from core.detect.result import DetectorResult, register, validate_labels
+from core.detect.result import REGISTRY, DetectorResult, register, validate_labels
 
 
 def make(scores, flagged=None, suggested=None):
@@ -32,8 +32,18 @@ def test_flagged_and_suggested_shapes_are_checked():
 
 
 def test_registry_lists_every_detector_and_defaults():
-    assert set(available()) == {"confident", "neighbours_vote", "outliers", "duplicates", "annotators"}
-    assert set(defaults()) <= set(available())
+    builtin = {"confident", "neighbours_vote", "outliers", "duplicates", "annotators"}
+    assert set(available()) == builtin
+    assert set(defaults()) == builtin  # every built-in detector was measured and runs by default
+
+
+def test_a_detector_registered_off_by_default_is_available_but_not_a_default():
+    register("test-only", "a detector that runs only when named", needs=(), default=False)(lambda inputs: None)
+    try:
+        assert "test-only" in available() and "test-only" not in defaults()
+    finally:
+        del REGISTRY["test-only"]
+    assert "test-only" not in available()
 
 
 def test_register_refuses_a_second_detector_of_the_same_name():

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from builders import add_rows
 from core.store.project import Project
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,16 +21,6 @@ NEWS = REPO / "sample_data" / "news20" / "texts.jsonl"
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def add_rows(project: Project, rows: list[dict]) -> None:
-    """One committed ingest of ``rows`` (columns of core.store.schema.sample_schema() without ingest_id)."""
-    with project.writer("ingest"):
-        with project.ingest_transaction("test", "test", None, {}) as writer:
-            for n, row in enumerate(rows):
-                writer.add({"split": None, "width": None, "height": None, "metadata": "{}", "source_row": n,
-                            "root": None, "path": None, "text": None, **row})
-            writer.flush()
 
 
 def image_rows(root: Path, manifest: pd.DataFrame) -> list[dict]:

@@ -7,11 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from builders import add_rows
 from core.errors import AmendError
 from core.imports import import_predictions, import_vectors
 from core.store.project import Project
-
-from .conftest import add_rows
 
 LABELS = ["cat", "dog", "frog"]
 IDS = [f"s{i}" for i in range(6)]

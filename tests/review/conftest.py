@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from builders import text_project
 from core.store.project import Project
 
 TEXTS = {
@@ -17,14 +18,7 @@ TEXTS = {
 
 
 def make_project(path) -> Project:
-    project = Project.create(path)
-    with project.writer("test"):
-        with project.ingest_transaction("test", "texts", None, {}) as writer:
-            for row, (sid, (text, label)) in enumerate(TEXTS.items(), start=1):
-                writer.add(dict(id=sid, modality="text", text=text, label=label, content_hash=sid,
-                                metadata="{}", source_row=row))
-            writer.flush()
-    return project
+    return text_project(path, TEXTS)
 
 
 @pytest.fixture

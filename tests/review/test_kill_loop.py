@@ -17,6 +17,7 @@ from core import audit
 
 REPO = Path(__file__).resolve().parents[2]
 WRITER = Path(__file__).with_name("_writer.py")
+ROUNDS = 20  # rounds of two writers killed at random moments
 
 
 def _spawn(folder: Path, tag: str) -> subprocess.Popen:
@@ -31,15 +32,12 @@ def _spawn(folder: Path, tag: str) -> subprocess.Popen:
 def test_sigkilled_writers_lose_no_acknowledged_event(project):
     rng = random.Random(20240501)
     acknowledged: dict[int, tuple[str, str, str]] = {}  # event id -> (actor, sample, token)
-    started = time.monotonic()
-    iterations = 0
-    while iterations < 30 and time.monotonic() - started < 30:
-        iterations += 1
+    for iterations in range(1, ROUNDS + 1):
         # Two writers at once, so kills also land while one waits for the other's lock.
         children = {f"w{iterations}a": _spawn(project.path, f"w{iterations}a"),
                     f"w{iterations}b": _spawn(project.path, f"w{iterations}b")}
         for tag, child in children.items():
-            time.sleep(rng.uniform(0.0, 0.35))
+            time.sleep(rng.uniform(0.0, 0.35))  # let it write a while
             child.send_signal(signal.SIGKILL)
         for tag, child in children.items():
             out, _ = child.communicate(timeout=20)
@@ -53,9 +51,8 @@ def test_sigkilled_writers_lose_no_acknowledged_event(project):
                 acknowledged[int(event_id)] = (tag, sample, token)
         result = audit.verify(project)
         assert result.ok, (iterations, result)
-    elapsed = time.monotonic() - started
-    assert iterations >= 15 and elapsed < 40
     assert len(acknowledged) > 100, "the writers hardly wrote; the test proved nothing"
+    assert len({tag for tag, _, _ in acknowledged.values()}) >= ROUNDS, "most writers were killed before writing"
     stored = {e.event_id: e for e in audit.read_events(project)}
     assert sorted(stored) == list(range(1, len(stored) + 1))
     for event_id, (tag, sample, token) in acknowledged.items():
@@ -64,4 +61,4 @@ def test_sigkilled_writers_lose_no_acknowledged_event(project):
         assert (event.actor, event.sample_id, event.payload["token"]) == (tag, sample, token)
     # Whatever is stored but was not acknowledged was committed just before a kill; at most one
     # transaction (two events) per killed child.
-    assert len(stored) - len(acknowledged) <= 2 * 2 * iterations
+    assert len(stored) - len(acknowledged) <= 2 * 2 * ROUNDS

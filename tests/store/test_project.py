@@ -7,17 +7,14 @@ import json
 import numpy as np
 import pytest
 
+from builders import add_rows
 from core.errors import AmendError, SchemaVersionError
 from core.store.project import Project
 from core.store.schema import SCHEMA_VERSION, recorded_version
 
 
 def _add_texts(project: Project, texts: dict[str, str], label: str = "a") -> None:
-    with project.writer("test"):
-        with project.ingest_transaction("test", "texts", None, {}) as writer:
-            for row, (sid, text) in enumerate(texts.items(), start=1):
-                writer.add(dict(id=sid, modality="text", text=text, label=label, content_hash=sid, metadata="{}", source_row=row))
-            writer.flush()
+    add_rows(project, [{"id": sid, "text": text, "label": label} for sid, text in texts.items()])
 
 
 def test_create_makes_a_complete_project_and_refuses_a_non_empty_folder(tmp_path):

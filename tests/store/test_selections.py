@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from builders import text_project
 from core.errors import AmendError
 from core.store.project import Project
 from core.store.selections import get_selection, list_selections, save_selection
@@ -11,12 +12,7 @@ from core.store.selections import get_selection, list_selections, save_selection
 
 @pytest.fixture()
 def project(tmp_path) -> Project:
-    project = Project.create(tmp_path / "p")
-    with project.writer("test"):
-        with project.ingest_transaction("t", "texts", None, {}) as writer:
-            for row in range(1, 4):
-                writer.add(dict(id=f"s{row}", modality="text", text=f"t{row}", label="a", content_hash=str(row), metadata="{}", source_row=row))
-    return project
+    return text_project(tmp_path / "p", {f"s{row}": (f"t{row}", "a") for row in range(1, 4)})
 
 
 def test_a_saved_selection_comes_back_newest_first_without_duplicates(project):
