@@ -38,11 +38,12 @@ from core.detect.probe import cross_validated_probabilities  # noqa: E402
 from core.detect.rank import rank  # noqa: E402
 
 SHARED = Path(os.environ.get("AMEND_SHARED_DATA", REPO / ".." / "shared" / "data"))
-COLUMNS = ("AUROC", "AUPRC", "P@k", "R@k", "flag P", "flag R", "flag F1", "#flag")
+COLUMNS = ("AUROC", "AUPRC", "P@k", "R@k", "flag P", "flag R", "flag F1", "#flag", "flag share", "mean P(wrong)")
 
 
-def metrics(truth: np.ndarray, score: np.ndarray, flagged: np.ndarray) -> dict:
-    """AUROC, AUPRC, precision/recall at k = number of true errors, and of the flagged set."""
+def metrics(truth: np.ndarray, score: np.ndarray, flagged: np.ndarray, error_probability=None) -> dict:
+    """AUROC, AUPRC, precision/recall at k = number of true errors, and of the flagged set (with
+    the mean estimated error probability of the flags, to set beside their real precision)."""
     k = int(truth.sum())
     top = np.lexsort((np.arange(score.size), -score))[:k]
     hits = truth[top].sum()
@@ -58,6 +59,8 @@ def metrics(truth: np.ndarray, score: np.ndarray, flagged: np.ndarray) -> dict:
         "flag R": r,
         "flag F1": 0.0 if p + r == 0 else 2 * p * r / (p + r),
         "#flag": int(flagged.sum()),
+        "flag share": float(flagged.mean()),
+        "mean P(wrong)": float(np.mean(error_probability[flagged])) if error_probability is not None and flagged.any() else "",
     }
 
 
@@ -133,10 +136,21 @@ def compare(case, vectors, labels, n_classes, truth, probs, do_sweep, lines, swe
     t0 = time.perf_counter()
     det = detect(vectors, labels, n_classes, probabilities=probs, config=DetectConfig())
     timings[case] = time.perf_counter() - t0
-    # cleanlab alone on the same inputs: the given probabilities, or the probe's when none given
-    alone = confident_mod.score(labels, det.probabilities if probs is None else probs)
-    lines.append(row(case, "cleanlab alone", metrics(truth, alone.scores, alone.flagged)))
-    lines.append(row(case, "Amend combined", metrics(truth, det.score, det.flagged)))
+    # cleanlab alone on the same inputs: the given probabilities, or the same probe's when none given
+    if probs is None and vectors is not None:
+        base = cross_validated_probabilities(vectors, labels, n_classes)
+    else:
+        base = probs
+    alone = confident_mod.score(labels, base)
+    lines.append(row(case, "cleanlab alone", metrics(truth, alone.scores, alone.flagged, alone.evidence["error_probability"])))
+    weights = det.params["pool"]["weights"]
+    lines.append(row(case, f"Amend (pool {', '.join(f'{k} {v:.2f}' for k, v in weights.items())})",
+                     metrics(truth, det.score, det.flagged, det.error_probability)))
+    if probs is not None and vectors is not None:
+        both = detect(vectors, labels, n_classes, probabilities=probs, config=DetectConfig(pool="all"))
+        weights = both.params["pool"]["weights"]
+        lines.append(row(case, f"Amend pool=all ({', '.join(f'{k} {v:.2f}' for k, v in weights.items())})",
+                         metrics(truth, both.score, both.flagged, both.error_probability)))
     if do_sweep:
         probe_probs = None
         if vectors is not None and probs is not None:
@@ -191,14 +205,25 @@ def main(argv=None) -> int:
               "them with core.embed)")
     if vectors is not None:
         ids = np.asarray(ids, dtype=np.int64)
-        for labelset in ("aggregate", "worst"):
+        for labelset in ("aggregate", "random1", "random2", "random3", "worst"):
             labels = lab[labelset][ids]
             truth = labels != lab["clean"][ids]
             case = f"(b) CIFAR-10N {labelset}, {ids.size} images, vectors only"
             compare(case, vectors, labels, 10, truth, None, args.sweep, lines, sweeps, timings)
-            probs = np.load(SHARED / "cifar10n" / f"pred_probs_resnet18_{labelset}.npy")[ids]
-            case = f"(b) CIFAR-10N {labelset}, {ids.size} images, vectors + resnet18 probs"
-            compare(case, vectors, labels, 10, truth, probs, args.sweep, lines, sweeps, timings)
+            if labelset in ("aggregate", "worst"):
+                probs = np.load(SHARED / "cifar10n" / f"pred_probs_resnet18_{labelset}.npy")[ids]
+                case = f"(b) CIFAR-10N {labelset}, {ids.size} images, vectors + resnet18 probs"
+                compare(case, vectors, labels, 10, truth, probs, args.sweep, lines, sweeps, timings)
+        # (d) class-imbalanced: class c keeps 0.5 ** (c / 3) of its images (100 % down to 12.5 %);
+        # real minority classes are where confident learning over-flags.
+        rng = np.random.default_rng(0)
+        clean = lab["clean"][ids]
+        keep = rng.random(ids.size) < 0.5 ** (clean / 3.0)
+        for labelset in ("aggregate", "random1"):
+            labels = lab[labelset][ids][keep]
+            truth = labels != clean[keep]
+            case = f"(d) CIFAR-10N {labelset}, imbalanced {int(keep.sum())} images, vectors only"
+            compare(case, vectors[keep], labels, 10, truth, None, args.sweep, lines, sweeps, timings)
     # (c) 20 Newsgroups
     if "c" in cases and (SHARED / "news20" / "minilm.npy").exists():
         _, labels, truth, minilm, probs = news20()

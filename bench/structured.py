@@ -67,10 +67,18 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=12, help="clusters to plant in (one run each, at most 12)")
     ap.add_argument("--vectors", type=Path)
     ap.add_argument("--labels", type=Path, help="with --vectors: one class name a line")
-    ap.add_argument("--rate", type=float, default=0.2)
+    ap.add_argument("--rate", type=float, default=0.3)
+    ap.add_argument("--ids", type=Path, help="with --vectors: .npy of CIFAR-10N image ids of the rows (labels = clean labels)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    if args.vectors:
+    if args.vectors and args.ids:
+        import pandas as pd
+
+        classes = (SHARED / "cifar10n" / "classes.txt").read_text().split()
+        frame = pd.read_csv(SHARED / "cifar10n" / "labels.csv")
+        x = np.load(args.vectors)
+        y = frame["clean"].map(classes.index).to_numpy()[np.load(args.ids)]
+    elif args.vectors:
         names = args.labels.read_text().split()
         classes = sorted(set(names))
         x, y = np.load(args.vectors), np.array([classes.index(n) for n in names])
@@ -89,8 +97,9 @@ def main(argv=None) -> int:
     clean_pred = fit_predict(x[train], y[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; data: {x.shape[0]} x {x.shape[1]}, "
           f"{n_classes} classes; flip rate {args.rate:.0%} of class A's training labels in one cluster")
-    print("| run | cluster | A -> B | flipped | clean acc | noisy acc | corrected acc | cost (pts) | recovered | flipped fixed | relabelled | cleanlab-flags-only acc / recovered | detect s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| run | cluster | A -> B | flipped | planted slice rank | clean acc | noisy acc | corrected acc | cost (pts) | recovered | flipped fixed | relabelled | cleanlab-flags-only acc / recovered | detect s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    slice_ranks = []
     rng = np.random.default_rng(args.seed)
     recovered_all, strict_all = [], []
     for run, cluster in enumerate(range(min(args.runs, 12))):
@@ -108,6 +117,8 @@ def main(argv=None) -> int:
         rows = np.flatnonzero(train)
         found = detect(x[rows], noisy[rows], n_classes, config=DetectConfig(seed=args.seed))
         seconds = time.perf_counter() - started
+        slice_rank = planted_slice_rank(x[rows], noisy[rows], found, in_cluster[rows], np.isin(rows, flipped), classes)
+        slice_ranks.append(slice_rank)
         corrected = noisy.copy()
         fix = rows[found.flagged & (found.suggested >= 0)]
         corrected[fix] = found.suggested[found.flagged & (found.suggested >= 0)]
@@ -131,12 +142,16 @@ def main(argv=None) -> int:
             recovered_all.append(recovered)
             strict_all.append(recovered_strict)
         fixed = float((corrected[flipped] == y[flipped]).mean())
-        print(f"| {run} | {cluster} | {classes[a]} -> {classes[b]} | {flipped.size} | {results['clean']:.3f} | "
+        print(f"| {run} | {cluster} | {classes[a]} -> {classes[b]} | {flipped.size} | {slice_rank or '> 3'} | {results['clean']:.3f} | "
               f"{results['noisy']:.3f} | {results['corrected']:.3f} | {100 * cost:.1f} | "
               f"{'n/a' if np.isnan(recovered) else f'{recovered:.0%}'} | {fixed:.0%} | {int((corrected != noisy).sum())} | "
               f"{results['cleanlab']:.3f} / {'n/a' if np.isnan(recovered_strict) else f'{recovered_strict:.0%}'} | {seconds:.1f} |")
+    top1 = sum(r == 1 for r in slice_ranks)
+    top3 = sum(r is not None and r <= 3 for r in slice_ranks)
+    print(f"\nplanted region is the top error slice in {top1} of {len(slice_ranks)} runs, among the top 3 in {top3}")
     if recovered_all:
         hits = sum(r >= 0.99 for r in recovered_all)
+        print(f"recovered >= 90 % in {sum(r >= 0.9 for r in recovered_all)} of {len(recovered_all)} runs")
         print(f"\nruns where the noise cost > 2 points: {len(recovered_all)}; recovered >= 99 % in {hits}; "
               f"median recovered {np.median(recovered_all):.0%}, min {min(recovered_all):.0%}; "
               f"accepting cleanlab's flags only: median {np.median(strict_all):.0%}, min {min(strict_all):.0%}, "
@@ -144,6 +159,26 @@ def main(argv=None) -> int:
     else:
         print("\nno run where the noise cost more than 2 points")
     return 0
+
+
+def planted_slice_rank(x: np.ndarray, labels: np.ndarray, found, planted: np.ndarray, flipped: np.ndarray,
+                       classes: list[str]) -> int | None:
+    """Where the planted region comes in the error-slice ranking, as `amend analyse` makes it
+    (slices of the analysed rows, ranked with the detection's probabilities; no map).
+
+    A slice is the planted region when most of its members (> 50 %) lie in the planted cluster and
+    it holds at least half of the flipped samples (bench/slices.py's criterion). Returns its
+    1-based position among the top 3, or None.
+    """
+    from core.slices import discover_slices
+
+    result = discover_slices(x, labels, found.probabilities, found.flagged, class_names=classes, with_map=False)
+    table = result.table.sort_values(["error_score", "size"], ascending=[False, False], kind="stable")
+    for position, slice_id in enumerate(table["slice_id"].to_numpy()[:3]):
+        members = result.slice_ids == slice_id
+        if planted[members].mean() > 0.5 and flipped[members].sum() >= 0.5 * flipped.sum():
+            return position + 1
+    return None
 
 
 if __name__ == "__main__":

@@ -383,7 +383,7 @@ def slice_members(points: pd.DataFrame, slice_id: int) -> list[str]:
 def slices_table(slices: pd.DataFrame) -> pd.DataFrame:
     """The slices ranked by error, with readable columns: rank, name, size, share, top class,
     error rate (probe disagreement with the label), the rest's rate, flag rate, excess errors,
-    adjusted p-value, and what metadata is over-represented."""
+    adjusted p-value, what metadata is over-represented, and the confusion most of its flags share."""
     table = pd.DataFrame({
         "rank": slices["error_rank"].astype(int),
         "slice": slices["slice_id"].astype(int),
@@ -397,6 +397,7 @@ def slices_table(slices: pd.DataFrame) -> pd.DataFrame:
         "excess errors": slices["excess_errors"].astype(float).round(1),
         "p (adjusted)": slices["p_adjusted"].astype(float),
         "over-represented": slices["metadata_overrepresentation"].map(describe_overrepresentation),
+        "finding": slices["finding"].map(describe_finding) if "finding" in slices else "",
     })
     return table.sort_values("rank", kind="stable").reset_index(drop=True)
 
@@ -408,6 +409,12 @@ def _decoded(value: Any) -> Any:
         except ValueError:
             return []
     return value if value is not None else []
+
+
+def describe_finding(value: Any) -> str:
+    """A slice's structured finding (JSON) in words, or "" when its flags share no confusion."""
+    finding = _decoded(value)
+    return finding.get("sentence", "") if isinstance(finding, dict) else ""
 
 
 def describe_overrepresentation(value: Any, top: int = 2) -> str:

@@ -68,9 +68,19 @@ def _slice_records(frame) -> list[dict]:
             "flag_rate": None if pd.isna(row.flag_rate) else round(float(row.flag_rate), 6),
             "p_value": float(row.p_value), "error_rank": int(row.error_rank),
             "members": list(row.members),
+            "finding": _finding(getattr(row, "finding", None)),
         }
         for row in frame.itertuples(index=False)
     ]
+
+
+def _finding(value) -> dict | None:
+    """The slice's structured finding (stored as JSON text; absent in runs of an earlier Amend)."""
+    import json
+
+    if not isinstance(value, str):
+        return None
+    return json.loads(value)
 
 
 def cmd_slices(args: argparse.Namespace, progress) -> int:
@@ -83,7 +93,8 @@ def cmd_slices(args: argparse.Namespace, progress) -> int:
     lines = [f"run {run.run_id}: {len(records)} slices, worst first"]
     for r in records:
         lines.append(f"{r['error_rank']:>3}. slice {r['slice_id']:>3} ({r['size']} samples) error {r['error_rate']:.1%} "
-                     f"vs {r['error_rate_whole']:.1%} overall, flagged {r['flag_rate'] or 0:.1%}: {r['name']}")
+                     f"vs {r['error_rate_whole']:.1%} overall, flagged {r['flag_rate'] or 0:.1%}: {r['name']}"
+                     + (f"\n       finding: {r['finding']['sentence']}" if r["finding"] else ""))
     output(args, records, "\n".join(lines))
     return 0
 

@@ -20,7 +20,7 @@ Arrays in, arrays / DataFrames / dataclasses out: no store, no streamlit.
 from core.slices.clustering import find_slices, select_k, split_error_slices
 from core.slices.compare import domain_gap, representation_disagreement, source_like_columns
 from core.slices.discover import SliceResult, discover_slices
-from core.slices.metrics import error_slices, metadata_overrepresentation, slice_table
+from core.slices.metrics import error_slices, metadata_overrepresentation, slice_table, structured_findings
 from core.slices.naming import clip_terms, distinctive_terms, load_vocabulary, name_slices
 from core.slices.projection import drawing_sample, project_2d, reduce
 
@@ -42,5 +42,6 @@ __all__ = [
     "select_k",
     "slice_table",
     "split_error_slices",
+    "structured_findings",
     "source_like_columns",
 ]

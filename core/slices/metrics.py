@@ -40,7 +40,7 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["slice_table", "error_slices", "metadata_overrepresentation", "error_score"]
+__all__ = ["slice_table", "error_slices", "metadata_overrepresentation", "error_score", "structured_findings"]
 
 #: A metadata value is reported when its share in the slice is at least this ...
 MIN_SHARE = 0.2
@@ -281,3 +281,53 @@ def slice_table(
 def error_slices(table: pd.DataFrame) -> pd.DataFrame:
     """The error slices, worst first: rows of ``table`` with ``error_score > 0`` by ``error_rank``."""
     return table[table["error_rank"] > 0].sort_values("error_rank")
+
+
+def structured_findings(
+    slice_ids: np.ndarray,
+    labels: np.ndarray,
+    suggested: np.ndarray,
+    flagged: np.ndarray,
+    class_names: Sequence[str],
+    min_count: int = 3,
+) -> dict[int, dict | None]:
+    """Per slice, the one confusion that most of its flags share, as a finding a person can review.
+
+    A structured error (one region, one annotator, one guideline period) shows up as many flags
+    of one slice carrying the same (given label -> suggested label) pair. For each slice: the
+    pair with the most flagged members, how many of the slice's members with that label it
+    covers, and a sentence ("31 of its 104 'cat' (30 %) look like 'dog'"). None where fewer
+    than ``min_count`` flags share a pair (no structure to review as a group).
+
+    Returns
+    -------
+    dict
+        slice id -> ``{"label", "looks_like", "count", "of", "share", "sentence"}`` or None.
+    """
+    slice_ids = np.asarray(slice_ids, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    suggested = np.asarray(suggested, dtype=np.int64)
+    flagged = np.asarray(flagged, dtype=bool)
+    n_classes = len(class_names)
+    out: dict[int, dict | None] = {}
+    for sid in np.unique(slice_ids):
+        inside = slice_ids == sid
+        pick = inside & flagged & (suggested >= 0) & (suggested != labels)
+        if pick.sum() < min_count:
+            out[int(sid)] = None
+            continue
+        pairs = np.bincount(labels[pick] * n_classes + suggested[pick], minlength=n_classes * n_classes)
+        best = int(pairs.argmax())
+        count = int(pairs[best])
+        if count < min_count:
+            out[int(sid)] = None
+            continue
+        given, looks = divmod(best, n_classes)
+        of = int((inside & (labels == given)).sum())
+        share = count / max(of, 1)
+        out[int(sid)] = {
+            "label": str(class_names[given]), "looks_like": str(class_names[looks]), "count": count, "of": of,
+            "share": round(float(share), 4),
+            "sentence": f"{count} of its {of} '{class_names[given]}' ({share:.0%}) look like '{class_names[looks]}'",
+        }
+    return out
