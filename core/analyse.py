@@ -198,7 +198,13 @@ def analyse(
 
         run_id = new_run_id()
         evidence = _evidence_frame(ids, class_names, labels, detection, slice_result)
-        slices_frame = _slices_frame(slice_result, ids, labels, detection, class_names) if slice_result is not None else None
+        slices_frame = None
+        if slice_result is not None:
+            from core.slices import structured_findings
+
+            findings = structured_findings(slice_result.slice_ids, labels, detection.suggested, detection.flagged,
+                                           class_names)
+            slices_frame = _slices_frame(slice_result, ids, findings)
         timings["total"] = round(time.perf_counter() - started, 3)
         record = {
             "run_id": run_id,
@@ -291,13 +297,10 @@ def _evidence_frame(ids: list[str], class_names: list[str], labels: np.ndarray, 
     return frame
 
 
-def _slices_frame(slice_result, ids: list[str], labels: np.ndarray, detection: Detection,
-                  class_names: list[str]) -> pd.DataFrame:
-    from core.slices import structured_findings
-
+def _slices_frame(slice_result, ids: list[str], findings: Optional[dict] = None) -> pd.DataFrame:
     table = slice_result.table.copy()
-    findings = structured_findings(slice_result.slice_ids, labels, detection.suggested, detection.flagged, class_names)
-    table["finding"] = table["slice_id"].map(lambda sid: findings.get(int(sid)))
+    # JSON text always (also "null"), so the column keeps one type when no slice has a finding.
+    table["finding"] = table["slice_id"].map(lambda sid: json.dumps((findings or {}).get(int(sid))))
     error_order = table.sort_values(["error_score", "size"], ascending=[False, False], kind="stable")["slice_id"].tolist()
     table["error_rank"] = table["slice_id"].map({sid: i + 1 for i, sid in enumerate(error_order)})
     id_array = np.array(ids, dtype=object)

@@ -17,7 +17,7 @@ import numpy as np
 from core.detect.result import REGISTRY, DetectInputs, DetectorResult, DetectorSpec, register, validate_labels
 
 # Importing the detector modules registers them.
-from core.detect import annotators, confident, duplicates, neighbours_vote, outliers  # noqa: E402,F401
+from core.detect import annotators, confident, duplicates, neighbours_vote, outliers, regions  # noqa: E402,F401
 from core.detect import pooling
 from core.detect import probe as _probe
 from core.detect.imbalance import class_table

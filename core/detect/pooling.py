@@ -15,10 +15,13 @@ regression on the features ``log p_j``, without intercept), so L-BFGS finds its 
 handful of weights fitted on thousands of rows cannot memorise label noise, and every source is
 out-of-sample, so the fit is honest.
 
-Rows whose label no source ranks first are left out of the fit (a trimmed likelihood): they are
-the likely label errors, and letting them vote would reward the source that best agrees with
-the noise. That fit is over-confident (it saw only agreeing rows), so a single temperature
-fitted on every row then scales the pool back to the confidence the data supports.
+The fit is trimmed: a first fit on every row, then the rows confident learning calls label
+issues under that pool are left out and the exponents refitted. Those rows are the likely label
+errors, and letting them vote would reward whichever source agrees with the noise. (Trimming
+to "rows some source ranks first" was measured too and rejected: it credits a source for the
+rows it was chosen by, so even a source unrelated to the labels kept weight.) The trimmed fit
+is over-confident (it saw only agreeing rows), so a single temperature fitted on every row then
+scales the pool back to the confidence the data supports.
 
 Chosen by measurement (bench/README.md, "Detection quality"): against a linear pool (EM
 weights, with and without trimming) and the earlier fixed neighbour weight, the trimmed
@@ -130,6 +133,21 @@ def pool_weights(log_probabilities: list[np.ndarray], labels: np.ndarray) -> np.
     return np.asarray(result.x, dtype=np.float64)
 
 
+def _combine(a: np.ndarray, logs: list[np.ndarray]) -> np.ndarray:
+    z = sum(aj * lp for aj, lp in zip(a, logs))
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _likely_errors(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    from cleanlab.filter import find_label_issues
+
+    if np.unique(labels).size < 2:
+        return np.zeros(labels.size, dtype=bool)
+    return np.asarray(find_label_issues(labels, probabilities, n_jobs=1), dtype=bool)
+
+
 def pool(sources: Mapping[str, np.ndarray], labels: np.ndarray) -> Pool:
     """Pool out-of-sample probability estimates with weights fitted on the given labels.
 
@@ -153,20 +171,22 @@ def pool(sources: Mapping[str, np.ndarray], labels: np.ndarray) -> Pool:
     rows = np.arange(labels.size)
     if len(names) == 1:
         return Pool(stack[0], {names[0]: 1.0}, {}, 0)
-    # Trimmed fit: rows whose label is some source's first choice (see the module docstring).
-    agree = np.zeros(labels.size, dtype=bool)
-    for p in stack:
-        agree |= p.argmax(axis=1) == labels
-    fit_rows = rows[agree] if agree.sum() >= max(10, len(names) * 5) else rows
     logs = [np.log(np.clip(p, LOG_FLOOR, 1.0)) for p in stack]
-    a = pool_weights([lp[fit_rows] for lp in logs], labels[fit_rows])
+    # Trimmed fit: fit on every row, drop the rows confident learning then calls label issues
+    # (the likely errors, which would reward whichever source agrees with the noise), refit.
+    a = pool_weights(logs, labels)
+    fit_rows = rows[~_likely_errors(_combine(a, logs), labels)]
+    if fit_rows.size >= max(10, len(names) * 5):
+        a = pool_weights([lp[fit_rows] for lp in logs], labels[fit_rows])
+    else:
+        fit_rows = rows
     if a.sum() <= 1e-9:
         # No source predicts the labels at all (e.g. labels unrelated to the data): keep the
         # single best source rather than a uniform pool that would rank everything equal.
         best = int(np.argmax([logs[j][fit_rows, labels[fit_rows]].mean() for j in range(len(names))]))
         a = np.eye(len(names))[best]
     # The trimmed fit sets the direction (how much each source counts) but, fitted on rows that
-    # agree with some source, it is over-confident; one temperature fitted on every row brings
+    # agree with the labels, it is over-confident; one temperature fitted on every row brings
     # the pool back to the confidence the data supports (needed for the noise estimate and the
     # error probabilities, which read the probabilities' size, not only their order).
     direction = sum(aj * lp for aj, lp in zip(a, logs))

@@ -32,7 +32,7 @@ def test_flagged_and_suggested_shapes_are_checked():
 
 
 def test_registry_lists_every_detector_and_defaults():
-    builtin = {"confident", "neighbours_vote", "outliers", "duplicates", "annotators"}
+    builtin = {"confident", "neighbours_vote", "outliers", "duplicates", "annotators", "regions"}
     assert set(available()) == builtin
     assert set(defaults()) == builtin  # every built-in detector was measured and runs by default
 

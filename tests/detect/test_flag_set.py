@@ -1,0 +1,57 @@
+"""The flagged set follows the data's noise estimate; the queue can be cut by expected precision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.detect import DetectConfig, detect
+from core.detect.confident import error_probability
+from core.detect.rank import cut_by_precision
+
+from .conftest import clusters
+
+
+def _flip(labels: np.ndarray, rate: float, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    wrong = rng.random(labels.size) < rate
+    noisy = np.where(wrong, (labels + rng.integers(1, n_classes, labels.size)) % n_classes, labels)
+    return noisy, wrong
+
+
+def test_flag_count_follows_the_noise_rate():
+    vectors, labels = clusters(n_per_class=150, n_classes=4, dim=24, spread=0.3, seed=7)
+    counts = []
+    for rate in (0.03, 0.10, 0.25):
+        noisy, wrong = _flip(labels, rate, 4, seed=11)
+        d = detect(vectors, noisy, 4, config=DetectConfig(device="cpu"))
+        counts.append((int(d.flagged.sum()), int(wrong.sum())))
+        # the size tracks the number of wrong labels, and so does the sum of error probabilities
+        assert 0.6 * wrong.sum() <= d.flagged.sum() <= 1.4 * wrong.sum()
+        assert abs(d.error_probability.sum() - wrong.sum()) <= 0.25 * wrong.sum()
+    assert counts[0][0] < counts[1][0] < counts[2][0]
+
+
+def test_error_probability_is_high_where_labels_are_wrong():
+    rng = np.random.default_rng(3)
+    truth = np.repeat(np.arange(3), 200)
+    noisy, wrong = _flip(truth, 0.1, 3, seed=2)
+    p = np.full((truth.size, 3), 0.05)
+    p[np.arange(truth.size), truth] = 0.9
+    p = p + rng.uniform(0, 0.05, p.shape)
+    p /= p.sum(axis=1, keepdims=True)
+    e = error_probability(noisy, p)
+    assert e[wrong].mean() > 0.7 and e[~wrong].mean() < 0.1
+    assert np.median(e[wrong]) > np.quantile(e[~wrong], 0.99)
+    assert abs(e.sum() - wrong.sum()) < 0.25 * wrong.sum()
+
+
+def test_cut_by_precision_keeps_the_longest_prefix_above_the_target():
+    e = np.array([0.95, 0.9, 0.8, 0.3, 0.9, 0.1])
+    assert cut_by_precision(e, 0.9) == 2                 # 0.95, 0.9 -> mean 0.925; adding 0.8 -> 0.883
+    assert cut_by_precision(e, 0.8) == 3                 # 0.883; the first four fall to 0.7375
+    assert cut_by_precision(e, 0.75) == 5                # a later strong flag lifts the mean back to 0.77
+    assert cut_by_precision(e, 0.99) == 0
+    assert cut_by_precision(e, 0.0) == e.size
+    with pytest.raises(ValueError):
+        cut_by_precision(e, 1.5)
