@@ -60,7 +60,7 @@ def test_flags_as_csv_and_text(amend, analysed_once):
     assert lines[0] == f"run {run['run_id']} (representation mine)"
     first = records[0]
     assert lines[1].split() == ["1", "FLAG", f"{first['score']:.3f}", first["id"], first["current_label"], "->",
-                                first["suggested_label"]]
+                                first["suggested_label"], "P(wrong)", f"{first['error_probability']:.2f}"]
     assert len(lines) == 4
 
 
