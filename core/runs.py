@@ -178,13 +178,13 @@ def flags_as_records(frame: pd.DataFrame) -> list[dict]:
 def accept_suggested(project: Project, reviewer: str, top: Optional[int] = None, ids: Optional[Sequence[str]] = None,
                      reason: str = "accepted suggestion", guideline_version: Optional[str] = None,
                      run_id: Optional[str] = None, min_precision: Optional[float] = None,
-                     identity_source: str = "api"):
+                     identity_source: str = "local"):
     """Bulk decision: relabel flagged samples to their suggested label.
 
     Only samples nobody has decided yet are touched (expected_event=0), so a bulk action never
     overrides a reviewer's decision; the others come back as skipped with the reason.
     ``min_precision`` first cuts the flagged queue by expected precision (:func:`flags`);
-    ``identity_source`` says where the reviewer's name came from ("api", "cli", "oidc", ...).
+    ``identity_source`` says where the reviewer's name came from ("local" for a name given from Python, "cli", "oidc").
     """
     from core import review
 
