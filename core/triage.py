@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -208,21 +207,18 @@ def following(queue_ids: Sequence[str], current: Optional[str], count: int) -> l
 
 
 # --------------------------------------------------------------------------- evidence in words
-_num, _listed, _pct = number, listed, percent
-
-
 def confidence_in_words(row: Mapping[str, Any]) -> Optional[str]:
     """The model's confidence: 'The model gives 'cat' 12%; it prefers 'dog' (81%).'"""
-    p_label = _num(row.get("p_label"))
+    p_label = number(row.get("p_label"))
     if p_label is None:
         return None
     analysed = row.get("label_analysed") or row.get("current_label")
-    text = f"The model (never trained on this sample) gives its label '{analysed}' {_pct(p_label)}"
+    text = f"The model (never trained on this sample) gives its label '{analysed}' {percent(p_label)}"
     top = row.get("p_top_label")
-    p_suggested = _num(row.get("p_suggested"))
+    p_suggested = number(row.get("p_suggested"))
     suggested = row.get("suggested_label")
     if isinstance(suggested, str) and p_suggested is not None:
-        text += f"; '{suggested}' gets {_pct(p_suggested)}"
+        text += f"; '{suggested}' gets {percent(p_suggested)}"
     if isinstance(top, str) and top != analysed and top != suggested:
         text += f"; its top class is '{top}'"
     return text + "."
@@ -244,7 +240,7 @@ def evidence_in_words(row: Mapping[str, Any], detectors: Sequence[str],
     context = {"params": dict(detector_params or {}), "annotator_votes": dict(annotator_votes or {})}
     out: list[tuple[str, float, str]] = []
     for name in detectors:
-        score = _num(row.get(f"det_{name}"))
+        score = number(row.get(f"det_{name}"))
         if score is None:
             continue
         spec = REGISTRY.get(name)
@@ -265,10 +261,10 @@ def decision_evidence(row: Mapping[str, Any], run_id: str, detectors: Sequence[s
         "detectors": {},
     }
     for name in detectors:
-        value = _num(row.get(f"det_{name}"))
+        value = number(row.get(f"det_{name}"))
         if value is not None:
             out["detectors"][name] = round(value, 6)
-    p_label = _num(row.get("p_label"))
+    p_label = number(row.get("p_label"))
     if p_label is not None:
         out["p_label"] = round(p_label, 6)
     return out
@@ -375,7 +371,7 @@ def prepare_view(project: Any, row: Mapping[str, Any], context: ViewContext,
     verify the image (a moved or changed file becomes ``problem``, not an exception), write the
     evidence in words, pick the guideline sections, read the latest event."""
     sample_id = str(row["id"])
-    neighbour_ids = [str(x) for x in _listed(row.get("neighbour_ids"))][: context.neighbours_shown]
+    neighbour_ids = [str(x) for x in listed(row.get("neighbour_ids"))][: context.neighbours_shown]
     if sample is None or neighbour_samples is None:
         fetched = _fetch_samples(project, [sample_id, *neighbour_ids])
         sample = sample or fetched.get(sample_id)
@@ -395,8 +391,8 @@ def prepare_view(project: Any, row: Mapping[str, Any], context: ViewContext,
     if context.annotator_columns:
         given = [str(metadata[c]) for c in context.annotator_columns if metadata.get(c) not in (None, "")]
         votes = dict(pd.Series(given, dtype=object).value_counts().astype(int)) if given else None
-    sims = [float(s) for s in _listed(row.get("neighbour_similarities"))]
-    labels = [str(x) for x in _listed(row.get("neighbour_labels"))]
+    sims = [float(s) for s in listed(row.get("neighbour_similarities"))]
+    labels = [str(x) for x in listed(row.get("neighbour_labels"))]
     neighbours = []
     for i, nid in enumerate(neighbour_ids):
         other = neighbour_samples.get(nid)
@@ -484,7 +480,7 @@ class Prefetcher:
         rows = {sid: self._row(sid) for sid in ids}
         wanted = set(ids)
         for row in rows.values():
-            wanted.update(str(x) for x in _listed(row.get("neighbour_ids"))[: self.context.neighbours_shown])
+            wanted.update(str(x) for x in listed(row.get("neighbour_ids"))[: self.context.neighbours_shown])
         fetched = _fetch_samples(self.project, sorted(wanted))
         for sid in ids:
             try:

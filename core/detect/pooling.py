@@ -190,12 +190,8 @@ def pool(sources: Mapping[str, np.ndarray], labels: np.ndarray) -> Pool:
     # the pool back to the confidence the data supports (needed for the noise estimate and the
     # error probabilities, which read the probabilities' size, not only their order).
     direction = sum(aj * lp for aj, lp in zip(a, logs))
-    temperature = float(pool_weights([direction], labels)[0])
-    a = a * temperature
-    z = temperature * direction
-    z = z - z.max(axis=1, keepdims=True)
-    pooled = np.exp(z)
-    pooled /= pooled.sum(axis=1, keepdims=True)
+    a = a * float(pool_weights([direction], labels)[0])
+    pooled = _combine(a, logs)
     loglik = {name: float(logs[j][fit_rows, labels[fit_rows]].mean()) for j, name in enumerate(names)}
     loglik["pooled"] = float(np.log(np.clip(pooled[fit_rows, labels[fit_rows]], 1e-300, None)).mean())
     weights = {name: round(float(aj), 6) for name, aj in zip(names, a)}
