@@ -296,16 +296,17 @@ def _render_sample(view: triage.SampleView) -> None:
 def _render_labels(view: triage.SampleView) -> None:
     row = view.row
     suggested = row.get("suggested_label") if isinstance(row.get("suggested_label"), str) else None
-    cols = st.columns(4)
+    cols = st.columns(3)
     cols[0].metric("Given label", str(row.get("given_label")))
     cols[1].metric("Suggested", suggested or "—",
                    help=f"suggested by {row.get('suggested_by')}" if suggested else "No detector suggests another label.")
     cols[2].metric("Rank", f"{int(row['rank']):,}", help=f"combined score {float(row['score']):.3f}")
     wrong = row.get("error_probability")
     if wrong is not None and not pd.isna(wrong):
-        cols[3].metric("P(label wrong)", f"{float(wrong):.0%}",
-                       help="Estimated from this data set's own noise estimate (confident learning); "
-                            "conservative on the data it was measured on.")
+        # A line, not a fourth metric: four metrics in this column cut the labels to "s…".
+        st.markdown(f"**Estimated probability that the label is wrong:** {float(wrong):.0%}",
+                    help="From this data set's own noise estimate (confident learning). Measured: conservative "
+                         "with a strong model's probabilities, can be optimistic with the probe alone.")
     status = row.get("status", "unreviewed")
     if row.get("current_label") != row.get("given_label") or status != "unreviewed":
         st.markdown(f"**Now:** {esc(row.get('current_label'))} · {esc(status)}")
