@@ -25,7 +25,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from core.detect.result import DetectInputs, DetectorResult, register, validate_labels
-from core.detect.wording import own_label, suggested_label
+from core.detect.wording import number, own_label, suggested_label
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +180,9 @@ def score(
 def explain(row: Mapping[str, Any], context: Mapping[str, Any]) -> Optional[str]:
     """'its region holds many samples labelled cat that a model trained elsewhere calls dog'."""
     looks = suggested_label(row)
+    if not (number(row.get(f"det_{NAME}")) or 0.0) > 0.0:
+        # It did not flag this sample: say so rather than echo another detector's suggestion.
+        return "no structured error found in its region"
     if looks is None:
         return None
     return (f"it sits in a region where many samples labelled {own_label(row)} look like {looks} to a model "
