@@ -139,6 +139,9 @@ class Detection:
     error_probability : np.ndarray or None
         (N,) estimated probability that each label is wrong
         (:func:`core.detect.confident.error_probability`).
+    accept_in_bulk : np.ndarray or None
+        (N,) bool, the flagged samples a bulk acceptance relabels (see
+        :attr:`core.detect.rank.Ranking.accept_in_bulk`); None = every flagged suggestion.
     """
 
     score: np.ndarray
@@ -157,6 +160,7 @@ class Detection:
     params: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     error_probability: np.ndarray | None = None
+    accept_in_bulk: np.ndarray | None = None
 
 
 def detect(
@@ -285,4 +289,5 @@ def detect(
         },
         timings=timings,
         error_probability=ranking.error_probability,
+        accept_in_bulk=ranking.accept_in_bulk,
     )

@@ -13,7 +13,8 @@ from core.detect.wording import number, own_label, percent, suggested_label
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NAME", "DESCRIPTION", "score", "check_probabilities", "best_other_label", "error_probability"]
+__all__ = ["NAME", "DESCRIPTION", "score", "check_probabilities", "best_other_label", "error_probability",
+           "true_label_posterior"]
 
 NAME = "confident"
 DESCRIPTION = "A model that never saw this sample gives its label a low probability (confident learning)."
@@ -45,18 +46,14 @@ def check_probabilities(probabilities: np.ndarray, n: int, n_classes: int) -> np
     return p / sums[:, None]
 
 
-def error_probability(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    """Estimated probability that each given label is wrong, from the data's own noise estimate.
+def true_label_posterior(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """``P(true label = y | x, given label)`` for every row and class, from the data's own noise estimate.
 
     Confident learning estimates the joint of (given label, true label) over the data set;
     from it the noise matrix ``T[s, y] = P(given s | true y)``. The out-of-sample probabilities
     were learned on the noisy labels, so they estimate ``P(given | x) = sum_y T[s, y] P(y | x)``:
-    inverting ``T`` recovers ``P(true | x)`` (backward correction), and Bayes' rule gives
-    ``P(true = s | x, given = s) = P(s | x) T[s, s] / sum_y P(y | x) T[s, y]``.
-
-    Measured on CIFAR-10N (bench/README.md): conservative. In every band the share of real
-    errors was at least the estimate (e.g. flags estimated at 0.1-0.3 were 46-95 % real errors),
-    so "expected precision >= 0.8" is a cut a reviewer can trust rather than an optimistic one.
+    inverting ``T`` recovers ``P(true | x)`` (backward correction), and Bayes' rule with the
+    given label ``s`` gives ``P(true = y | x, given = s) = P(y | x) T[s, y] / sum_y' P(y' | x) T[s, y']``.
     """
     from cleanlab.count import estimate_joint
 
@@ -74,10 +71,21 @@ def error_probability(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarr
         clean = p
     clean = np.clip(clean, 1e-9, None)
     clean /= clean.sum(axis=1, keepdims=True)
-    rows = np.arange(labels.size)
-    given_right = clean[rows, labels] * t[labels, labels]
-    total = (clean * t[labels, :]).sum(axis=1)
-    return np.clip(1.0 - given_right / np.maximum(total, 1e-12), 0.0, 1.0)
+    joint_with_given = clean * t[labels, :]
+    return joint_with_given / np.maximum(joint_with_given.sum(axis=1, keepdims=True), 1e-12)
+
+
+def error_probability(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Estimated probability that each given label is wrong: ``1 - P(true = given | x, given)``
+    (:func:`true_label_posterior`).
+
+    Measured on CIFAR-10N (bench/README.md): conservative. In every band the share of real
+    errors was at least the estimate (e.g. flags estimated at 0.1-0.3 were 46-95 % real errors),
+    so "expected precision >= 0.8" is a cut a reviewer can trust rather than an optimistic one.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    posterior = true_label_posterior(labels, probabilities)
+    return np.clip(1.0 - posterior[np.arange(labels.size), labels], 0.0, 1.0)
 
 
 def best_other_label(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -128,6 +136,7 @@ def score(
     flagged = find_label_issues(labels, probs, filter_by=filter_by, n_jobs=1)
     suggested = best_other_label(probs, labels)
     rows = np.arange(labels.shape[0])
+    posterior = true_label_posterior(labels, probs)
     return DetectorResult(
         name=NAME,
         description=DESCRIPTION,
@@ -138,7 +147,10 @@ def score(
         evidence={
             "given_probability": probs[rows, labels],
             "suggested_probability": probs[rows, suggested],
-            "error_probability": error_probability(labels, probs),
+            "error_probability": 1.0 - posterior[rows, labels],
+            # The label a person deciding alone from this evidence would choose (Bayes): a bulk
+            # acceptance takes a suggestion only where it is this label.
+            "most_likely_label": posterior.argmax(axis=1).astype(np.int64),
         },
     )
 

@@ -55,3 +55,39 @@ def test_cut_by_precision_keeps_the_longest_prefix_above_the_target():
     assert cut_by_precision(e, 0.0) == e.size
     with pytest.raises(ValueError):
         cut_by_precision(e, 1.5)
+
+
+def test_bulk_acceptance_takes_fewer_and_more_often_right_suggestions_than_the_flags():
+    vectors, labels = clusters(n_per_class=150, n_classes=4, dim=24, spread=0.45, seed=5)
+    noisy, wrong = _flip(labels, 0.12, 4, seed=13)
+    d = detect(vectors, noisy, 4, config=DetectConfig(device="cpu"))
+    every = d.flagged & (d.suggested >= 0)
+    bulk = d.accept_in_bulk
+    assert bulk is not None and not (bulk & ~every).any()  # a subset of the flagged suggestions
+    assert 0 < bulk.sum() < every.sum()
+
+    def right(take):  # share of the taken suggestions that restore the true label
+        return float((d.suggested[take] == labels[take]).mean())
+
+    assert right(bulk) > right(every)
+    # What it leaves for a person is mostly where the suggestion would have been wrong or the
+    # label was right.
+    left = every & ~bulk
+    assert right(left) < 0.5
+
+
+def test_true_label_posterior_is_a_distribution_that_favours_the_truth():
+    from core.detect.confident import true_label_posterior
+
+    rng = np.random.default_rng(4)
+    truth = np.repeat(np.arange(3), 200)
+    noisy, wrong = _flip(truth, 0.15, 3, seed=6)
+    p = np.full((truth.size, 3), 0.05) + rng.uniform(0, 0.05, (truth.size, 3))
+    p[np.arange(truth.size), truth] = 0.85
+    p /= p.sum(axis=1, keepdims=True)
+    post = true_label_posterior(noisy, p)
+    assert np.allclose(post.sum(axis=1), 1.0) and (post >= 0).all()
+    assert (post.argmax(axis=1) == truth).mean() > 0.95
+    # the given label keeps some weight where it is right; where it is wrong, little
+    rows = np.arange(truth.size)
+    assert post[rows[~wrong], noisy[~wrong]].mean() > 0.8 > 0.2 > post[rows[wrong], noisy[wrong]].mean()

@@ -140,3 +140,23 @@ def test_split_error_slices_cuts_a_slice_down_to_where_its_errors_sit():
     even = np.zeros(600, dtype=bool)
     even[rng.choice(400, 80, replace=False)] = True
     assert np.unique(split_error_slices(ids, x, even)).size == 2
+
+
+def test_split_error_slices_finds_an_error_region_that_is_a_third_of_its_slice():
+    from core.slices import split_error_slices
+
+    rng = np.random.default_rng(1)
+    # One slice of three equal blobs in a row; the errors sit in the middle one, which no cut in
+    # two halves isolates (2-means puts it with one of its neighbours): one cut must find it.
+    centers = np.array([[0.0, 0.0], [8.0, 0.0], [16.0, 0.0], [60.0, 60.0]])
+    x = np.concatenate([c + rng.normal(size=(150, 2)) for c in centers]).astype(np.float32)
+    ids = np.repeat([0, 0, 0, 1], 150)
+    errors = np.zeros(600, dtype=bool)
+    errors[150 + rng.choice(150, 45, replace=False)] = True
+    errors[rng.choice(np.r_[0:150, 300:450], 6, replace=False)] = True  # a few elsewhere
+    out = split_error_slices(ids, x, errors, max_depth=1)
+    middle = out[150:300]
+    values, counts = np.unique(middle, return_counts=True)
+    slice_of_middle = values[counts.argmax()]
+    members = out == slice_of_middle
+    assert counts.max() >= 140 and members.sum() <= 170  # the middle blob, and little else
