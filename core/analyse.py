@@ -283,6 +283,8 @@ def _evidence_frame(ids: list[str], class_names: list[str], labels: np.ndarray, 
     frame["support_ids"] = [list(id_array[row[row >= 0]]) for row in detection.support] if detection.support.size else [[] for _ in ids]
     if detection.error_probability is not None:
         frame["error_probability"] = detection.error_probability.astype(np.float64)
+    if detection.accept_in_bulk is not None:
+        frame["accept_in_bulk"] = detection.accept_in_bulk.astype(bool)
     for name, result in sorted(detection.results.items()):
         spec = REGISTRY.get(name)
         for column, pick in (spec.evidence_columns.items() if spec is not None else ()):

@@ -153,8 +153,8 @@ def _rounded(value: Any) -> Optional[float]:
 def flags_as_records(frame: pd.DataFrame) -> list[dict]:
     """The CLI contract's shape: {id, rank, score, given_label, current_label, suggested_label,
     flagged, detectors: {name: score}} plus the suggestion's source, supporting neighbours and
-    the estimated probability that the label is wrong (``error_probability``; None for runs of an
-    earlier Amend)."""
+    the estimated probability that the label is wrong (``error_probability``) and whether a bulk
+    acceptance takes its suggestion (``accept_in_bulk``; both None for runs of an earlier Amend)."""
     names = detector_columns(frame)
     records = []
     for row in frame.itertuples(index=False):
@@ -167,6 +167,7 @@ def flags_as_records(frame: pd.DataFrame) -> list[dict]:
                 "suggested_by": data["suggested_by"] or None,
                 "flagged": bool(data["flagged"]),
                 "error_probability": _rounded(data.get("error_probability")),
+                "accept_in_bulk": bool(data["accept_in_bulk"]) if data.get("accept_in_bulk") is not None else None,
                 "detectors": {c[4:]: round(float(data[c]), 6) for c in names if not pd.isna(data[c])},
                 "support": list(data["support_ids"]) if data.get("support_ids") is not None else [],
                 "slice_id": int(data["slice_id"]) if "slice_id" in data and not pd.isna(data["slice_id"]) else None,
@@ -178,11 +179,16 @@ def flags_as_records(frame: pd.DataFrame) -> list[dict]:
 def accept_suggested(project: Project, reviewer: str, top: Optional[int] = None, ids: Optional[Sequence[str]] = None,
                      reason: str = "accepted suggestion", guideline_version: Optional[str] = None,
                      run_id: Optional[str] = None, min_precision: Optional[float] = None,
-                     identity_source: str = "local"):
+                     identity_source: str = "local", all_flagged: bool = False):
     """Bulk decision: relabel flagged samples to their suggested label.
 
-    Only samples nobody has decided yet are touched (expected_event=0), so a bulk action never
-    overrides a reviewer's decision; the others come back as skipped with the reason.
+    Of the flagged samples chosen (all, ``ids``, the ``top`` best-ranked), only those whose
+    suggestion is the most probable true label given the evidence and the given label are
+    relabelled (``accept_in_bulk`` of the run, :attr:`core.detect.Detection.accept_in_bulk`);
+    the others come back as skipped, left for a person: relabelling them without a look is
+    expected to make more labels wrong than right. ``all_flagged=True`` takes every chosen
+    suggestion. Only samples nobody has decided yet are touched (expected_event=0), so a bulk
+    action never overrides a reviewer's decision; the others come back as skipped with the reason.
     ``min_precision`` first cuts the flagged queue by expected precision (:func:`flags`);
     ``identity_source`` says where the reviewer's name came from ("local" for a name given from Python, "cli", "oidc").
     """
@@ -198,6 +204,13 @@ def accept_suggested(project: Project, reviewer: str, top: Optional[int] = None,
         chosen = chosen[chosen["id"].isin(wanted)]
     if top is not None:
         chosen = chosen.head(top)
+    held: list[tuple[str, str]] = []
+    if not all_flagged and "accept_in_bulk" in chosen.columns:
+        take = chosen["accept_in_bulk"].fillna(True).astype(bool)
+        held = [(sid, f"its suggestion {label!r} is not its most probable label; left for a person "
+                      "(--all-flagged takes it anyway)")
+                for sid, label in zip(chosen.loc[~take, "id"], chosen.loc[~take, "suggested_label"])]
+        chosen = chosen[take]
     decisions = [
         review.Decision(
             sample_id=row.id, kind="relabel", label=row.suggested_label, expected_event=0,
@@ -206,5 +219,7 @@ def accept_suggested(project: Project, reviewer: str, top: Optional[int] = None,
         )
         for row in chosen.itertuples(index=False)
     ]
-    return review.decide_many(project, decisions, reviewer=reviewer, reason=reason,
-                              guideline_version=guideline_version, run_id=run.run_id, identity_source=identity_source)
+    result = review.decide_many(project, decisions, reviewer=reviewer, reason=reason,
+                                guideline_version=guideline_version, run_id=run.run_id, identity_source=identity_source)
+    result.skipped.extend(held)
+    return result

@@ -26,6 +26,7 @@ def _accept_suggested(args: argparse.Namespace, project) -> int:
     result = accept_suggested(
         project, reviewer=args.reviewer, top=args.top, ids=ids, reason=args.reason or "accepted suggestion",
         guideline_version=args.guideline, run_id=args.run, min_precision=args.min_precision, identity_source="cli",
+        all_flagged=args.all_flagged,
     )
     payload = result.to_dict()
     payload["skipped_samples"] = [{"id": sid, "reason": why} for sid, why in result.skipped]
@@ -145,6 +146,9 @@ def register(commands) -> None:
     p.add_argument("--ids", metavar="FILE", help="with --accept-suggested: only these ids (one a line)")
     p.add_argument("--min-precision", type=share, metavar="P",
                    help="with --accept-suggested: only the best flagged samples whose expected precision is at least P")
+    p.add_argument("--all-flagged", action="store_true",
+                   help="with --accept-suggested: also relabel flags whose suggestion is not their most probable "
+                        "label (by default those are skipped and left for a person)")
     p.add_argument("--run", metavar="RUN", help="the analysis run whose evidence was seen (default: the latest)")
     p.add_argument("--reviewer", required=True, metavar="NAME")
     p.add_argument("--reason", metavar="TEXT")
