@@ -20,7 +20,7 @@ def reviewed_app(sample_projects, tmp_path_factory, app_server):
     target = tmp_path_factory.mktemp("reviewed") / "cifar10n-reviewed"
     shutil.copytree(source, target)
     project = Project.open(target)
-    accepted = accept_suggested(project, reviewer="alice", top=60)
+    accepted = accept_suggested(project, reviewer="alice", top=60, all_flagged=True)  # 60 changed rows, sure or not
     assert accepted.decided
     untouched = project.samples(columns=["id"])["id"].iloc[-1]
     review.decide(project, untouched, "exclude", "bob", reason="not a CIFAR class")
