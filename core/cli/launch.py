@@ -15,8 +15,12 @@ from core.errors import AmendError
 # app.py through its legacy pages/ folder mode, running pages/triage.py without app.py's
 # navigation and sidebar. app.py always uses st.navigation, so the launcher switches that legacy
 # mode off before the server starts (Streamlit does the same itself once st.navigation has run).
+#
+# `kill -USR1 PID` makes the server write every thread's stack to its stderr: the way to see
+# where a server that stopped answering is stuck, without stopping it.
 _STREAMLIT_LAUNCHER = (
-    "import sys\n"
+    "import faulthandler, signal, sys\n"
+    "faulthandler.register(signal.SIGUSR1, all_threads=True)\n"
     "try:\n"
     "    from streamlit.runtime.pages_manager import PagesManager\n"
     "    PagesManager.uses_pages_directory = False\n"

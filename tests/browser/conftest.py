@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -30,13 +32,22 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def serve(projects):
-    """Start the app exactly as a user does (`amend app PROJECT...`); yield its URL; stop it."""
+    """Start the app exactly as a user does (`amend app PROJECT...`); yield its URL; stop it.
+
+    The server's output goes to a file, never to an unread pipe: a pipe holds 64 KB, after which
+    every log line the server writes blocks, and with it the server."""
     port = _free_port()
+    log = tempfile.NamedTemporaryFile(prefix="amend-app-", suffix=".log", delete=False)
     process = subprocess.Popen(
         [sys.executable, "-m", "core.cli", "app", *map(str, projects), "--port", str(port)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )
+    log.close()
     url = f"http://127.0.0.1:{port}"
+
+    def tail() -> str:
+        return Path(log.name).read_text(errors="replace")[-4000:]
+
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -44,16 +55,25 @@ def serve(projects):
             break
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError(f"the app exited: {process.stderr.read().decode()}")
+                raise RuntimeError(f"the app exited: {tail()}")
             time.sleep(0.5)
     else:
         process.kill()
-        raise RuntimeError("the app did not answer within 90 s")
+        raise RuntimeError(f"the app did not answer within 90 s: {tail()}")
     try:
         yield url
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)  # the launcher dumps every thread's stack to the log
+            time.sleep(2)
+            process.kill()
+            process.wait(timeout=20)
+            raise RuntimeError(f"the app did not stop within 20 s of SIGTERM; its log ends:\n{tail()}")
+        finally:
+            Path(log.name).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
