@@ -6,14 +6,14 @@ import sqlite3
 
 import pytest
 
-from core import audit, guidelines, labels, review
 from core.errors import AmendError, ConflictError
+from core.review import audit, decisions, guidelines, labels
 
 
 def test_a_decision_records_everything_the_issue_lists(project):
     guidelines.publish(project, "# cat\nwhiskers\n", "v1", "lead")
-    event = review.decide(project, "s6", "relabel", "ann", label="cat", reason="it meows", run_id="run-7",
-                          evidence={"probe": 0.91, "suggested": "cat"}, expected_event=0, identity_source="oidc")
+    event = decisions.decide(project, "s6", "relabel", "ann", label="cat", reason="it meows", run_id="run-7",
+                             evidence={"probe": 0.91, "suggested": "cat"}, expected_event=0, identity_source="oidc")
     p = event.payload
     assert event.actor == "ann" and event.sample_id == "s6" and event.kind == "decision"
     assert (p["decision"], p["old_label"], p["new_label"], p["given_label"]) == ("relabel", "dog", "cat", "dog")
@@ -24,12 +24,12 @@ def test_a_decision_records_everything_the_issue_lists(project):
 
 
 def test_a_stale_decision_is_refused_naming_the_other_event_and_writes_nothing(project):
-    seen = review.latest_event_id(project, "s1")
+    seen = decisions.latest_event_id(project, "s1")
     assert seen == 0
-    first = review.decide(project, "s1", "relabel", "bob", label="bird", reason="wings", expected_event=seen)
+    first = decisions.decide(project, "s1", "relabel", "bob", label="bird", reason="wings", expected_event=seen)
     count = len(audit.read_events(project))
     with pytest.raises(ConflictError) as caught:
-        review.decide(project, "s1", "keep", "ann", expected_event=seen)
+        decisions.decide(project, "s1", "keep", "ann", expected_event=seen)
     error = caught.value
     assert isinstance(error, audit.StaleDecisionError) and error.exit_code == 3
     assert error.newer == first
@@ -38,15 +38,15 @@ def test_a_stale_decision_is_refused_naming_the_other_event_and_writes_nothing(p
     assert "'bird'" in message
     assert len(audit.read_events(project)) == count  # not even ann's automatic reviewer grant
     # Looking again and deciding with the new event id works.
-    again = review.decide(project, "s1", "keep", "ann", expected_event=review.latest_event_id(project, "s1"))
+    again = decisions.decide(project, "s1", "keep", "ann", expected_event=decisions.latest_event_id(project, "s1"))
     assert again.payload["old_label"] == "bird" and again.payload["previous_event"] == first.event_id
 
 
 def test_a_correction_is_a_new_event_and_the_old_one_stays_readable(project):
-    first = review.decide(project, "s2", "relabel", "ann", label="cat", expected_event=0)
-    second = review.decide(project, "s2", "relabel", "ann", label="dog", reason="misclick",
-                           expected_event=first.event_id)
-    trail = review.history(project, "s2")
+    first = decisions.decide(project, "s2", "relabel", "ann", label="cat", expected_event=0)
+    second = decisions.decide(project, "s2", "relabel", "ann", label="dog", reason="misclick",
+                              expected_event=first.event_id)
+    trail = decisions.history(project, "s2")
     assert trail["event_id"].tolist() == [first.event_id, second.event_id]
     assert trail["new_label"].tolist() == ["cat", "dog"]
     assert trail["superseded_by"].tolist()[0] == second.event_id and trail["superseded_by"].isna().tolist() == [False, True]
@@ -56,10 +56,10 @@ def test_a_correction_is_a_new_event_and_the_old_one_stays_readable(project):
 
 
 def test_without_expected_event_nothing_is_checked_but_the_earlier_decision_stays(project):
-    first = review.decide(project, "s3", "exclude", "ann")
-    second = review.decide(project, "s3", "keep", "bob")
+    first = decisions.decide(project, "s3", "exclude", "ann")
+    second = decisions.decide(project, "s3", "keep", "bob")
     assert second.payload["seen_event"] is None and second.payload["previous_event"] == first.event_id
-    assert len(review.history(project, "s3")) == 2
+    assert len(decisions.history(project, "s3")) == 2
 
 
 @pytest.mark.parametrize(
@@ -79,31 +79,31 @@ def test_without_expected_event_nothing_is_checked_but_the_earlier_decision_stay
 def test_bad_decisions_are_refused_with_what_to_do(project, kwargs, message):
     kwargs.setdefault("reviewer", "ann")
     with pytest.raises(AmendError, match=message):
-        review.decide(project, **kwargs)
+        decisions.decide(project, **kwargs)
     assert audit.read_events(project) == []
 
 
 def test_evidence_with_numpy_values_is_stored_as_plain_json(project):
     import numpy as np
 
-    event = review.decide(project, "s1", "ambiguous", "ann",
-                          evidence={"score": np.float32(0.5), "bad": float("nan"), "top": np.array([1, 2])})
+    event = decisions.decide(project, "s1", "ambiguous", "ann",
+                             evidence={"score": np.float32(0.5), "bad": float("nan"), "top": np.array([1, 2])})
     assert event.payload["evidence"] == {"score": 0.5, "bad": None, "top": [1, 2]}
     assert audit.verify(project).ok
 
 
 def test_bulk_decides_what_it_can_and_says_why_it_skipped_the_rest(project):
-    taken = review.decide(project, "s5", "keep", "bob")
-    result = review.decide_many(
+    taken = decisions.decide(project, "s5", "keep", "bob")
+    result = decisions.decide_many(
         project,
         [
-            review.Decision("s1", "relabel", "dog", evidence={"score": 0.8}),
-            review.Decision("s2", "exclude", reason="blurry"),
-            review.Decision("s4", "relabel", "cat"),  # already cat
-            review.Decision("zz", "keep"),
-            review.Decision("s5", "relabel", "bird", expected_event=0),  # bob decided it
-            review.Decision("s1", "keep"),  # listed twice
-            review.Decision("s3", "relabel", "horse"),
+            decisions.Decision("s1", "relabel", "dog", evidence={"score": 0.8}),
+            decisions.Decision("s2", "exclude", reason="blurry"),
+            decisions.Decision("s4", "relabel", "cat"),  # already cat
+            decisions.Decision("zz", "keep"),
+            decisions.Decision("s5", "relabel", "bird", expected_event=0),  # bob decided it
+            decisions.Decision("s1", "keep"),  # listed twice
+            decisions.Decision("s3", "relabel", "horse"),
         ],
         reviewer="ann", reason="bulk accept", run_id="run-1",
     )
@@ -125,26 +125,26 @@ def test_bulk_decides_what_it_can_and_says_why_it_skipped_the_rest(project):
 
 def test_a_bulk_refused_as_a_whole_writes_nothing(project):
     with pytest.raises(AmendError, match="no guideline version"):
-        review.decide_many(project, [review.Decision("s1", "relabel", "dog")], reviewer="ann", guideline_version="v1")
+        decisions.decide_many(project, [decisions.Decision("s1", "relabel", "dog")], reviewer="ann", guideline_version="v1")
     with pytest.raises(AmendError, match="unknown"):
-        review.decide_many(project, [review.Decision("s1", "relabel", "dog"), review.Decision("s2", "nuke")],
-                           reviewer="ann")
+        decisions.decide_many(project, [decisions.Decision("s1", "relabel", "dog"), decisions.Decision("s2", "nuke")],
+                              reviewer="ann")
     assert audit.read_events(project) == []
 
 
 def test_events_filters_for_the_audit_page(project):
     guidelines.publish(project, "# cat\n", "v1", "lead")
-    review.decide(project, "s1", "relabel", "ann", label="dog")
-    review.decide(project, "s2", "keep", "bob")
+    decisions.decide(project, "s1", "relabel", "ann", label="dog")
+    decisions.decide(project, "s2", "keep", "bob")
     guidelines.publish(project, "# cat\nmore\n", "v2", "lead")
-    review.decide(project, "s3", "relabel", "ann", label="cat")
-    everything = review.events(project)
+    decisions.decide(project, "s3", "relabel", "ann", label="cat")
+    everything = decisions.events(project)
     assert everything["event_id"].tolist() == list(range(1, len(everything) + 1))
-    assert review.events(project, reviewer="ann", kinds=["decision"])["sample_id"].tolist() == ["s1", "s3"]
-    assert review.events(project, label="cat", kinds=["decision"])["sample_id"].tolist() == ["s1", "s3"]
-    assert review.events(project, guideline_version="v1", kinds=["decision"])["sample_id"].tolist() == ["s1", "s2"]
+    assert decisions.events(project, reviewer="ann", kinds=["decision"])["sample_id"].tolist() == ["s1", "s3"]
+    assert decisions.events(project, label="cat", kinds=["decision"])["sample_id"].tolist() == ["s1", "s3"]
+    assert decisions.events(project, guideline_version="v1", kinds=["decision"])["sample_id"].tolist() == ["s1", "s2"]
     middle = everything[everything["sample_id"] == "s2"]["created_at"].iloc[0]
-    assert review.events(project, since=middle, kinds=["decision"])["sample_id"].tolist() == ["s2", "s3"]
-    assert review.events(project, until=middle, kinds=["decision"])["sample_id"].tolist() == ["s1", "s2"]
+    assert decisions.events(project, since=middle, kinds=["decision"])["sample_id"].tolist() == ["s2", "s3"]
+    assert decisions.events(project, until=middle, kinds=["decision"])["sample_id"].tolist() == ["s1", "s2"]
     with pytest.raises(AmendError, match="not a time"):
-        review.events(project, since="yesterday")
+        decisions.events(project, since="yesterday")

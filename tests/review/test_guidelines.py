@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from core import audit, guidelines, review
 from core.errors import AmendError
+from core.review import audit, decisions, guidelines
 
 V1 = """# Labelling guide
 
@@ -85,24 +85,24 @@ def test_a_tampered_guideline_text_fails_verify(project):
 
 
 def test_decisions_citing_and_the_review_queue(project):
-    review.decide(project, "s1", "relabel", "ann", label="dog")  # no guideline yet
+    decisions.decide(project, "s1", "relabel", "ann", label="dog")  # no guideline yet
     guidelines.publish(project, V1, "v1", "lea")
-    review.decide(project, "s2", "relabel", "ann", label="cat")  # cites v1 (default latest)
-    review.decide(project, "s3", "keep", "ann")  # cites v1, class bird
-    review.decide(project, "s5", "keep", "ann")  # cites v1, class dog only
-    review.decide(project, "s6", "relabel", "ann", label="cat")
-    review.decide(project, "s6", "keep", "ann", guideline_version="v1")
+    decisions.decide(project, "s2", "relabel", "ann", label="cat")  # cites v1 (default latest)
+    decisions.decide(project, "s3", "keep", "ann")  # cites v1, class bird
+    decisions.decide(project, "s5", "keep", "ann")  # cites v1, class dog only
+    decisions.decide(project, "s6", "relabel", "ann", label="cat")
+    decisions.decide(project, "s6", "keep", "ann", guideline_version="v1")
     guidelines.publish(project, V2, "v2", "lea")  # touches cat
-    review.decide(project, "s4", "keep", "ann")  # cites v2: not queued
+    decisions.decide(project, "s4", "keep", "ann")  # cites v2: not queued
     citing = guidelines.decisions_citing(project, "v1")
     assert citing["sample_id"].tolist() == ["s2", "s3", "s5", "s6", "s6"]
     assert citing["superseded_by"].notna().tolist() == [False, False, False, True, False]
-    queue = review.review_queue_for_guideline(project, "v2")
+    queue = decisions.review_queue_for_guideline(project, "v2")
     assert queue["sample_id"].tolist() == ["s1", "s2", "s6"]
     assert queue["classes"].tolist() == [["cat"], ["cat"], ["cat"]]
     assert queue["guideline_version"].isna().tolist() == [True, False, False]
     # Re-reviewing under v2 empties the queue for that sample.
-    review.decide(project, "s2", "keep", "ann", expected_event=review.latest_event_id(project, "s2"))
-    assert review.review_queue_for_guideline(project, "v2")["sample_id"].tolist() == ["s1", "s6"]
+    decisions.decide(project, "s2", "keep", "ann", expected_event=decisions.latest_event_id(project, "s2"))
+    assert decisions.review_queue_for_guideline(project, "v2")["sample_id"].tolist() == ["s1", "s6"]
     with pytest.raises(AmendError, match="no guideline version"):
-        review.review_queue_for_guideline(project, "v7")
+        decisions.review_queue_for_guideline(project, "v7")

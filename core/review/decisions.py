@@ -2,7 +2,7 @@
 
 A decision is one of :data:`DECISIONS`: ``relabel`` (to a label in the project's label set),
 ``keep`` (the label in force is correct), ``ambiguous`` (needs an expert or a guideline change),
-``exclude`` (leave out of training). It is a ``decision`` event in the review log (core.audit)
+``exclude`` (leave out of training). It is a ``decision`` event in the review log (core.review.audit)
 whose payload records: decision, old_label (the label in force when it was written),
 new_label, given_label, reason, guideline_version (the version followed; default the latest
 published, null when none), run_id and evidence (the analysis the reviewer saw), seen_event (the
@@ -11,7 +11,7 @@ latest event on the sample when it was written), identity_source. The reviewer i
 actor; the time is the server's.
 
 Concurrency: with ``expected_event`` given, a decision on a sample that has a newer event is
-refused with :class:`core.audit.StaleDecisionError` (a ConflictError, CLI exit 3) naming that
+refused with :class:`core.review.audit.StaleDecisionError` (a ConflictError, CLI exit 3) naming that
 event; nothing is written. Role checks, the stale check, old_label and the default guideline
 version are all read inside the same ``BEGIN IMMEDIATE`` transaction as the insert. Without
 ``expected_event`` nothing is checked, but nothing is overwritten either: the earlier decision
@@ -28,8 +28,8 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from core import audit, guidelines, labels as labels_mod, roles
 from core.errors import AmendError
+from core.review import audit, guidelines, labels as labels_mod, roles
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def decide(project: Any, sample_id: str, kind: str, reviewer: str, label: Option
     ----------
     kind : one of relabel / keep / ambiguous / exclude. ``label`` only with relabel.
     reviewer : the user's name (from the app's login or chosen locally); must be allowed to decide
-        (core.roles).
+        (core.review.roles).
     guideline_version : the version followed; default the latest published (None when none).
     run_id, evidence : the analysis run and the per-sample evidence the reviewer saw.
     expected_event : the id of the latest event on this sample the reviewer saw (0: none). When

@@ -3,9 +3,9 @@
 Each published version is a ``guideline_published`` event in the review log (payload: version,
 text, sha256 of the UTF-8 text, classes it touches, previous version), so guidelines are in the
 same hash chain as decisions and as tamper-evident. Versions are ordered by publication, not by
-name; names are unique. Only a lead publishes (see core.roles for how the first lead comes about).
+name; names are unique. Only a lead publishes (see core.review.roles for how the first lead comes about).
 
-Classes a version touches (what :func:`core.review.review_queue_for_guideline` re-queues):
+Classes a version touches (what :func:`core.review.decisions.review_queue_for_guideline` re-queues):
 ``classes`` given at publish wins; otherwise they are read from headings: a heading (any level)
 whose text is a label name (case-insensitive, backticks / quotes / a trailing colon ignored)
 opens that class's section, which runs to the next heading of the same or a higher level. A
@@ -23,8 +23,8 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
-from core import audit, roles
 from core.errors import AmendError
+from core.review import audit, roles
 from core.store.schema import check_name
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
@@ -91,7 +91,7 @@ def touched_classes(old_text: str, new_text: str, labels: Sequence[str]) -> list
 
 def publish(project: Any, text_markdown: str, version: str, author: str, classes: Optional[Sequence[str]] = None,
             identity_source: str = "local") -> GuidelineVersion:
-    """Publish a new guideline version (lead only; see core.roles) and return its record.
+    """Publish a new guideline version (lead only; see core.review.roles) and return its record.
 
     ``classes``: the label classes this version changes (default: read from headings, see the
     module docstring). Refuses a version name already used and a text identical to the latest.
@@ -161,8 +161,8 @@ def diff(project: Any, v1: str, v2: str, context: int = 3) -> str:
 
 def decisions_citing(project: Any, version: str) -> pd.DataFrame:
     """Every decision event citing ``version`` (including ones later corrected; see the
-    ``superseded_by`` column), as :func:`core.review.events` returns them."""
+    ``superseded_by`` column), as :func:`core.review.decisions.events` returns them."""
     get(project, version)
-    from core import review
+    from core.review import decisions
 
-    return review.events(project, guideline_version=version, kinds=["decision"])
+    return decisions.events(project, guideline_version=version, kinds=["decision"])
