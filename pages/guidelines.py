@@ -123,7 +123,7 @@ def _render_citing(project: Project, versions: list, who: identity.Identity | No
     if not citing.empty:
         st.dataframe(citing[["event_id", "created_at", "actor", "sample_id", "decision", "old_label", "new_label",
                              "superseded_by"]], hide_index=True, width="stretch")
-    queue = decisions.review_queue_for_guideline(project, version)
+    queue = guidelines.review_queue_for_guideline(project, version)
     touched = guidelines.get(project, version).classes
     st.markdown(f"**Re-review after {esc(version)}:** {len(queue):,} samples whose latest decision cites an older "
                 f"version (or none) and involves a class it changes ({esc(', '.join(touched) or 'none')}).")

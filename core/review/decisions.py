@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import AmendError
-from core.review import audit, guidelines, labels as labels_mod, roles
+from core.review import audit, labels as labels_mod, roles
 
 logger = logging.getLogger(__name__)
 
@@ -309,35 +309,3 @@ def latest_event_id(project: Any, sample_id: str) -> int:
     ``expected_event`` after looking at it)."""
     found = audit.read_events(project, sample_id=sample_id)
     return found[-1].event_id if found else 0
-
-
-def review_queue_for_guideline(project: Any, version: str) -> pd.DataFrame:
-    """Samples to review again after guideline ``version``: those whose latest decision cites an
-    older version (or none) and whose old or new label is a class ``version`` touches.
-
-    "Older" is by publication order; a decision citing ``version`` or a later one is not queued.
-    Returns the latest decision's row per sample (columns of :func:`events`) plus ``classes``:
-    the touched classes it involves.
-    """
-    published = guidelines.list_versions(project)
-    order = {v.version: i for i, v in enumerate(published)}
-    if version not in order:
-        raise AmendError(
-            f"no guideline version {version!r}; published versions: {', '.join(order) or 'none'}."
-        )
-    target = published[order[version]]
-    touched = set(target.classes)
-    frame = events(project, kinds=["decision"])
-    latest = frame[frame["superseded_by"].isna()]
-    keep_rows, classes = [], []
-    for _, row in latest.iterrows():
-        cited = row["guideline_version"]
-        if not pd.isna(cited) and order.get(cited, -1) >= order[version]:
-            continue
-        involved = sorted({row["old_label"], row["new_label"]} & touched)
-        if involved:
-            keep_rows.append(row)
-            classes.append(involved)
-    out = pd.DataFrame(keep_rows, columns=EVENT_COLUMNS).reset_index(drop=True)
-    out["classes"] = pd.Series(classes, dtype=object)
-    return out

@@ -1,11 +1,15 @@
 """Versioned labelling guidelines (markdown); a decision cites the version it followed.
 
+This module reads decisions (:mod:`core.review.decisions`) to say which cite a version and which
+samples to review again after one; decisions never import it (they read published versions
+straight from the log), so the two import in one direction only.
+
 Each published version is a ``guideline_published`` event in the review log (payload: version,
 text, sha256 of the UTF-8 text, classes it touches, previous version), so guidelines are in the
 same hash chain as decisions and as tamper-evident. Versions are ordered by publication, not by
 name; names are unique. Only a lead publishes (see core.review.roles for how the first lead comes about).
 
-Classes a version touches (what :func:`core.review.decisions.review_queue_for_guideline` re-queues):
+Classes a version touches (what :func:`review_queue_for_guideline` re-queues):
 ``classes`` given at publish wins; otherwise they are read from headings: a heading (any level)
 whose text is a label name (case-insensitive, backticks / quotes / a trailing colon ignored)
 opens that class's section, which runs to the next heading of the same or a higher level. A
@@ -24,7 +28,7 @@ from typing import Any, Optional, Sequence
 import pandas as pd
 
 from core.errors import AmendError
-from core.review import audit, roles
+from core.review import audit, decisions, roles
 from core.store.schema import check_name
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
@@ -163,6 +167,36 @@ def decisions_citing(project: Any, version: str) -> pd.DataFrame:
     """Every decision event citing ``version`` (including ones later corrected; see the
     ``superseded_by`` column), as :func:`core.review.decisions.events` returns them."""
     get(project, version)
-    from core.review import decisions
-
     return decisions.events(project, guideline_version=version, kinds=["decision"])
+
+
+def review_queue_for_guideline(project: Any, version: str) -> pd.DataFrame:
+    """Samples to review again after guideline ``version``: those whose latest decision cites an
+    older version (or none) and whose old or new label is a class ``version`` touches.
+
+    "Older" is by publication order; a decision citing ``version`` or a later one is not queued.
+    Returns the latest decision's row per sample (columns of :func:`core.review.decisions.events`)
+    plus ``classes``: the touched classes it involves.
+    """
+    published = list_versions(project)
+    order = {v.version: i for i, v in enumerate(published)}
+    if version not in order:
+        raise AmendError(
+            f"no guideline version {version!r}; published versions: {', '.join(order) or 'none'}."
+        )
+    target = published[order[version]]
+    touched = set(target.classes)
+    frame = decisions.events(project, kinds=["decision"])
+    last_decisions = frame[frame["superseded_by"].isna()]
+    keep_rows, classes = [], []
+    for _, row in last_decisions.iterrows():
+        cited = row["guideline_version"]
+        if not pd.isna(cited) and order.get(cited, -1) >= order[version]:
+            continue
+        involved = sorted({row["old_label"], row["new_label"]} & touched)
+        if involved:
+            keep_rows.append(row)
+            classes.append(involved)
+    out = pd.DataFrame(keep_rows, columns=decisions.EVENT_COLUMNS).reset_index(drop=True)
+    out["classes"] = pd.Series(classes, dtype=object)
+    return out

@@ -97,12 +97,12 @@ def test_decisions_citing_and_the_review_queue(project):
     citing = guidelines.decisions_citing(project, "v1")
     assert citing["sample_id"].tolist() == ["s2", "s3", "s5", "s6", "s6"]
     assert citing["superseded_by"].notna().tolist() == [False, False, False, True, False]
-    queue = decisions.review_queue_for_guideline(project, "v2")
+    queue = guidelines.review_queue_for_guideline(project, "v2")
     assert queue["sample_id"].tolist() == ["s1", "s2", "s6"]
     assert queue["classes"].tolist() == [["cat"], ["cat"], ["cat"]]
     assert queue["guideline_version"].isna().tolist() == [True, False, False]
     # Re-reviewing under v2 empties the queue for that sample.
     decisions.decide(project, "s2", "keep", "ann", expected_event=decisions.latest_event_id(project, "s2"))
-    assert decisions.review_queue_for_guideline(project, "v2")["sample_id"].tolist() == ["s1", "s6"]
+    assert guidelines.review_queue_for_guideline(project, "v2")["sample_id"].tolist() == ["s1", "s6"]
     with pytest.raises(AmendError, match="no guideline version"):
-        decisions.review_queue_for_guideline(project, "v7")
+        guidelines.review_queue_for_guideline(project, "v7")
