@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import AmendError
-from core.review import decisions, guidelines, roles
+from core.review import guidelines, roles
 from core.store import selections
 from core.store.project import Project
 from pages import identity, state
@@ -85,10 +85,10 @@ def _render_write(project: Project, versions: list, who: identity.Identity | Non
 
 def _render_versions(project: Project, versions: list) -> None:
     st.subheader("Versions")
-    cited = decisions.events(project, kinds=["decision"])["guideline_version"].value_counts()
+    cited = guidelines.citation_counts(project)
     table = pd.DataFrame([{
         "version": v.version, "published_at": v.published_at, "author": v.author,
-        "classes": ", ".join(v.classes), "decisions citing": int(cited.get(v.version, 0)),
+        "classes": ", ".join(v.classes), "decisions citing": cited.get(v.version, 0),
         "sha256": v.sha256[:16], "event_id": v.event_id,
     } for v in versions])
     st.dataframe(table.iloc[::-1], hide_index=True, width="stretch")

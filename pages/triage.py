@@ -54,6 +54,7 @@ ACTIONS = [
     ("exclude", "Exclude", "X"),
 ]
 REVIEW_STATES = {"Not reviewed": False, "Reviewed": True, "All": None}
+#: What each bulk action (core.review.decisions.BULK_ACTIONS) says, as the button and the recorded reason.
 BULK_ACTIONS = {"accept": "accept the suggested label", "keep": "keep the label in force",
                 "ambiguous": "mark ambiguous", "exclude": "exclude from training"}
 
@@ -118,15 +119,8 @@ def _decide(path: str, run_id: str, sample_id: str, kind: str, label: Optional[s
 
 
 def _bulk(path: str, run_id: str, kind: str, rows: list[dict], who: identity.Identity) -> None:
-    requests = []
-    for row in rows:
-        label = row["suggested_label"] if kind == "accept" else None
-        if kind == "accept" and not isinstance(label, str):
-            continue
-        requests.append(decisions.Decision(sample_id=row["id"], kind="relabel" if kind == "accept" else kind,
-                                         label=label, expected_event=row["seen_event"],
-                                         evidence={"run_id": run_id, "rank": row["rank"], "bulk": True}))
     try:
+        requests = decisions.bulk_decisions(rows, kind, run_id=run_id)
         result = decisions.decide_many(Project.open(path), requests, who.name,
                                        reason=(st.session_state.get(REASON_KEY) or "").strip() or f"bulk: {BULK_ACTIONS[kind]}",
                                        run_id=run_id, identity_source=who.source)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,9 @@ from core.review import audit, labels as labels_mod, roles
 logger = logging.getLogger(__name__)
 
 DECISIONS = ("relabel", "keep", "ambiguous", "exclude")
+#: Actions on many queue rows at once (:func:`bulk_decisions`): "accept" relabels each sample to
+#: its suggested label; the others are the decision of that name.
+BULK_ACTIONS = ("accept", "keep", "ambiguous", "exclude")
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,30 @@ def decide_many(project: Any, decisions: Iterable[Decision], reviewer: str, reas
                 continue
             result.decided.append(event)
     return result
+
+
+def bulk_decisions(rows: Iterable[Mapping[str, Any]], action: str, run_id: Optional[str] = None) -> list[Decision]:
+    """The decisions a bulk action on queue rows asks for, to pass to :func:`decide_many`.
+
+    ``rows``: one mapping per sample with ``id``, ``rank``, ``suggested_label`` (None, or absent,
+    when no detector suggests one) and ``seen_event`` (the latest event on the sample the reviewer
+    saw, 0 for none; it becomes ``expected_event``, so a sample someone decided since is skipped,
+    not overwritten). ``action``: one of :data:`BULK_ACTIONS`. "accept" is a relabel to the row's
+    suggested label, and rows without one are left out (there is nothing to accept); keep /
+    ambiguous / exclude are that decision on every row. Each decision's evidence is the run, the
+    row's rank and ``bulk: True``; the reason is left to the :func:`decide_many` call.
+    """
+    if action not in BULK_ACTIONS:
+        raise AmendError(f"bulk action {action!r} is unknown; use one of {', '.join(BULK_ACTIONS)}.")
+    out = []
+    for row in rows:
+        label = row.get("suggested_label") if action == "accept" else None
+        if action == "accept" and not isinstance(label, str):
+            continue
+        out.append(Decision(sample_id=str(row["id"]), kind="relabel" if action == "accept" else action, label=label,
+                            expected_event=row["seen_event"],
+                            evidence={"run_id": run_id, "rank": row["rank"], "bulk": True}))
+    return out
 
 
 # --------------------------------------------------------------------------- reading

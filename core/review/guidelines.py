@@ -170,6 +170,17 @@ def decisions_citing(project: Any, version: str) -> pd.DataFrame:
     return decisions.events(project, guideline_version=version, kinds=["decision"])
 
 
+def citation_counts(project: Any) -> dict[str, int]:
+    """Published version -> how many decisions cite it, in publication order (0 when none does).
+
+    Every decision event counts, corrected ones included (as :func:`decisions_citing` lists
+    them); a decision citing no version (made before the first was published) counts for none,
+    and a version's own ``guideline_published`` event is not a citation.
+    """
+    cited = decisions.events(project, kinds=["decision"])["guideline_version"].value_counts()
+    return {v.version: int(cited.get(v.version, 0)) for v in list_versions(project)}
+
+
 def review_queue_for_guideline(project: Any, version: str) -> pd.DataFrame:
     """Samples to review again after guideline ``version``: those whose latest decision cites an
     older version (or none) and whose old or new label is a class ``version`` touches.

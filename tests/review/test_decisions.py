@@ -132,6 +132,59 @@ def test_a_bulk_refused_as_a_whole_writes_nothing(project):
     assert audit.read_events(project) == []
 
 
+# Queue rows as the triage page hands them over (s5 carries no suggestion key at all).
+ROWS = [
+    {"id": "s6", "rank": 1, "suggested_label": "cat", "seen_event": 0},
+    {"id": "s3", "rank": 2, "suggested_label": None, "seen_event": 0},
+    {"id": "s1", "rank": 3, "suggested_label": "dog", "seen_event": 4},
+    {"id": "s5", "rank": 4, "seen_event": 0},
+]
+
+
+def test_bulk_accept_is_a_relabel_to_each_suggestion_and_leaves_out_rows_without_one():
+    made = decisions.bulk_decisions(ROWS, "accept", run_id="run-1")
+    assert made == [
+        decisions.Decision("s6", "relabel", "cat", expected_event=0,
+                           evidence={"run_id": "run-1", "rank": 1, "bulk": True}),
+        decisions.Decision("s1", "relabel", "dog", expected_event=4,
+                           evidence={"run_id": "run-1", "rank": 3, "bulk": True}),
+    ]
+    assert all(d.reason is None for d in made)  # the decide_many call's reason applies
+
+
+@pytest.mark.parametrize("action", ["keep", "ambiguous", "exclude"])
+def test_bulk_keep_ambiguous_exclude_take_every_row_and_carry_no_label(action):
+    made = decisions.bulk_decisions(ROWS, action)
+    assert [(d.sample_id, d.kind, d.label, d.expected_event) for d in made] == [
+        ("s6", action, None, 0), ("s3", action, None, 0), ("s1", action, None, 4), ("s5", action, None, 0)]
+    assert [d.evidence for d in made] == [{"run_id": None, "rank": r, "bulk": True} for r in (1, 2, 3, 4)]
+
+
+def test_an_unknown_bulk_action_is_refused():
+    with pytest.raises(AmendError, match="bulk action 'relabel' is unknown; use one of accept, keep"):
+        decisions.bulk_decisions(ROWS, "relabel")
+    assert decisions.bulk_decisions([], "accept") == []
+
+
+def test_bulk_accept_written_skips_what_someone_decided_and_a_suggestion_already_in_force(project):
+    decisions.decide(project, "s2", "keep", "bob")  # after the queue was read: its row says seen 0
+    rows = [
+        {"id": "s6", "rank": 1, "suggested_label": "cat", "seen_event": 0},  # given dog
+        {"id": "s2", "rank": 2, "suggested_label": "cat", "seen_event": 0},  # bob decided it since
+        {"id": "s4", "rank": 3, "suggested_label": "cat", "seen_event": 0},  # already cat
+        {"id": "s3", "rank": 4, "suggested_label": None, "seen_event": 0},  # nothing to accept
+    ]
+    result = decisions.decide_many(project, decisions.bulk_decisions(rows, "accept", run_id="run-1"), "ann",
+                                   reason="bulk: accept the suggested label", run_id="run-1")
+    assert [e.sample_id for e in result.decided] == ["s6"]
+    assert [sid for sid, _ in result.skipped] == ["s2", "s4"]
+    payload = result.decided[0].payload
+    assert (payload["decision"], payload["old_label"], payload["new_label"]) == ("relabel", "dog", "cat")
+    assert payload["evidence"] == {"run_id": "run-1", "rank": 1, "bulk": True} and payload["seen_event"] == 0
+    current = labels.current_labels(project).set_index("id")["current_label"]
+    assert current.to_dict() == {"s1": "cat", "s2": "dog", "s3": "bird", "s4": "cat", "s5": "dog", "s6": "cat"}
+
+
 def test_events_filters_for_the_audit_page(project):
     guidelines.publish(project, "# cat\n", "v1", "lead")
     decisions.decide(project, "s1", "relabel", "ann", label="dog")

@@ -84,6 +84,27 @@ def test_a_tampered_guideline_text_fails_verify(project):
     assert not result.ok and result.first_bad_event == 2  # event 1 is the lead grant
 
 
+def test_citation_counts_count_every_decision_citing_each_version(project):
+    decisions.decide(project, "s1", "relabel", "ann", label="dog")  # before any version: counts for none
+    guidelines.publish(project, V1, "v1", "lea")
+    assert guidelines.citation_counts(project) == {"v1": 0}  # its publish event is not a citation
+    decisions.decide(project, "s2", "relabel", "ann", label="cat")  # v1 (the latest)
+    decisions.decide(project, "s3", "keep", "ann")  # v1
+    guidelines.publish(project, V2, "v2", "lea")
+    decisions.decide(project, "s2", "keep", "ann")  # v2; the v1 decision on s2 it corrects still counts
+    decisions.decide(project, "s5", "exclude", "bob", guideline_version="v1")  # cites v1 after v2 came out
+    guidelines.publish(project, V2 + "\nMore.\n", "v3", "lea")  # nobody cites it
+    counts = guidelines.citation_counts(project)
+    assert counts == {"v1": 3, "v2": 1, "v3": 0}
+    assert list(counts) == ["v1", "v2", "v3"]  # publication order
+    assert counts["v1"] == len(guidelines.decisions_citing(project, "v1"))
+
+
+def test_citation_counts_without_a_version_are_empty(project):
+    decisions.decide(project, "s1", "keep", "ann")
+    assert guidelines.citation_counts(project) == {}
+
+
 def test_decisions_citing_and_the_review_queue(project):
     decisions.decide(project, "s1", "relabel", "ann", label="dog")  # no guideline yet
     guidelines.publish(project, V1, "v1", "lea")
