@@ -35,7 +35,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import audit, review, triage  # noqa: E402
+from core import triage  # noqa: E402
+from core.review import audit, decisions
 from core.runs import new_run_id, save_run  # noqa: E402
 from core.store.project import Project  # noqa: E402
 
@@ -160,8 +161,8 @@ def main() -> None:
 
         decided = []
         for sid in ids[:200]:
-            decided.append(review.Decision(sample_id=sid, kind="keep", expected_event=0))
-        review.decide_many(project, decided, "bench", run_id=run.run_id)
+            decided.append(decisions.Decision(sample_id=sid, kind="keep", expected_event=0))
+        decisions.decide_many(project, decided, "bench", run_id=run.run_id)
         times = []
         for _ in range(10):
             t = time.perf_counter()

@@ -140,8 +140,8 @@ def analyse(
     progress : callable
         ``progress(step, done, total)``.
     """
-    from core import audit
-    from core.labels import current_labels
+    from core.review import audit
+    from core.review.labels import current_labels
 
     started = time.perf_counter()
     timings: dict[str, float] = {}

@@ -20,16 +20,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.analyse import AnalysisResult, analyse
-from core.audit import verify
 from core.compare import CompareResult, compare
 from core.detect import DetectConfig, Detection, detect
 from core.embed.pipeline import EmbedOptions, EmbedReport, embed
 from core.export import export
-from core.guidelines import publish as publish_guideline
 from core.imports import import_predictions, import_vectors
 from core.ingest import IngestOptions, IngestReport, ingest
-from core.labels import current_labels
-from core.review import decide, decide_many
+from core.review.audit import verify
+from core.review.decisions import decide, decide_many
+from core.review.guidelines import publish as publish_guideline
+from core.review.labels import current_labels
 from core.runs import accept_suggested, flags, slices
 from core.store.migrations import upgrade
 from core.store.project import Project

@@ -34,10 +34,10 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import pandas as pd
 
-from core import audit
 from core.detect.probe import DEFAULT_C, fold_assignment
 from core.errors import AmendError
 from core.neighbours import normalise, resolve_device
+from core.review import audit
 from core.store.project import Project
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class LabelSource:
 def label_source_choices(project: Project) -> list[LabelSource]:
     """The sides a person can pick without typing: given, current, each guideline version and
     each imported prediction set."""
-    from core import guidelines
+    from core.review import guidelines
 
     choices = [LabelSource("given"), LabelSource("current")]
     choices += [LabelSource("guideline", v.version) for v in guidelines.list_versions(project)]
@@ -172,7 +172,7 @@ def _r(value: Any) -> Optional[float]:
 
 # --------------------------------------------------------------------------- sides
 def _read_side(project: Project, source: LabelSource, ids: list[str], label_index: dict[str, int]) -> _Side:
-    from core.labels import current_labels
+    from core.review.labels import current_labels
 
     n = len(ids)
     if source.kind == "predictions":
@@ -337,7 +337,7 @@ def compare(
     max_iter : int, default 200
         LBFGS iterations per fit.
     """
-    from core.labels import current_labels
+    from core.review.labels import current_labels
 
     side_a = labels_a if isinstance(labels_a, LabelSource) else LabelSource.parse(labels_a)
     side_b = labels_b if isinstance(labels_b, LabelSource) else LabelSource.parse(labels_b)

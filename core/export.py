@@ -10,9 +10,9 @@ Three files, named after the labels file ``<name>.<ext>``:
   ``--texts FILE --label-column final_label``); every other column becomes metadata there.
 - ``<name>.trail.<ext>``: every event on the exported samples up to the export's cutoff, in chain
   order, with the canonical payload JSON and both hashes, so each event's hash can be recomputed
-  (see :mod:`core.audit`).
+  (see :mod:`core.review.audit`).
 - ``<name>.manifest.json``: counts, the label set, the guideline version in force, the log's
-  chain head as :func:`core.audit.verify` computed it, the analysis run ids, Amend's version,
+  chain head as :func:`core.review.audit.verify` computed it, the analysis run ids, Amend's version,
   the cutoff, and the sha256 of both data files.
 
 Reproducible: the same log, samples and options give byte-identical data files; the manifest
@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from core import audit
 from core.errors import AmendError
 from core.progress import ProgressCallback, no_progress
+from core.review import audit
 from core.store.project import Project
 
 logger = logging.getLogger(__name__)
@@ -78,8 +78,8 @@ def format_for(out: str | os.PathLike, fmt: Optional[str] = None) -> str:
 # --------------------------------------------------------------------------- rows
 def _cutoff(project: Project, as_of: Optional[str], guideline_version: Optional[str],
             up_to_event: Optional[int]) -> tuple[Optional[int], Optional[str]]:
-    """(event id limit, normalised time limit) exactly as core.labels.current_labels applies them."""
-    from core.labels import guideline_cutoff
+    """(event id limit, normalised time limit) exactly as core.review.labels.current_labels applies them."""
+    from core.review.labels import guideline_cutoff
 
     limit = up_to_event
     if guideline_version is not None:
@@ -98,7 +98,7 @@ def label_rows(project: Project, as_of: Optional[str] = None, guideline_version:
     as_of : str, optional (default: now)
         ISO time; only decisions up to it count.
     guideline_version : str, optional
-        The labels when this version was superseded (see :func:`core.labels.current_labels`).
+        The labels when this version was superseded (see :func:`core.review.labels.current_labels`).
     up_to_event : int, optional
         Only events up to this id count.
 
@@ -107,7 +107,7 @@ def label_rows(project: Project, as_of: Optional[str] = None, guideline_version:
     DataFrame with :data:`IMAGE_COLUMNS` or :data:`TEXT_COLUMNS` (by the project's modality),
     paths relative to :func:`image_root`.
     """
-    from core.labels import current_labels
+    from core.review.labels import current_labels
 
     samples = project.samples(columns=["id", "modality", "root", "path", "text", "split", "content_hash"])
     labels = current_labels(project, as_of=as_of, up_to_event=up_to_event, guideline_version=guideline_version)
@@ -301,8 +301,9 @@ def build_export(project: Project, fmt: str = "parquet", name: str = "labels", a
     ------
     AmendError when the log fails verification (nothing is exported) or an option is invalid.
     """
-    from core import __version__, guidelines
+    from core import __version__
     from core import runs as runs_mod
+    from core.review import guidelines
 
     if fmt not in FORMATS:
         raise AmendError(f"export format {fmt!r} is unknown; use one of {', '.join(FORMATS)}.")

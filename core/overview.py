@@ -19,8 +19,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from core import audit, runs
+from core import runs
 from core.errors import AmendError
+from core.review import audit
 from core.runs import RunInfo
 from core.store.project import Project
 
@@ -113,7 +114,7 @@ def slice_labels(slices: pd.DataFrame) -> dict[int, str]:
 def load_overview(project: Project, run_id: Optional[str] = None) -> Overview:
     """The overview of a run (default the latest): every sample with its evidence, labels in
     force now and metadata; the slices, class table and domain gaps from the run."""
-    from core.labels import current_labels
+    from core.review.labels import current_labels
 
     run = runs.get_run(project, run_id)
     frame = _evidence(project, run)

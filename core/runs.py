@@ -118,7 +118,7 @@ def flags(project: Project, run_id: Optional[str] = None, top: Optional[int] = N
     expected precision (mean estimated error probability) is at least this
     (:func:`core.detect.rank.cut_by_precision`).
     """
-    from core.labels import current_labels
+    from core.review.labels import current_labels
 
     run, frame = evidence(project, run_id)
     labels = current_labels(project)[["id", "given_label", "current_label", "status", "last_event_id"]]
@@ -192,7 +192,7 @@ def accept_suggested(project: Project, reviewer: str, top: Optional[int] = None,
     ``min_precision`` first cuts the flagged queue by expected precision (:func:`flags`);
     ``identity_source`` says where the reviewer's name came from ("local" for a name given from Python, "cli", "oidc").
     """
-    from core import review
+    from core.review import decisions
 
     run, frame = flags(project, run_id, min_precision=min_precision)
     chosen = frame[frame["flagged"] & frame["suggested_label"].notna()]
@@ -211,15 +211,16 @@ def accept_suggested(project: Project, reviewer: str, top: Optional[int] = None,
                       "(--all-flagged takes it anyway)")
                 for sid, label in zip(chosen.loc[~take, "id"], chosen.loc[~take, "suggested_label"])]
         chosen = chosen[take]
-    decisions = [
-        review.Decision(
+    requests = [
+        decisions.Decision(
             sample_id=row.id, kind="relabel", label=row.suggested_label, expected_event=0,
             evidence={"run_id": run.run_id, "rank": int(row.rank), "score": round(float(row.score), 6),
                       "suggested_by": row.suggested_by},
         )
         for row in chosen.itertuples(index=False)
     ]
-    result = review.decide_many(project, decisions, reviewer=reviewer, reason=reason,
-                                guideline_version=guideline_version, run_id=run.run_id, identity_source=identity_source)
+    result = decisions.decide_many(project, requests, reviewer=reviewer, reason=reason,
+                                   guideline_version=guideline_version, run_id=run.run_id,
+                                   identity_source=identity_source)
     result.skipped.extend(held)
     return result

@@ -26,11 +26,12 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from core import runs
 from core.detect.rank import cut_by_precision
 from core.detect.wording import listed, number, percent
-from core import audit, guidelines, labels as labels_mod, runs
 from core.errors import AmendError, SampleFileChanged
 from core.ingest.media import open_image
+from core.review import audit, guidelines, labels as labels_mod
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def apply_decisions(flags: pd.DataFrame, decisions: Iterable[audit.Event]) -> pd
     """``flags`` with ``current_label``, ``status`` and ``last_event_id`` recomputed from the
     given labels and ``decisions`` (decision events in chain order; others are ignored).
 
-    Only the rows of decided samples are replayed (core.labels.derive), so this stays cheap at
+    Only the rows of decided samples are replayed (core.review.labels.derive), so this stays cheap at
     100k samples with a few thousand decisions. Returns a new frame; ``flags`` is untouched.
     """
     decisions = [e for e in decisions if e.kind == "decision"]

@@ -9,8 +9,8 @@ from typing import Optional
 import pandas as pd
 import streamlit as st
 
-from core import audit, review
 from core.errors import AmendError
+from core.review import audit, decisions
 from core.store.project import Project
 from pages import identity, state
 
@@ -67,7 +67,7 @@ def _render_filters(everything: pd.DataFrame) -> dict:
 
 def _render_events(project: Project, filters: dict) -> pd.DataFrame:
     try:
-        found = review.events(project, **filters)
+        found = decisions.events(project, **filters)
     except AmendError as exc:
         st.error(str(exc))
         return pd.DataFrame()
@@ -85,7 +85,7 @@ def _render_history(project: Project, everything: pd.DataFrame) -> None:
         return
     sample_id = st.selectbox("Sample", options, key=HISTORY_KEY,
                              help="Samples with events, the most recently touched first.")
-    past = review.history(project, sample_id)
+    past = decisions.history(project, sample_id)
     for row in past.itertuples(index=False):
         if row.kind == "decision":
             what = audit.describe_decision({"decision": row.decision, "old_label": row.old_label,
@@ -112,7 +112,7 @@ def render() -> None:
         return
     try:
         project = Project.open(path)
-        everything = review.events(project)
+        everything = decisions.events(project)
     except AmendError as exc:
         st.error(str(exc))
         return

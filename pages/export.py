@@ -7,9 +7,9 @@ import datetime as _dt
 
 import streamlit as st
 
-from core import audit, guidelines
 from core.errors import AmendError
 from core.export import FORMATS, build_export, utc_stamp
+from core.review import audit, guidelines
 from core.store.project import Project
 from pages import state
 

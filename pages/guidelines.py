@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import guidelines, review, roles
 from core.errors import AmendError
+from core.review import guidelines, roles
 from core.store import selections
 from core.store.project import Project
 from pages import identity, state
@@ -85,10 +85,10 @@ def _render_write(project: Project, versions: list, who: identity.Identity | Non
 
 def _render_versions(project: Project, versions: list) -> None:
     st.subheader("Versions")
-    cited = review.events(project, kinds=["decision"])["guideline_version"].value_counts()
+    cited = guidelines.citation_counts(project)
     table = pd.DataFrame([{
         "version": v.version, "published_at": v.published_at, "author": v.author,
-        "classes": ", ".join(v.classes), "decisions citing": int(cited.get(v.version, 0)),
+        "classes": ", ".join(v.classes), "decisions citing": cited.get(v.version, 0),
         "sha256": v.sha256[:16], "event_id": v.event_id,
     } for v in versions])
     st.dataframe(table.iloc[::-1], hide_index=True, width="stretch")
@@ -123,7 +123,7 @@ def _render_citing(project: Project, versions: list, who: identity.Identity | No
     if not citing.empty:
         st.dataframe(citing[["event_id", "created_at", "actor", "sample_id", "decision", "old_label", "new_label",
                              "superseded_by"]], hide_index=True, width="stretch")
-    queue = review.review_queue_for_guideline(project, version)
+    queue = guidelines.review_queue_for_guideline(project, version)
     touched = guidelines.get(project, version).classes
     st.markdown(f"**Re-review after {esc(version)}:** {len(queue):,} samples whose latest decision cites an older "
                 f"version (or none) and involves a class it changes ({esc(', '.join(touched) or 'none')}).")

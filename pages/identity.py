@@ -1,8 +1,8 @@
 """Who is reviewing: the app's login (Streamlit OIDC) when one is configured, otherwise a name
 chosen at start in a local single-user setup. A helper module, not a page.
 
-The identity source ("oidc" or "local") is recorded with every decision (core.review), so the
-log says where each name came from. Roles are enforced in core (core.roles), not here.
+The identity source ("oidc" or "local") is recorded with every decision (core.review.decisions), so the
+log says where each name came from. Roles are enforced in core (core.review.roles), not here.
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ import pandas as pd
 import streamlit as st
 from st_aggrid import AgGrid, GridOptionsBuilder
 
-from core import audit, guidelines, review, triage
+from core import triage
 from core.errors import AmendError
+from core.review import audit, decisions, guidelines
 from core.runs import RunInfo, list_runs
 from core.store import selections
 from core.store.project import Project
@@ -53,6 +54,7 @@ ACTIONS = [
     ("exclude", "Exclude", "X"),
 ]
 REVIEW_STATES = {"Not reviewed": False, "Reviewed": True, "All": None}
+#: What each bulk action (core.review.decisions.BULK_ACTIONS) says, as the button and the recorded reason.
 BULK_ACTIONS = {"accept": "accept the suggested label", "keep": "keep the label in force",
                 "ambiguous": "mark ambiguous", "exclude": "exclude from training"}
 
@@ -98,9 +100,9 @@ def _decide(path: str, run_id: str, sample_id: str, kind: str, label: Optional[s
     reason = (st.session_state.get(REASON_KEY) or "").strip()
     project = Project.open(path)
     try:
-        event = review.decide(project, sample_id, "relabel" if kind == "accept" else kind, who.name, label=label,
-                              reason=reason, run_id=run_id, evidence=evidence, expected_event=seen_event,
-                              identity_source=who.source)
+        event = decisions.decide(project, sample_id, "relabel" if kind == "accept" else kind, who.name, label=label,
+                                 reason=reason, run_id=run_id, evidence=evidence, expected_event=seen_event,
+                                 identity_source=who.source)
     except audit.StaleDecisionError as exc:
         st.session_state[CONFLICT_KEY] = {"sample_id": sample_id, "mine": kind if label is None else f"{kind} {label}",
                                           "event": exc.newer.to_dict()}
@@ -117,18 +119,11 @@ def _decide(path: str, run_id: str, sample_id: str, kind: str, label: Optional[s
 
 
 def _bulk(path: str, run_id: str, kind: str, rows: list[dict], who: identity.Identity) -> None:
-    decisions = []
-    for row in rows:
-        label = row["suggested_label"] if kind == "accept" else None
-        if kind == "accept" and not isinstance(label, str):
-            continue
-        decisions.append(review.Decision(sample_id=row["id"], kind="relabel" if kind == "accept" else kind,
-                                         label=label, expected_event=row["seen_event"],
-                                         evidence={"run_id": run_id, "rank": row["rank"], "bulk": True}))
     try:
-        result = review.decide_many(Project.open(path), decisions, who.name,
-                                    reason=(st.session_state.get(REASON_KEY) or "").strip() or f"bulk: {BULK_ACTIONS[kind]}",
-                                    run_id=run_id, identity_source=who.source)
+        requests = decisions.bulk_decisions(rows, kind, run_id=run_id)
+        result = decisions.decide_many(Project.open(path), requests, who.name,
+                                       reason=(st.session_state.get(REASON_KEY) or "").strip() or f"bulk: {BULK_ACTIONS[kind]}",
+                                       run_id=run_id, identity_source=who.source)
     except AmendError as exc:
         st.session_state[FLASH_KEY] = ("error", str(exc))
     else:
@@ -348,7 +343,7 @@ def _render_guidelines(view: triage.SampleView) -> None:
 
 
 def _render_history(path: str, sample_id: str) -> None:
-    past = review.history(Project.open(path), sample_id)
+    past = decisions.history(Project.open(path), sample_id)
     if past.empty:
         return
     with st.expander(f"History of {sample_id} ({len(past)} events)"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.labels import current_labels
+from core.review.labels import current_labels
 from core.runs import accept_suggested, flags
 
 

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from builders import add_rows, import_vectors
-from core import review
 from core.compare import LabelSource, compare, read_reference
 from core.errors import AmendError
+from core.review import decisions
 from core.runs import save_run
 from core.store.project import Project
 
@@ -60,8 +60,8 @@ def build_known_project(path: Path, outliers: int = 0) -> tuple[Project, dict]:
 
 
 def relabel(project: Project, ids, label: str, kind: str = "relabel") -> None:
-    decisions = [review.Decision(sample_id=s, kind=kind, label=label if kind == "relabel" else None) for s in ids]
-    result = review.decide_many(project, decisions, reviewer="tester", reason="test")
+    requests = [decisions.Decision(sample_id=s, kind=kind, label=label if kind == "relabel" else None) for s in ids]
+    result = decisions.decide_many(project, requests, reviewer="tester", reason="test")
     assert not result.skipped, result.skipped
 
 

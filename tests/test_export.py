@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import audit, guidelines, review
 from core.errors import AmendError
 from core.export import build_export, export, read_labels
 from core.ingest import IngestOptions, ingest
+from core.review import audit, decisions, guidelines
 from core.store.project import Project
 
 TEXTS = [("t1", "a cat sat", "cat", "train"), ("t2", "a dog ran", "cat", "train"), ("t3", "a dog, again", "dog", "test"),
@@ -31,12 +31,12 @@ def texts_project(tmp_path) -> Project:
     project = Project.create(tmp_path / "texts-project")
     ingest(project, IngestOptions(texts=source, labels=["bird", "cat", "dog"]))
     guidelines.publish(project, "# Labels\n\nv1", version="v1", author="lead")
-    review.decide(project, "t2", "relabel", "ann", label="dog", reason="it is a dog")
-    review.decide(project, "t1", "keep", "ann", reason="right")
-    review.decide(project, "t4", "exclude", "bob", reason="noise")
-    review.decide(project, "t5", "ambiguous", "bob", reason="bird?")
+    decisions.decide(project, "t2", "relabel", "ann", label="dog", reason="it is a dog")
+    decisions.decide(project, "t1", "keep", "ann", reason="right")
+    decisions.decide(project, "t4", "exclude", "bob", reason="noise")
+    decisions.decide(project, "t5", "ambiguous", "bob", reason="bird?")
     guidelines.publish(project, "# Labels\n\nv2: birds are birds", version="v2", author="lead")
-    review.decide(project, "t5", "relabel", "ann", label="bird", reason="per v2")
+    decisions.decide(project, "t5", "relabel", "ann", label="bird", reason="per v2")
     return project
 
 
@@ -103,7 +103,7 @@ def test_the_same_log_gives_the_same_bytes(texts_project, tmp_path, fmt):
     with zipfile.ZipFile(io.BytesIO(first.zip_bytes())) as archive:
         assert sorted(archive.namelist()) == sorted(first.files)
         assert archive.read(first.labels_file) == second.files[second.labels_file]
-    review.decide(texts_project, "t6", "relabel", "ann", label="dog")
+    decisions.decide(texts_project, "t6", "relabel", "ann", label="dog")
     third = build_export(texts_project, fmt=fmt)
     assert third.files[third.labels_file] != first.files[first.labels_file]
     assert third.manifest["chain_head"] != first.manifest["chain_head"]
@@ -177,8 +177,8 @@ def test_round_trip_images_through_amend_init(tmp_path, capsys):
             Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / label / f"{i}.png")
     project = Project.create(tmp_path / "images-project")
     ingest(project, IngestOptions(images=root))
-    review.decide(project, "cat/1.png", "relabel", "ann", label="dog")
-    review.decide(project, "dog/2.png", "exclude", "ann")
+    decisions.decide(project, "cat/1.png", "relabel", "ann", label="dog")
+    decisions.decide(project, "dog/2.png", "exclude", "ann")
     exports = tmp_path / "exports"
     exports.mkdir()
     bundle = export(project, exports / "labels.csv")

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from core import overview as ov
-from core import review, runs
+from core import runs
+from core.review import decisions
 from builders import add_rows
 from core.analyse import _slices_frame
 from core.slices import drawing_sample, slice_table
@@ -81,7 +82,7 @@ def project(tmp_path) -> Project:
 
 
 def test_every_sample_is_loaded_with_labels_in_force_and_metadata(project):
-    review.decide(project, "s001", "relabel", reviewer="ann", label="cat")
+    decisions.decide(project, "s001", "relabel", reviewer="ann", label="cat")
     data = ov.load_overview(project)
     points = data.points
     assert len(points) == 60 and points["id"].is_unique

@@ -8,7 +8,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from core import labels, review, triage
+from core import triage
+from core.review import decisions, labels
 from core.runs import flags as run_flags
 
 
@@ -79,10 +80,10 @@ def test_labels_in_force_from_decisions_match_core_labels(project_copy):
     run, base = run_flags(project)
     first, second = base["id"].iloc[0], base["id"].iloc[1]
     other = next(label for label in project.labels() if label != base["given_label"].iloc[0])
-    review.decide(project, first, "relabel", "alice", label=other, expected_event=0)
-    review.decide(project, first, "keep", "bob")
-    review.decide(project, second, "exclude", "alice")
-    from core import audit
+    decisions.decide(project, first, "relabel", "alice", label=other, expected_event=0)
+    decisions.decide(project, first, "keep", "bob")
+    decisions.decide(project, second, "exclude", "alice")
+    from core.review import audit
 
     mine = triage.apply_decisions(base, audit.read_events(project, kinds=["decision"])).set_index("id")
     truth = labels.current_labels(project).set_index("id")
@@ -128,7 +129,7 @@ def test_prefetched_views_are_ready_and_still_show_the_newest_event(project_copy
     assert prefetcher.prefetch(ids[1:]) is None  # nothing left to do
     before = prefetcher.view(ids[1])
     assert before.latest_event_id == 0 and before.text
-    event = review.decide(project, ids[1], "ambiguous", "bob", expected_event=0)
+    event = decisions.decide(project, ids[1], "ambiguous", "bob", expected_event=0)
     after = prefetcher.view(ids[1])
     assert after.latest_event_id == event.event_id  # re-read, not the prefetched state
     prefetcher.close()

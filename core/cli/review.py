@@ -35,7 +35,7 @@ def _accept_suggested(args: argparse.Namespace, project) -> int:
 
 
 def cmd_decide(args: argparse.Namespace, progress) -> int:
-    from core import review
+    from core.review import decisions
     from core.store.project import Project
 
     project = Project.open(args.project)
@@ -47,7 +47,7 @@ def cmd_decide(args: argparse.Namespace, progress) -> int:
                              ("exclude", args.exclude)) if on]
     if len(kinds) != 1:
         raise AmendError("give exactly one decision: --label L, --keep, --ambiguous or --exclude.")
-    event = review.decide(
+    event = decisions.decide(
         project, args.id, kinds[0], reviewer=args.reviewer, label=args.label, reason=args.reason or "",
         guideline_version=args.guideline, run_id=args.run, expected_event=args.expected_event,
         identity_source="cli",
@@ -63,7 +63,7 @@ def cmd_decide(args: argparse.Namespace, progress) -> int:
 
 
 def cmd_guideline(args: argparse.Namespace, progress) -> int:
-    from core import guidelines
+    from core.review import guidelines
     from core.store.project import Project
 
     project = Project.open(args.project)
@@ -98,7 +98,7 @@ def cmd_guideline(args: argparse.Namespace, progress) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace, progress) -> int:
-    from core import audit
+    from core.review import audit
     from core.store.project import Project
 
     result = audit.verify(Project.open(args.project), known_head=args.known_head)
@@ -111,7 +111,7 @@ def cmd_audit_verify(args: argparse.Namespace, progress) -> int:
 
 
 def cmd_role(args: argparse.Namespace, progress) -> int:
-    from core import roles
+    from core.review import roles
     from core.store.project import Project
 
     project = Project.open(args.project)

@@ -34,8 +34,8 @@ from typing import Callable
 
 from filelock import Timeout
 
-from core import audit
 from core.errors import AmendError, ConflictError, SchemaVersionError
+from core.review import audit
 from core.store.project import Project, amend_version, old_schema_message, read_info, write_info, writer_lock
 from core.store.schema import SCHEMA_VERSION, record_version, recorded_version
 from core.util import utc_now

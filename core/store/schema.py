@@ -7,14 +7,14 @@ A project folder (schema :data:`SCHEMA_VERSION`):
 - ``project.sqlite``: the store of record for what is committed (:data:`PROJECT_SQL`), with
   ``schema_history``, the record of every schema version the folder has had;
 - ``review.sqlite``: the append-only, hash-chained review log (:data:`LOG_SQL`, its own version in
-  ``PRAGMA user_version``, see :mod:`core.audit`);
+  ``PRAGMA user_version``, see :mod:`core.review.audit`);
 - ``lance/``: the samples table (:func:`sample_schema`), one vector table per representation
   (:func:`vector_schema`), prediction, evidence and slice tables.
 
 A change to anything here is a new :data:`SCHEMA_VERSION` and a migration in
 :mod:`core.store.migrations` that brings an older folder to it.
 
-Standard library only: :mod:`core.audit` reads the log's schema from here and must start fast;
+Standard library only: :mod:`core.review.audit` reads the log's schema from here and must start fast;
 pyarrow is imported inside the functions that build LanceDB schemas.
 """
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core import review
+from core.review import decisions
 from core.runs import flags
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,9 +26,9 @@ def _decided(project) -> list[str]:
     _, frame = flags(project)
     ids = frame["id"].head(3).tolist()
     other = next(label for label in project.labels() if label != frame["given_label"].iloc[0])
-    review.decide(project, ids[0], "relabel", "alice", label=other, reason="clearly a different topic")
-    review.decide(project, ids[1], "keep", "bob")
-    review.decide(project, ids[0], "ambiguous", "bob")
+    decisions.decide(project, ids[0], "relabel", "alice", label=other, reason="clearly a different topic")
+    decisions.decide(project, ids[1], "keep", "bob")
+    decisions.decide(project, ids[0], "ambiguous", "bob")
     return ids
 
 

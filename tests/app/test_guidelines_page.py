@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core import guidelines, review
+from core.review import decisions, guidelines
 from core.runs import flags
 from core.store import selections
 
@@ -39,7 +39,7 @@ def test_publish_list_diff_and_re_review(project_copy, monkeypatch):
     assert "No lead yet" in " ".join(c.value for c in app.caption)
     _publish(app, f"# Guide\n\n## {label}\n\nPosts about it.\n", "v1")
     assert "Published version v1" in app.success[0].value
-    review.decide(project, sample, "keep", "alice")  # cites v1 (the latest)
+    decisions.decide(project, sample, "keep", "alice")  # cites v1 (the latest)
     _publish(app, f"# Guide\n\n## {label}\n\nOnly posts mainly about it.\n", "v2")
     assert [v.version for v in guidelines.list_versions(project)] == ["v1", "v2"]
     versions = app.dataframe[0].value

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core import audit, review
+from core.review import audit, decisions
 from core.runs import flags
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +72,7 @@ def test_a_newer_decision_is_a_conflict_not_an_overwrite(project_copy, monkeypat
     project = project_copy("news20-sample")
     app = _page(project, monkeypatch)
     shown = _shown_id(app)
-    theirs = review.decide(project, shown, "exclude", "bob", expected_event=0)  # bob decides meanwhile
+    theirs = decisions.decide(project, shown, "exclude", "bob", expected_event=0)  # bob decides meanwhile
     app.button(key="triage.do_keep").click().run()
     assert not app.exception
     assert len(app.error) == 1 and "bob" in app.error[0].value and "exclude" in app.error[0].value

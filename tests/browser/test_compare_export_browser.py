@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from core import review
+from core.review import decisions
 from core.runs import accept_suggested
 from core.store.project import Project
 
@@ -23,7 +23,7 @@ def reviewed_app(sample_projects, tmp_path_factory, app_server):
     accepted = accept_suggested(project, reviewer="alice", top=60, all_flagged=True)  # 60 changed rows, sure or not
     assert accepted.decided
     untouched = project.samples(columns=["id"])["id"].iloc[-1]
-    review.decide(project, untouched, "exclude", "bob", reason="not a CIFAR class")
+    decisions.decide(project, untouched, "exclude", "bob", reason="not a CIFAR class")
     with app_server([target]) as url:
         yield url
 

@@ -4,7 +4,7 @@ stdout only AFTER append() has returned (= acknowledged). Usage: _writer.py PROJ
 import random
 import sys
 
-from core import audit
+from core.review import audit
 
 
 def main() -> None:

@@ -8,13 +8,13 @@ import sqlite3
 
 import pytest
 
-from core import audit, review
 from core.errors import AmendError
+from core.review import audit, decisions
 
 
 def _fill(project, n=5):
-    return [review.decide(project, "s1" if i % 2 else "s2", "keep" if i % 3 else "ambiguous", "ann",
-                          reason=f"r{i}") for i in range(n)]
+    return [decisions.decide(project, "s1" if i % 2 else "s2", "keep" if i % 3 else "ambiguous", "ann",
+                             reason=f"r{i}") for i in range(n)]
 
 
 def _raw(project):

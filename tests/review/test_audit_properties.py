@@ -1,4 +1,4 @@
-"""Properties of the log's canonical JSON and event hash (core.audit) for any plain JSON value.
+"""Properties of the log's canonical JSON and event hash (core.review.audit) for any plain JSON value.
 
 The hash must not depend on how a dict happened to be built (key order), must change when any
 value in it changes, and the canonical text must read back as the same value.
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from core import audit
 from core.errors import AmendError
+from core.review import audit
 
 leaves = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**53), 2**53),

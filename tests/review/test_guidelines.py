@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from core import audit, guidelines, review
 from core.errors import AmendError
+from core.review import audit, decisions, guidelines
 
 V1 = """# Labelling guide
 
@@ -84,25 +84,46 @@ def test_a_tampered_guideline_text_fails_verify(project):
     assert not result.ok and result.first_bad_event == 2  # event 1 is the lead grant
 
 
-def test_decisions_citing_and_the_review_queue(project):
-    review.decide(project, "s1", "relabel", "ann", label="dog")  # no guideline yet
+def test_citation_counts_count_every_decision_citing_each_version(project):
+    decisions.decide(project, "s1", "relabel", "ann", label="dog")  # before any version: counts for none
     guidelines.publish(project, V1, "v1", "lea")
-    review.decide(project, "s2", "relabel", "ann", label="cat")  # cites v1 (default latest)
-    review.decide(project, "s3", "keep", "ann")  # cites v1, class bird
-    review.decide(project, "s5", "keep", "ann")  # cites v1, class dog only
-    review.decide(project, "s6", "relabel", "ann", label="cat")
-    review.decide(project, "s6", "keep", "ann", guideline_version="v1")
+    assert guidelines.citation_counts(project) == {"v1": 0}  # its publish event is not a citation
+    decisions.decide(project, "s2", "relabel", "ann", label="cat")  # v1 (the latest)
+    decisions.decide(project, "s3", "keep", "ann")  # v1
+    guidelines.publish(project, V2, "v2", "lea")
+    decisions.decide(project, "s2", "keep", "ann")  # v2; the v1 decision on s2 it corrects still counts
+    decisions.decide(project, "s5", "exclude", "bob", guideline_version="v1")  # cites v1 after v2 came out
+    guidelines.publish(project, V2 + "\nMore.\n", "v3", "lea")  # nobody cites it
+    counts = guidelines.citation_counts(project)
+    assert counts == {"v1": 3, "v2": 1, "v3": 0}
+    assert list(counts) == ["v1", "v2", "v3"]  # publication order
+    assert counts["v1"] == len(guidelines.decisions_citing(project, "v1"))
+
+
+def test_citation_counts_without_a_version_are_empty(project):
+    decisions.decide(project, "s1", "keep", "ann")
+    assert guidelines.citation_counts(project) == {}
+
+
+def test_decisions_citing_and_the_review_queue(project):
+    decisions.decide(project, "s1", "relabel", "ann", label="dog")  # no guideline yet
+    guidelines.publish(project, V1, "v1", "lea")
+    decisions.decide(project, "s2", "relabel", "ann", label="cat")  # cites v1 (default latest)
+    decisions.decide(project, "s3", "keep", "ann")  # cites v1, class bird
+    decisions.decide(project, "s5", "keep", "ann")  # cites v1, class dog only
+    decisions.decide(project, "s6", "relabel", "ann", label="cat")
+    decisions.decide(project, "s6", "keep", "ann", guideline_version="v1")
     guidelines.publish(project, V2, "v2", "lea")  # touches cat
-    review.decide(project, "s4", "keep", "ann")  # cites v2: not queued
+    decisions.decide(project, "s4", "keep", "ann")  # cites v2: not queued
     citing = guidelines.decisions_citing(project, "v1")
     assert citing["sample_id"].tolist() == ["s2", "s3", "s5", "s6", "s6"]
     assert citing["superseded_by"].notna().tolist() == [False, False, False, True, False]
-    queue = review.review_queue_for_guideline(project, "v2")
+    queue = guidelines.review_queue_for_guideline(project, "v2")
     assert queue["sample_id"].tolist() == ["s1", "s2", "s6"]
     assert queue["classes"].tolist() == [["cat"], ["cat"], ["cat"]]
     assert queue["guideline_version"].isna().tolist() == [True, False, False]
     # Re-reviewing under v2 empties the queue for that sample.
-    review.decide(project, "s2", "keep", "ann", expected_event=review.latest_event_id(project, "s2"))
-    assert review.review_queue_for_guideline(project, "v2")["sample_id"].tolist() == ["s1", "s6"]
+    decisions.decide(project, "s2", "keep", "ann", expected_event=decisions.latest_event_id(project, "s2"))
+    assert guidelines.review_queue_for_guideline(project, "v2")["sample_id"].tolist() == ["s1", "s6"]
     with pytest.raises(AmendError, match="no guideline version"):
-        review.review_queue_for_guideline(project, "v7")
+        guidelines.review_queue_for_guideline(project, "v7")

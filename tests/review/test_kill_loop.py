@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core import audit
+from core.review import audit
 
 REPO = Path(__file__).resolve().parents[2]
 WRITER = Path(__file__).with_name("_writer.py")

@@ -7,8 +7,8 @@ import time
 import pandas as pd
 import pytest
 
-from core import audit, guidelines, labels, review
 from core.errors import AmendError
+from core.review import audit, decisions, guidelines, labels
 
 
 def _at(frame, sid, column):
@@ -24,12 +24,12 @@ def test_unreviewed_project_has_its_given_labels(project):
 
 
 def test_each_decision_kind_and_the_last_one_wins(project):
-    review.decide(project, "s1", "relabel", "ann", label="dog")
-    review.decide(project, "s1", "keep", "ann")  # keeps the label in force (dog)
-    review.decide(project, "s2", "exclude", "ann")
-    review.decide(project, "s3", "exclude", "ann")
-    review.decide(project, "s3", "ambiguous", "ann")  # a later decision un-excludes
-    review.decide(project, "s4", "relabel", "ann", label="bird")
+    decisions.decide(project, "s1", "relabel", "ann", label="dog")
+    decisions.decide(project, "s1", "keep", "ann")  # keeps the label in force (dog)
+    decisions.decide(project, "s2", "exclude", "ann")
+    decisions.decide(project, "s3", "exclude", "ann")
+    decisions.decide(project, "s3", "ambiguous", "ann")  # a later decision un-excludes
+    decisions.decide(project, "s4", "relabel", "ann", label="bird")
     frame = labels.current_labels(project)
     assert _at(frame, "s1", "current_label") == "dog" and _at(frame, "s1", "status") == "kept"
     assert _at(frame, "s2", "current_label") == "dog" and bool(_at(frame, "s2", "excluded"))
@@ -43,11 +43,11 @@ def test_each_decision_kind_and_the_last_one_wins(project):
 
 
 def test_labels_as_of_a_time_between_two_decisions(project):
-    first = review.decide(project, "s1", "relabel", "ann", label="dog", reason="first")
+    first = decisions.decide(project, "s1", "relabel", "ann", label="dog", reason="first")
     time.sleep(0.01)
     middle = audit.utc_now()
     time.sleep(0.01)
-    review.decide(project, "s1", "relabel", "bob", label="bird", reason="second")
+    decisions.decide(project, "s1", "relabel", "bob", label="bird", reason="second")
     then = labels.current_labels(project, as_of=middle)
     assert _at(then, "s1", "current_label") == "dog" and _at(then, "s1", "reviewer") == "ann"
     assert _at(then, "s1", "last_event_id") == first.event_id
@@ -62,10 +62,10 @@ def test_labels_as_of_a_time_between_two_decisions(project):
 
 def test_labels_as_of_a_guideline_version(project):
     guidelines.publish(project, "# cat\nv1\n", "v1", "lead")
-    review.decide(project, "s1", "relabel", "ann", label="dog")
+    decisions.decide(project, "s1", "relabel", "ann", label="dog")
     guidelines.publish(project, "# cat\nv2\n", "v2", "lead")
-    review.decide(project, "s1", "relabel", "ann", label="bird")
-    review.decide(project, "s2", "exclude", "ann", guideline_version="v1")  # cites v1 after v2 came out
+    decisions.decide(project, "s1", "relabel", "ann", label="bird")
+    decisions.decide(project, "s2", "exclude", "ann", guideline_version="v1")  # cites v1 after v2 came out
     under_v1 = labels.current_labels(project, guideline_version="v1")
     assert _at(under_v1, "s1", "current_label") == "dog" and _at(under_v1, "s1", "guideline_version") == "v1"
     assert _at(under_v1, "s2", "status") == "unreviewed"  # decided after v1 was superseded
@@ -76,10 +76,10 @@ def test_labels_as_of_a_guideline_version(project):
 
 
 def test_derive_is_pure_over_its_inputs(project):
-    review.decide(project, "s6", "relabel", "ann", label="cat")
+    decisions.decide(project, "s6", "relabel", "ann", label="cat")
     samples = project.samples(columns=["id", "label"])
-    decisions = audit.read_events(project, kinds=["decision"])
-    once = labels.derive(samples, decisions)
-    assert once.equals(labels.derive(samples, decisions))
+    events = audit.read_events(project, kinds=["decision"])
+    once = labels.derive(samples, events)
+    assert once.equals(labels.derive(samples, events))
     assert once.equals(labels.current_labels(project))
     assert labels.derive(samples, []).equals(labels.current_labels(project, up_to_event=0))

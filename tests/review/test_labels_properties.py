@@ -1,4 +1,4 @@
-"""Properties of label derivation (core.labels.derive) over any log hypothesis finds.
+"""Properties of label derivation (core.review.labels.derive) over any log hypothesis finds.
 
 Expected values come from the replay rule read per sample: the label in force is the given label
 with the sample's last relabel applied; its status, reviewer and event are those of its last
@@ -12,7 +12,7 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core import audit, labels
+from core.review import audit, labels
 
 LABELS = ["cat", "dog", "bird"]
 KINDS = ["relabel", "keep", "ambiguous", "exclude"]

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from core import api, audit, cli
+from core import api, cli
 from core.errors import ConflictError, SchemaVersionError
-from core.labels import current_labels
+from core.review import audit
+from core.review.labels import current_labels
 from core.runs import list_runs
 from core.store import migrations
 from core.store.migrations import MIGRATIONS, Migration, upgrade

@@ -2,7 +2,7 @@
 
 A decision is one of :data:`DECISIONS`: ``relabel`` (to a label in the project's label set),
 ``keep`` (the label in force is correct), ``ambiguous`` (needs an expert or a guideline change),
-``exclude`` (leave out of training). It is a ``decision`` event in the review log (core.audit)
+``exclude`` (leave out of training). It is a ``decision`` event in the review log (core.review.audit)
 whose payload records: decision, old_label (the label in force when it was written),
 new_label, given_label, reason, guideline_version (the version followed; default the latest
 published, null when none), run_id and evidence (the analysis the reviewer saw), seen_event (the
@@ -11,7 +11,7 @@ latest event on the sample when it was written), identity_source. The reviewer i
 actor; the time is the server's.
 
 Concurrency: with ``expected_event`` given, a decision on a sample that has a newer event is
-refused with :class:`core.audit.StaleDecisionError` (a ConflictError, CLI exit 3) naming that
+refused with :class:`core.review.audit.StaleDecisionError` (a ConflictError, CLI exit 3) naming that
 event; nothing is written. Role checks, the stale check, old_label and the default guideline
 version are all read inside the same ``BEGIN IMMEDIATE`` transaction as the insert. Without
 ``expected_event`` nothing is checked, but nothing is overwritten either: the earlier decision
@@ -23,17 +23,20 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from core import audit, guidelines, labels as labels_mod, roles
 from core.errors import AmendError
+from core.review import audit, labels as labels_mod, roles
 
 logger = logging.getLogger(__name__)
 
 DECISIONS = ("relabel", "keep", "ambiguous", "exclude")
+#: Actions on many queue rows at once (:func:`bulk_decisions`): "accept" relabels each sample to
+#: its suggested label; the others are the decision of that name.
+BULK_ACTIONS = ("accept", "keep", "ambiguous", "exclude")
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ def decide(project: Any, sample_id: str, kind: str, reviewer: str, label: Option
     ----------
     kind : one of relabel / keep / ambiguous / exclude. ``label`` only with relabel.
     reviewer : the user's name (from the app's login or chosen locally); must be allowed to decide
-        (core.roles).
+        (core.review.roles).
     guideline_version : the version followed; default the latest published (None when none).
     run_id, evidence : the analysis run and the per-sample evidence the reviewer saw.
     expected_event : the id of the latest event on this sample the reviewer saw (0: none). When
@@ -232,6 +235,30 @@ def decide_many(project: Any, decisions: Iterable[Decision], reviewer: str, reas
                 continue
             result.decided.append(event)
     return result
+
+
+def bulk_decisions(rows: Iterable[Mapping[str, Any]], action: str, run_id: Optional[str] = None) -> list[Decision]:
+    """The decisions a bulk action on queue rows asks for, to pass to :func:`decide_many`.
+
+    ``rows``: one mapping per sample with ``id``, ``rank``, ``suggested_label`` (None, or absent,
+    when no detector suggests one) and ``seen_event`` (the latest event on the sample the reviewer
+    saw, 0 for none; it becomes ``expected_event``, so a sample someone decided since is skipped,
+    not overwritten). ``action``: one of :data:`BULK_ACTIONS`. "accept" is a relabel to the row's
+    suggested label, and rows without one are left out (there is nothing to accept); keep /
+    ambiguous / exclude are that decision on every row. Each decision's evidence is the run, the
+    row's rank and ``bulk: True``; the reason is left to the :func:`decide_many` call.
+    """
+    if action not in BULK_ACTIONS:
+        raise AmendError(f"bulk action {action!r} is unknown; use one of {', '.join(BULK_ACTIONS)}.")
+    out = []
+    for row in rows:
+        label = row.get("suggested_label") if action == "accept" else None
+        if action == "accept" and not isinstance(label, str):
+            continue
+        out.append(Decision(sample_id=str(row["id"]), kind="relabel" if action == "accept" else action, label=label,
+                            expected_event=row["seen_event"],
+                            evidence={"run_id": run_id, "rank": row["rank"], "bulk": True}))
+    return out
 
 
 # --------------------------------------------------------------------------- reading
@@ -309,35 +336,3 @@ def latest_event_id(project: Any, sample_id: str) -> int:
     ``expected_event`` after looking at it)."""
     found = audit.read_events(project, sample_id=sample_id)
     return found[-1].event_id if found else 0
-
-
-def review_queue_for_guideline(project: Any, version: str) -> pd.DataFrame:
-    """Samples to review again after guideline ``version``: those whose latest decision cites an
-    older version (or none) and whose old or new label is a class ``version`` touches.
-
-    "Older" is by publication order; a decision citing ``version`` or a later one is not queued.
-    Returns the latest decision's row per sample (columns of :func:`events`) plus ``classes``:
-    the touched classes it involves.
-    """
-    published = guidelines.list_versions(project)
-    order = {v.version: i for i, v in enumerate(published)}
-    if version not in order:
-        raise AmendError(
-            f"no guideline version {version!r}; published versions: {', '.join(order) or 'none'}."
-        )
-    target = published[order[version]]
-    touched = set(target.classes)
-    frame = events(project, kinds=["decision"])
-    latest = frame[frame["superseded_by"].isna()]
-    keep_rows, classes = [], []
-    for _, row in latest.iterrows():
-        cited = row["guideline_version"]
-        if not pd.isna(cited) and order.get(cited, -1) >= order[version]:
-            continue
-        involved = sorted({row["old_label"], row["new_label"]} & touched)
-        if involved:
-            keep_rows.append(row)
-            classes.append(involved)
-    out = pd.DataFrame(keep_rows, columns=EVENT_COLUMNS).reset_index(drop=True)
-    out["classes"] = pd.Series(classes, dtype=object)
-    return out

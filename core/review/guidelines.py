@@ -1,11 +1,15 @@
 """Versioned labelling guidelines (markdown); a decision cites the version it followed.
 
+This module reads decisions (:mod:`core.review.decisions`) to say which cite a version and which
+samples to review again after one; decisions never import it (they read published versions
+straight from the log), so the two import in one direction only.
+
 Each published version is a ``guideline_published`` event in the review log (payload: version,
 text, sha256 of the UTF-8 text, classes it touches, previous version), so guidelines are in the
 same hash chain as decisions and as tamper-evident. Versions are ordered by publication, not by
-name; names are unique. Only a lead publishes (see core.roles for how the first lead comes about).
+name; names are unique. Only a lead publishes (see core.review.roles for how the first lead comes about).
 
-Classes a version touches (what :func:`core.review.review_queue_for_guideline` re-queues):
+Classes a version touches (what :func:`review_queue_for_guideline` re-queues):
 ``classes`` given at publish wins; otherwise they are read from headings: a heading (any level)
 whose text is a label name (case-insensitive, backticks / quotes / a trailing colon ignored)
 opens that class's section, which runs to the next heading of the same or a higher level. A
@@ -23,8 +27,8 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
-from core import audit, roles
 from core.errors import AmendError
+from core.review import audit, decisions, roles
 from core.store.schema import check_name
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
@@ -91,7 +95,7 @@ def touched_classes(old_text: str, new_text: str, labels: Sequence[str]) -> list
 
 def publish(project: Any, text_markdown: str, version: str, author: str, classes: Optional[Sequence[str]] = None,
             identity_source: str = "local") -> GuidelineVersion:
-    """Publish a new guideline version (lead only; see core.roles) and return its record.
+    """Publish a new guideline version (lead only; see core.review.roles) and return its record.
 
     ``classes``: the label classes this version changes (default: read from headings, see the
     module docstring). Refuses a version name already used and a text identical to the latest.
@@ -161,8 +165,49 @@ def diff(project: Any, v1: str, v2: str, context: int = 3) -> str:
 
 def decisions_citing(project: Any, version: str) -> pd.DataFrame:
     """Every decision event citing ``version`` (including ones later corrected; see the
-    ``superseded_by`` column), as :func:`core.review.events` returns them."""
+    ``superseded_by`` column), as :func:`core.review.decisions.events` returns them."""
     get(project, version)
-    from core import review
+    return decisions.events(project, guideline_version=version, kinds=["decision"])
 
-    return review.events(project, guideline_version=version, kinds=["decision"])
+
+def citation_counts(project: Any) -> dict[str, int]:
+    """Published version -> how many decisions cite it, in publication order (0 when none does).
+
+    Every decision event counts, corrected ones included (as :func:`decisions_citing` lists
+    them); a decision citing no version (made before the first was published) counts for none,
+    and a version's own ``guideline_published`` event is not a citation.
+    """
+    cited = decisions.events(project, kinds=["decision"])["guideline_version"].value_counts()
+    return {v.version: int(cited.get(v.version, 0)) for v in list_versions(project)}
+
+
+def review_queue_for_guideline(project: Any, version: str) -> pd.DataFrame:
+    """Samples to review again after guideline ``version``: those whose latest decision cites an
+    older version (or none) and whose old or new label is a class ``version`` touches.
+
+    "Older" is by publication order; a decision citing ``version`` or a later one is not queued.
+    Returns the latest decision's row per sample (columns of :func:`core.review.decisions.events`)
+    plus ``classes``: the touched classes it involves.
+    """
+    published = list_versions(project)
+    order = {v.version: i for i, v in enumerate(published)}
+    if version not in order:
+        raise AmendError(
+            f"no guideline version {version!r}; published versions: {', '.join(order) or 'none'}."
+        )
+    target = published[order[version]]
+    touched = set(target.classes)
+    frame = decisions.events(project, kinds=["decision"])
+    last_decisions = frame[frame["superseded_by"].isna()]
+    keep_rows, classes = [], []
+    for _, row in last_decisions.iterrows():
+        cited = row["guideline_version"]
+        if not pd.isna(cited) and order.get(cited, -1) >= order[version]:
+            continue
+        involved = sorted({row["old_label"], row["new_label"]} & touched)
+        if involved:
+            keep_rows.append(row)
+            classes.append(involved)
+    out = pd.DataFrame(keep_rows, columns=decisions.EVENT_COLUMNS).reset_index(drop=True)
+    out["classes"] = pd.Series(classes, dtype=object)
+    return out

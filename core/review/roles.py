@@ -27,8 +27,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from core import audit
 from core.errors import AmendError
+from core.review import audit
 
 logger = logging.getLogger(__name__)
 

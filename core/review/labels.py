@@ -24,8 +24,8 @@ from typing import Any, Iterable, Optional
 
 import pandas as pd
 
-from core import audit
 from core.errors import AmendError
+from core.review import audit
 
 STATUS = {"relabel": "relabelled", "keep": "kept", "ambiguous": "ambiguous", "exclude": "excluded"}
 COLUMNS = ["id", "given_label", "current_label", "status", "excluded", "last_event_id", "reviewer",

@@ -49,8 +49,8 @@ logger = logging.getLogger(__name__)
 GENESIS = "0" * 64
 BUSY_TIMEOUT_S = 30.0
 
-#: Event kinds. ``decision`` is written by core.review, ``guideline_published`` by
-#: core.guidelines, the role / access kinds by core.roles.
+#: Event kinds. ``decision`` is written by core.review.decisions, ``guideline_published`` by
+#: core.review.guidelines, the role / access kinds by core.review.roles.
 KINDS = (
     "decision",
     "guideline_published",
