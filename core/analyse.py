@@ -22,7 +22,7 @@ import pandas as pd
 from core import __version__
 from core.detect import REGISTRY, DetectConfig, Detection, detect
 from core.errors import AmendError
-from core.progress import ProgressCallback, no_progress
+from core.util import ProgressCallback, no_progress
 from core.runs import RunInfo, new_run_id, save_run
 from core.store.project import Project
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from core.progress import ProgressCallback, no_progress
+from core.util import ProgressCallback, no_progress
 from core.store.project import Project
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"

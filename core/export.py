@@ -37,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core.errors import AmendError
-from core.progress import ProgressCallback, no_progress
+from core.util import ProgressCallback, no_progress
 from core.review import audit
 from core.store.project import Project
 

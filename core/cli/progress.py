@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 class StderrProgress:
     """A tqdm bar per step on stderr, drawn only once a step has run for a second (a
-    :class:`core.progress.Progress` callback)."""
+    :class:`core.util.Progress` callback)."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled

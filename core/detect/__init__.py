@@ -191,7 +191,7 @@ def detect(
     config : DetectConfig or None, default None
         Settings; None = ``DetectConfig()``.
     progress : callable or None, default None
-        ``progress(step, done, total)`` (``core.progress`` protocol).
+        ``progress(step, done, total)`` (:class:`core.util.Progress` protocol).
     class_names : sequence of str, optional
         For the class table.
 

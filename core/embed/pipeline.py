@@ -31,7 +31,7 @@ import numpy as np
 from core.embed.base import Embedder, cpu_threads
 from core.embed.fallback import resolve_embedder
 from core.errors import AmendError
-from core.progress import ProgressCallback, no_progress
+from core.util import ProgressCallback, no_progress
 
 logger = logging.getLogger(__name__)
 

@@ -65,7 +65,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from core.errors import AmendError
 from core.ingest import images as _images
 from core.ingest.tables import Table, as_text, is_missing, open_table, surrogate_at
-from core.progress import ProgressCallback, no_progress
+from core.util import ProgressCallback, no_progress
 from core.store.project import Project
 
 logger = logging.getLogger(__name__)
