@@ -8,8 +8,8 @@ Protocol (everything through the public API, end to end):
    cluster's most common class and B = its second most common; 20 % of A's samples in that cluster
    (seeded) get label B. The clean labels are kept aside as the reference.
 3. ``amend init`` (core.ingest) on the noisy labels, ``amend vectors import`` (core.imports) of the
-   MiniLM vectors, ``amend analyse`` (core.analyse.analyse), accept every suggestion
-   (core.runs.accept_suggested), ``amend compare`` (core.compare.compare) with the clean reference.
+   MiniLM vectors, ``amend analyse`` (core.analysis.run.analyse), accept every suggestion
+   (core.analysis.runs.accept_suggested), ``amend compare`` (core.compare.compare) with the clean reference.
 4. Print overall and per-slice accuracy before (probe on the noisy labels), after (on the labels
    after accepting) and clean (on the true labels), all evaluated on the clean labels with the same
    5 cross-validation folds, and the share of the loss recovered: (after - before) / (clean - before).
@@ -73,12 +73,12 @@ def main() -> int:
         print(f"skipped: the data pack is not at {SHARED} (set AMEND_SHARED_DATA to its folder)")
         return 0
 
-    from core.analyse import analyse
+    from core.analysis.run import analyse
     from core.compare import compare
     from core.detect import DetectConfig
     from core.imports import import_vectors
     from core.ingest import IngestOptions, ingest
-    from core.runs import accept_suggested
+    from core.analysis.runs import accept_suggested
     from core.store.project import Project
 
     rows = [json.loads(line) for line in (data / "test.jsonl").read_text().splitlines() if line.strip()]

@@ -2,7 +2,7 @@
 
 Builds a synthetic image project (Project.create + an ingest of N samples whose files are a pool
 of small PNGs, each sample verified against its file's sha256 + an imported representation + a
-run saved with core.runs.save_run carrying every evidence column analyse writes), then times
+run saved with core.analysis.runs.save_run carrying every evidence column analyse writes), then times
 the calls the triage page makes:
 
 - once per run / filter: load_flags (the run's evidence joined with the labels in force),
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core import triage  # noqa: E402
 from core.review import audit, decisions
-from core.runs import new_run_id, save_run  # noqa: E402
+from core.analysis.runs import new_run_id, save_run  # noqa: E402
 from core.store.project import Project  # noqa: E402
 
 LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

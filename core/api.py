@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.analyse import AnalysisResult, analyse
+from core.analysis.run import AnalysisResult, analyse
 from core.compare import CompareResult, compare
 from core.detect import DetectConfig, Detection, detect
 from core.embed.pipeline import EmbedOptions, EmbedReport, embed
@@ -30,7 +30,7 @@ from core.review.audit import verify
 from core.review.decisions import decide, decide_many
 from core.review.guidelines import publish as publish_guideline
 from core.review.labels import current_labels
-from core.runs import accept_suggested, flags, slices
+from core.analysis.runs import accept_suggested, flags, slices
 from core.store.migrations import upgrade
 from core.store.project import Project
 

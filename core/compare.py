@@ -463,7 +463,7 @@ def _describe_side(side: _Side) -> dict:
 
 
 def _slice_run(project: Project, representation: str, run_id: Optional[str], notes: list[str]):
-    from core import runs as runs_mod
+    from core.analysis import runs as runs_mod
 
     if run_id is not None:
         run = runs_mod.get_run(project, run_id)
@@ -479,7 +479,7 @@ def _slice_run(project: Project, representation: str, run_id: Optional[str], not
 
 def _per_slice(project: Project, run, ids: list[str], evaluate: np.ndarray, truth: np.ndarray,
                sides: dict[str, _Side]) -> pd.DataFrame:
-    from core import runs as runs_mod
+    from core.analysis import runs as runs_mod
 
     columns = ["slice_id", "name", "size", "n_eval", "before", "after", "difference"]
     if "clean" in sides:

@@ -39,8 +39,8 @@ def prepare_sample_projects(
     Returns the project folders. Each is ingested, embedded with the offline embedder of its
     modality and analysed (again only when ingest or embedding changed something).
     """
-    from core.analyse import analyse as run_analysis
-    from core.runs import list_runs
+    from core.analysis.run import analyse as run_analysis
+    from core.analysis.runs import list_runs
     from core.embed.pipeline import EmbedOptions, embed
     from core.ingest import ingest
 

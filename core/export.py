@@ -302,7 +302,7 @@ def build_export(project: Project, fmt: str = "parquet", name: str = "labels", a
     AmendError when the log fails verification (nothing is exported) or an option is invalid.
     """
     from core import __version__
-    from core import runs as runs_mod
+    from core.analysis import runs as runs_mod
     from core.review import guidelines
 
     if fmt not in FORMATS:

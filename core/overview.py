@@ -19,10 +19,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from core import runs
+from core.analysis import runs
 from core.errors import AmendError
 from core.review import audit
-from core.runs import RunInfo
+from core.analysis.runs import RunInfo
 from core.store.project import Project
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from core import runs
+from core.analysis import runs
 from core.detect.rank import cut_by_precision
 from core.detect.wording import listed, number, percent
 from core.errors import AmendError, SampleFileChanged
@@ -51,7 +51,7 @@ _SAMPLE_COLUMNS = ["id", "modality", "root", "path", "text", "label", "content_h
 
 # --------------------------------------------------------------------------- flags + decisions
 def load_flags(project: Any, run_id: Optional[str] = None) -> tuple[runs.RunInfo, pd.DataFrame]:
-    """A run's evidence joined with the labels in force now (core.runs.flags), best first."""
+    """A run's evidence joined with the labels in force now (core.analysis.runs.flags), best first."""
     return runs.flags(project, run_id)
 
 

@@ -17,7 +17,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from core import overview as ov
-from core import runs
+from core.analysis import runs
 from core.errors import AmendError
 from core.ingest.media import open_image
 from core.store import selections

@@ -13,7 +13,7 @@ from st_aggrid import AgGrid, GridOptionsBuilder
 from core import triage
 from core.errors import AmendError
 from core.review import audit, decisions, guidelines
-from core.runs import RunInfo, list_runs
+from core.analysis.runs import RunInfo, list_runs
 from core.store import selections
 from core.store.project import Project
 from pages import identity, state

@@ -117,7 +117,7 @@ def imported_sample_project(folder: Path, name: str, analyse: bool = True) -> Pa
     ids, truth = sample_truth(name)
     import_vectors(project, "vectors", ids, clustered_vectors(truth), folder=Path(folder) / f"{name}-vectors")
     if analyse:
-        from core.analyse import analyse as run_analysis
+        from core.analysis.run import analyse as run_analysis
 
         run_analysis(project)
     return path.resolve()

@@ -19,7 +19,7 @@ from builders import add_rows, import_vectors
 from core.compare import LabelSource, compare, read_reference
 from core.errors import AmendError
 from core.review import decisions
-from core.runs import save_run
+from core.analysis.runs import save_run
 from core.store.project import Project
 
 CLASSES = ["ant", "bee", "cat"]

@@ -1,7 +1,7 @@
 """core.overview: the overview page's data — the map's drawn subset and colouring, hover text,
 selections on the map, the slices table, class imbalance, domain gaps, representation comparison.
 
-Runs are stored in the real run format (core.runs.save_run with core.slices.slice_table and the
+Runs are stored in the real run format (core.analysis.runs.save_run with core.slices.slice_table and the
 analysis' own slices frame) over a small synthetic project, so these tests take seconds.
 """
 
@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from core import overview as ov
-from core import runs
+from core.analysis import runs
 from core.review import decisions
 from builders import add_rows
-from core.analyse import _slices_frame
+from core.analysis.run import _slices_frame
 from core.slices import drawing_sample, slice_table
 from core.slices.discover import SliceResult
 from core.store.project import Project

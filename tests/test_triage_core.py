@@ -10,7 +10,7 @@ import pytest
 
 from core import triage
 from core.review import decisions, labels
-from core.runs import flags as run_flags
+from core.analysis.runs import flags as run_flags
 
 
 def _frame() -> pd.DataFrame:

@@ -9,7 +9,7 @@ from core.cli.parser import positive_int, share
 
 
 def cmd_analyse(args: argparse.Namespace, progress) -> int:
-    from core.analyse import analyse
+    from core.analysis.run import analyse
     from core.detect import DetectConfig
     from core.store.project import Project
 
@@ -37,7 +37,7 @@ def _flags_csv(records: list[dict]) -> str:
 
 
 def cmd_flags(args: argparse.Namespace, progress) -> int:
-    from core.runs import flags, flags_as_records
+    from core.analysis.runs import flags, flags_as_records
     from core.store.project import Project
 
     project = Project.open(args.project)
@@ -85,7 +85,7 @@ def _finding(value) -> dict | None:
 
 def cmd_slices(args: argparse.Namespace, progress) -> int:
     from core.store.project import Project
-    from core.runs import slices
+    from core.analysis.runs import slices
 
     project = Project.open(args.project)
     run, frame = slices(project, args.run)

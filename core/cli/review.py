@@ -18,7 +18,7 @@ def _read_ids(path: Path) -> list[str]:
 
 
 def _accept_suggested(args: argparse.Namespace, project) -> int:
-    from core.runs import accept_suggested
+    from core.analysis.runs import accept_suggested
 
     if args.id or args.label or args.keep or args.ambiguous or args.exclude:
         raise AmendError("--accept-suggested decides many samples; do not combine it with --id or a decision.")

@@ -7,6 +7,6 @@
 - :mod:`core.review.roles`: reviewers, leads and a closed project, enforced here, not in pages.
 
 Import the module you need (``from core.review import decisions``); this package re-exports
-nothing, so importing it stays cheap. Nothing here imports core.detect, core.analyse or
+nothing, so importing it stays cheap. Nothing here imports core.detect, core.analysis or
 core.slices, nor streamlit.
 """

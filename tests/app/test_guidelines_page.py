@@ -8,7 +8,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from core.review import decisions, guidelines
-from core.runs import flags
+from core.analysis.runs import flags
 from core.store import selections
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from core import runs
+from core.analysis import runs
 from core.store.project import Project
 from test_overview_core import make_project  # tests/ is on sys.path (rootdir conftest)
 

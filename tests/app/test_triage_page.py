@@ -9,7 +9,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from core.review import audit, decisions
-from core.runs import flags
+from core.analysis.runs import flags
 
 REPO = Path(__file__).resolve().parents[2]
 

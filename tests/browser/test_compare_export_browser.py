@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from core.review import decisions
-from core.runs import accept_suggested
+from core.analysis.runs import accept_suggested
 from core.store.project import Project
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real browser on the embedded sample projects

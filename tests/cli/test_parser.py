@@ -143,5 +143,5 @@ def test_help_imports_no_heavy_library(amend_process):
 
 def test_flags_imports_no_model_library(amend_process, analysed_once):
     modules = _imported(amend_process, "flags", analysed_once[0], "--top", "3")
-    assert "core.runs" in modules
+    assert "core.analysis.runs" in modules
     assert not {m for m in modules if m.split(".")[0] in HEAVY}

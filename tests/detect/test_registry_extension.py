@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.analyse import analyse
+from core.analysis.run import analyse
 from core.detect import REGISTRY, DetectConfig, DetectInputs, DetectorResult, detect, register
-from core import runs, triage
+from core import triage
+from core.analysis import runs
 from builders import clustered_vectors, import_vectors, text_project
 
 NAME = "every_seventh"

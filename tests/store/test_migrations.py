@@ -17,7 +17,7 @@ from core import api, cli
 from core.errors import ConflictError, SchemaVersionError
 from core.review import audit
 from core.review.labels import current_labels
-from core.runs import list_runs
+from core.analysis.runs import list_runs
 from core.store import migrations
 from core.store.migrations import MIGRATIONS, Migration, upgrade
 from core.store.project import Project, writer_lock

@@ -23,7 +23,7 @@ from core import __version__
 from core.detect import REGISTRY, DetectConfig, Detection, detect
 from core.errors import AmendError
 from core.util import ProgressCallback, no_progress
-from core.runs import RunInfo, new_run_id, save_run
+from core.analysis.runs import RunInfo, new_run_id, save_run
 from core.store.project import Project
 
 logger = logging.getLogger(__name__)

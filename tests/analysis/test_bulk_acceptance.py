@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.review.labels import current_labels
-from core.runs import accept_suggested, flags
+from core.analysis.runs import accept_suggested, flags
 
 
 def test_bulk_acceptance_leaves_the_doubtful_suggestions_for_a_person(project_copy):
