@@ -35,7 +35,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import triage  # noqa: E402
+from core.views import triage  # noqa: E402
 from core.review import audit, decisions
 from core.analysis.runs import new_run_id, save_run  # noqa: E402
 from core.store.project import Project  # noqa: E402

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.errors import AmendError
 from core.store.project import Project
-from core.summary import summarise
+from core.views.summary import summarise
 from pages import state
 
 

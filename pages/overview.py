@@ -16,12 +16,12 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from core import overview as ov
 from core.analysis import runs
 from core.errors import AmendError
 from core.ingest.media import open_image
 from core.store import selections
 from core.store.project import Project
+from core.views import overview as ov
 from pages import state
 
 RUN_KEY = "overview.run"

@@ -10,12 +10,12 @@ import pandas as pd
 import streamlit as st
 from st_aggrid import AgGrid, GridOptionsBuilder
 
-from core import triage
+from core.analysis.runs import RunInfo, list_runs
 from core.errors import AmendError
 from core.review import audit, decisions, guidelines
-from core.analysis.runs import RunInfo, list_runs
 from core.store import selections
 from core.store.project import Project
+from core.views import triage
 from pages import identity, state
 
 SELECTED_KEY = "triage.selected"

@@ -8,6 +8,8 @@
   real, with imported vectors that cluster by each sample's *true* label (the known errors are
   planted by the data itself), then analysed. The page and triage tests use these; only the
   end-to-end and browser tests (marked ``slow``) pay for the real offline embedder.
+- :func:`overview_project` / :func:`save_overview_run`: a small synthetic text project with a run
+  stored in the real run format (no detectors run), for the overview view-model and page tests.
 """
 
 from __future__ import annotations
@@ -121,3 +123,66 @@ def imported_sample_project(folder: Path, name: str, analyse: bool = True) -> Pa
 
         run_analysis(project)
     return path.resolve()
+
+
+#: The classes of :func:`overview_project` (in turn: sample i is OVERVIEW_CLASSES[i % 3]).
+OVERVIEW_CLASSES = ["cat", "dog", "bird"]
+
+
+def save_overview_run(project: Project, n_slices: int, rep: str, outliers: np.ndarray | None = None, seed: int = 0):
+    """A run in the real run format (:func:`core.analysis.runs.save_run` with
+    :func:`core.slices.slice_table` and the analysis' own slices frame) over ``project``: slice 0
+    is where the probe disagrees with the labels, half of it flagged."""
+    from core.analysis import runs
+    from core.analysis.run import _slices_frame
+    from core.slices import drawing_sample, slice_table
+    from core.slices.discover import SliceResult
+
+    frame = project.samples(columns=["id", "label"])
+    ids = frame["id"].tolist()
+    n = len(ids)
+    rng = np.random.default_rng(seed)
+    labels = np.array([OVERVIEW_CLASSES.index(label) for label in frame["label"]])
+    slice_ids = np.arange(n) % n_slices
+    xy = np.column_stack([slice_ids * 10.0 + rng.normal(0, 1, n), rng.normal(0, 1, n)]).astype(np.float32)
+    probs = np.full((n, 3), 0.1)
+    probs[np.arange(n), labels] = 0.8
+    wrong = slice_ids == 0  # slice 0 is where the probe disagrees with the labels
+    probs[wrong] = np.roll(probs[wrong], 1, axis=1)
+    flagged = wrong & (np.arange(n) % 2 == 0)
+    table = slice_table(slice_ids, labels, probs, flagged, 3, OVERVIEW_CLASSES, None)
+    table.insert(1, "name", [f"mostly {OVERVIEW_CLASSES[s % 3]} ({s}); words: w{s}" for s in table["slice_id"]])
+    result = SliceResult(xy, drawing_sample(slice_ids, seed=seed), slice_ids, table)
+    score = np.where(flagged, 0.9, 0.1) + np.arange(n) * 1e-4
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(-score, kind="stable")] = np.arange(1, n + 1)
+    names = np.array(OVERVIEW_CLASSES, dtype=object)
+    evidence = pd.DataFrame({
+        "id": ids, "rank": rank, "score": score, "flagged": flagged, "label_analysed": names[labels],
+        "suggested_label": names[(labels + 1) % 3], "suggested_by": "confident",
+        "det_confident": score, "det_outliers": rng.random(n) if outliers is None else outliers,
+        "neighbour_ids": [[ids[(i + 1) % n]] for i in range(n)], "support_ids": [[] for _ in range(n)],
+        "slice_id": slice_ids.astype(np.int64), "x": xy[:, 0], "y": xy[:, 1],
+        "drawn": np.isin(np.arange(n), result.draw_index),
+    })
+    record = {
+        "class_table": [{"class": i, "class_name": c, "count": int((labels == i).sum()),
+                         "frequency": float((labels == i).mean()), "flagged": int(flagged[labels == i].sum()),
+                         "flag_rate": float(flagged[labels == i].mean()),
+                         "flag_rate_ratio": float(flagged[labels == i].mean() / flagged.mean())}
+                        for i, c in enumerate(OVERVIEW_CLASSES)],
+        "counts": {"samples": n, "flagged": int(flagged.sum()), "slices": n_slices},
+        "slices": {"domain_gaps": {"site": [{"source_a": "north", "source_b": "south", "n_a": 30, "n_b": 30, "auroc": 0.93}]}},
+    }
+    return runs.save_run(project, runs.new_run_id(), evidence, _slices_frame(result, ids), record, rep)
+
+
+def overview_project(path, n: int = 60, n_slices: int = 3) -> Project:
+    """A text project of ``n`` samples (labels cat/dog/bird in turn, a site per sample) with one run."""
+    project = add_rows(Project.create(path), [
+        {"id": f"s{i:03d}", "label": OVERVIEW_CLASSES[i % 3], "text": f"sample {i}   about a <b>{OVERVIEW_CLASSES[i % 3]}</b>\n" + "word " * 60,
+         "split": "train" if i % 4 else "test", "content_hash": f"h{i}", "metadata": {"site": ["north", "south"][i % 2], "age": i}}
+        for i in range(n)
+    ], source="texts.csv")
+    save_overview_run(project, n_slices, "minilm")
+    return project

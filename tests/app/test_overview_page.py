@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.analysis import runs
 from core.store.project import Project
-from test_overview_core import make_project  # tests/ is on sys.path (rootdir conftest)
+from builders import overview_project
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,7 +94,7 @@ def test_a_second_representation_brings_the_comparison(project_copy, monkeypatch
 
 
 def test_a_large_project_draws_a_sample_but_counts_every_sample(tmp_path, monkeypatch):
-    make_project(tmp_path / "large", n=24_000, n_slices=4)
+    overview_project(tmp_path / "large", n=24_000, n_slices=4)
     app = _run(str(tmp_path / "large"), monkeypatch)
     assert not app.exception
     assert any("Drawing 20,000 of 24,000 samples" in c.value for c in app.caption)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.analysis import runs
 from core.analysis.run import analyse
 from core.detect import REGISTRY, DetectConfig, DetectInputs, DetectorResult, detect, register
-from core import triage
-from core.analysis import runs
+from core.views import triage
 from builders import clustered_vectors, import_vectors, text_project
 
 NAME = "every_seventh"

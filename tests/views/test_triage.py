@@ -1,4 +1,4 @@
-"""core.triage: the queue, the evidence in words, labels in force from decisions, sample views
+"""core.views.triage: the queue, the evidence in words, labels in force from decisions, sample views
 and prefetch, on synthetic frames and on a real copy of the sample projects."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from core import triage
-from core.review import decisions, labels
 from core.analysis.runs import flags as run_flags
+from core.review import decisions, labels
+from core.views import triage
 
 
 def _frame() -> pd.DataFrame:

@@ -1,8 +1,10 @@
-"""core.overview: the overview page's data — the map's drawn subset and colouring, hover text,
-selections on the map, the slices table, class imbalance, domain gaps, representation comparison.
+"""core.views.overview: the overview page's data — the map's drawn subset and colouring, hover
+text, selections on the map, the slices table, class imbalance, domain gaps, representation
+comparison.
 
-Runs are stored in the real run format (core.analysis.runs.save_run with core.slices.slice_table and the
-analysis' own slices frame) over a small synthetic project, so these tests take seconds.
+Runs are stored in the real run format (builders.save_overview_run: core.analysis.runs.save_run
+with core.slices.slice_table and the analysis' own slices frame) over a small synthetic project, so
+these tests take seconds.
 """
 
 from __future__ import annotations
@@ -13,72 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import overview as ov
-from core.analysis import runs
+from builders import OVERVIEW_CLASSES, overview_project, save_overview_run
 from core.review import decisions
-from builders import add_rows
-from core.analysis.run import _slices_frame
-from core.slices import drawing_sample, slice_table
-from core.slices.discover import SliceResult
 from core.store.project import Project
-
-CLASSES = ["cat", "dog", "bird"]
-
-
-def _save_run(project: Project, n_slices: int, rep: str, outliers: np.ndarray | None = None, seed: int = 0) -> runs.RunInfo:
-    frame = project.samples(columns=["id", "label"])
-    ids = frame["id"].tolist()
-    n = len(ids)
-    rng = np.random.default_rng(seed)
-    labels = np.array([CLASSES.index(label) for label in frame["label"]])
-    slice_ids = np.arange(n) % n_slices
-    xy = np.column_stack([slice_ids * 10.0 + rng.normal(0, 1, n), rng.normal(0, 1, n)]).astype(np.float32)
-    probs = np.full((n, 3), 0.1)
-    probs[np.arange(n), labels] = 0.8
-    wrong = slice_ids == 0  # slice 0 is where the probe disagrees with the labels
-    probs[wrong] = np.roll(probs[wrong], 1, axis=1)
-    flagged = wrong & (np.arange(n) % 2 == 0)
-    table = slice_table(slice_ids, labels, probs, flagged, 3, CLASSES, None)
-    table.insert(1, "name", [f"mostly {CLASSES[s % 3]} ({s}); words: w{s}" for s in table["slice_id"]])
-    result = SliceResult(xy, drawing_sample(slice_ids, seed=seed), slice_ids, table)
-    score = np.where(flagged, 0.9, 0.1) + np.arange(n) * 1e-4
-    rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(-score, kind="stable")] = np.arange(1, n + 1)
-    names = np.array(CLASSES, dtype=object)
-    evidence = pd.DataFrame({
-        "id": ids, "rank": rank, "score": score, "flagged": flagged, "label_analysed": names[labels],
-        "suggested_label": names[(labels + 1) % 3], "suggested_by": "confident",
-        "det_confident": score, "det_outliers": rng.random(n) if outliers is None else outliers,
-        "neighbour_ids": [[ids[(i + 1) % n]] for i in range(n)], "support_ids": [[] for _ in range(n)],
-        "slice_id": slice_ids.astype(np.int64), "x": xy[:, 0], "y": xy[:, 1],
-        "drawn": np.isin(np.arange(n), result.draw_index),
-    })
-    record = {
-        "class_table": [{"class": i, "class_name": c, "count": int((labels == i).sum()),
-                         "frequency": float((labels == i).mean()), "flagged": int(flagged[labels == i].sum()),
-                         "flag_rate": float(flagged[labels == i].mean()),
-                         "flag_rate_ratio": float(flagged[labels == i].mean() / flagged.mean())}
-                        for i, c in enumerate(CLASSES)],
-        "counts": {"samples": n, "flagged": int(flagged.sum()), "slices": n_slices},
-        "slices": {"domain_gaps": {"site": [{"source_a": "north", "source_b": "south", "n_a": 30, "n_b": 30, "auroc": 0.93}]}},
-    }
-    return runs.save_run(project, runs.new_run_id(), evidence, _slices_frame(result, ids), record, rep)
-
-
-def make_project(path, n: int = 60, n_slices: int = 3) -> Project:
-    """A text project of ``n`` samples (labels cat/dog/bird in turn, a site per sample) with one run."""
-    project = add_rows(Project.create(path), [
-        {"id": f"s{i:03d}", "label": CLASSES[i % 3], "text": f"sample {i}   about a <b>{CLASSES[i % 3]}</b>\n" + "word " * 60,
-         "split": "train" if i % 4 else "test", "content_hash": f"h{i}", "metadata": {"site": ["north", "south"][i % 2], "age": i}}
-        for i in range(n)
-    ], source="texts.csv")
-    _save_run(project, n_slices, "minilm")
-    return project
+from core.views import overview as ov
 
 
 @pytest.fixture()
 def project(tmp_path) -> Project:
-    return make_project(tmp_path / "overview-project")
+    return overview_project(tmp_path / "overview-project")
 
 
 def test_every_sample_is_loaded_with_labels_in_force_and_metadata(project):
@@ -92,7 +37,7 @@ def test_every_sample_is_loaded_with_labels_in_force_and_metadata(project):
     assert "neighbour_ids" not in points.columns  # the map never reads the per-sample lists
     assert data.modality == "text" and data.has_map and data.detectors == ["det_confident", "det_outliers"]
     assert points["drawn"].all()  # 60 samples: all drawn
-    assert list(data.class_table["class"]) == CLASSES
+    assert list(data.class_table["class"]) == OVERVIEW_CLASSES
     assert data.domain_gaps["site"].iloc[0]["auroc"] == pytest.approx(0.93)
 
 
@@ -182,7 +127,7 @@ def test_representations_are_compared_only_when_more_than_one_has_a_run(project)
     n = len(data.points)
     first = project.db.open_table(data.run.evidence_table).to_pandas().set_index("id")["det_outliers"]
     # A second representation that finds the opposite outliers: the typical become outlying.
-    _save_run(project, 3, "clip", outliers=(1.0 - first.reindex(project.sample_ids())).to_numpy(), seed=1)
+    save_overview_run(project, 3, "clip", outliers=(1.0 - first.reindex(project.sample_ids())).to_numpy(), seed=1)
     shown = ov.load_overview(project, data.run.run_id)
     comparison = ov.compare_representations(project, shown)
     assert comparison is not None and comparison.representations == ["minilm", "clip"]

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from core.analysis import runs
+from core.analysis.runs import RunInfo
 from core.errors import AmendError
 from core.review import audit
-from core.analysis.runs import RunInfo
 from core.store.project import Project
 
 logger = logging.getLogger(__name__)
