@@ -9,7 +9,7 @@ Protocol (everything through the public API, end to end):
    (seeded) get label B. The clean labels are kept aside as the reference.
 3. ``amend init`` (core.ingest) on the noisy labels, ``amend vectors import`` (core.imports) of the
    MiniLM vectors, ``amend analyse`` (core.analysis.run.analyse), accept every suggestion
-   (core.analysis.runs.accept_suggested), ``amend compare`` (core.compare.compare) with the clean reference.
+   (core.analysis.runs.accept_suggested), ``amend compare`` (core.evaluate.compare.compare) with the clean reference.
 4. Print overall and per-slice accuracy before (probe on the noisy labels), after (on the labels
    after accepting) and clean (on the true labels), all evaluated on the clean labels with the same
    5 cross-validation folds, and the share of the loss recovered: (after - before) / (clean - before).
@@ -74,7 +74,7 @@ def main() -> int:
         return 0
 
     from core.analysis.run import analyse
-    from core.compare import compare
+    from core.evaluate.compare import compare
     from core.detect import DetectConfig
     from core.imports import import_vectors
     from core.ingest import IngestOptions, ingest

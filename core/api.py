@@ -20,9 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.analysis.run import AnalysisResult, analyse
-from core.compare import CompareResult, compare
+from core.analysis.runs import accept_suggested, flags, slices
 from core.detect import DetectConfig, Detection, detect
 from core.embed.pipeline import EmbedOptions, EmbedReport, embed
+from core.evaluate.compare import CompareResult, compare
 from core.export import export
 from core.imports import import_predictions, import_vectors
 from core.ingest import IngestOptions, IngestReport, ingest
@@ -30,7 +31,6 @@ from core.review.audit import verify
 from core.review.decisions import decide, decide_many
 from core.review.guidelines import publish as publish_guideline
 from core.review.labels import current_labels
-from core.analysis.runs import accept_suggested, flags, slices
 from core.store.migrations import upgrade
 from core.store.project import Project
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.compare import LabelSource, compare, label_source_choices
 from core.errors import AmendError
+from core.evaluate.compare import LabelSource, compare, label_source_choices
 from core.review import audit
 from core.store.project import Project
 from pages import state

@@ -38,7 +38,7 @@ def _compare_text(payload: dict) -> str:
 
 
 def cmd_compare(args: argparse.Namespace, progress) -> int:
-    from core.compare import compare, read_reference
+    from core.evaluate.compare import compare, read_reference
     from core.store.project import Project
 
     project = Project.open(args.project)

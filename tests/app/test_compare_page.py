@@ -1,4 +1,4 @@
-"""AppTest of the compare page on the toy project whose answer is known (tests/test_compare.py)."""
+"""AppTest of the compare page on the toy project whose answer is known (tests/evaluate/test_compare.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("compare_toy", REPO / "tests" / "test_compare.py")
+_spec = importlib.util.spec_from_file_location("compare_toy", REPO / "tests" / "evaluate" / "test_compare.py")
 toy = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(toy)
 

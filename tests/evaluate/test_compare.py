@@ -1,4 +1,4 @@
-"""core.compare on constructed data where the answer is known, and `amend compare` on it.
+"""core.evaluate.compare on constructed data where the answer is known, and `amend compare` on it.
 
 The toy project: three well-separated classes in 8-d (ant, bee, cat), 40 training and 20 test
 samples each. Every training "ant" was given the label "bee"; the test split is correct. So the
@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 from builders import add_rows, import_vectors
-from core.compare import LabelSource, compare, read_reference
-from core.errors import AmendError
-from core.review import decisions
 from core.analysis.runs import save_run
+from core.errors import AmendError
+from core.evaluate.compare import LabelSource, compare, read_reference
+from core.review import decisions
 from core.store.project import Project
 
 CLASSES = ["ant", "bee", "cat"]
