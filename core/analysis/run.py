@@ -108,10 +108,8 @@ def _text_tower(rep_model: str):
     """For OpenCLIP representations, the text tower in the same space (slice names from words)."""
     if not rep_model.startswith("open_clip:"):
         return None
-    try:
-        from core.embed.openclip import text_tower_for
-    except ImportError:
-        return None
+    from core.embed.openclip import text_tower_for
+
     return text_tower_for(rep_model)
 
 

@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 from urllib.parse import urlparse
 
 import numpy as np
@@ -228,3 +228,26 @@ class OpenClipEmbedder:
         with torch.inference_mode(), self._context():
             out = self.model.encode_text(tokens.to(self.device, non_blocking=True))
         return unit_rows(out.float().cpu().numpy())
+
+
+def text_tower_for(representation_model: str, device: str = "auto") -> Optional[Callable[[list[str]], np.ndarray]]:
+    """The text tower of the OpenCLIP model that made a representation (its ``model`` field,
+    ``open_clip:MODEL/WEIGHTS``), so slices can be named from words in the same space; None when
+    it cannot be loaded again here.
+
+    WEIGHTS is a pretrained tag or a weights file path. A representation made from
+    ``--checkpoint`` records only the file's name (``checkpoint:NAME``), not where it was, so it
+    has no text tower here: its slices are named from labels and metadata instead.
+    """
+    prefix = "open_clip:"
+    if not representation_model.startswith(prefix) or "/" not in representation_model:
+        return None
+    model, weights = representation_model[len(prefix):].split("/", 1)
+    if not weights or weights.startswith("checkpoint:"):
+        return None
+    try:
+        embedder = OpenClipEmbedder(model, pretrained=weights, device=device)
+    except (WeightsUnavailable, AmendError) as exc:
+        logger.info("no text tower for %s (slices named without it): %s", representation_model, _one_line(exc))
+        return None
+    return embedder.embed_texts

@@ -141,3 +141,32 @@ def test_bad_device_and_embedder_names_are_refused():
     if not torch.cuda.is_available():
         with pytest.raises(AmendError, match="no CUDA GPU"):
             resolve_embedder("image", embedder="offline", device="cuda")
+
+
+def test_text_tower_for_a_representation_reloads_the_model_that_made_it(tiny_checkpoint, tmp_path):
+    """A representation made with a weights file given as --pretrained records the file's path in
+    its model name: slice naming loads that model's text tower again; one made with --checkpoint
+    records only the file's name, and a missing file or another family gives None, not an error."""
+    from core.embed.openclip import OpenClipEmbedder, text_tower_for
+
+    path, original = tiny_checkpoint
+    embedder = OpenClipEmbedder("amend-tiny-test", pretrained=str(path), device="cpu")
+    tower = text_tower_for(embedder.name, device="cpu")
+    assert tower is not None
+    texts = ["a photo of a cat", "quarterly earnings report"]
+    tokens = open_clip_tokens(texts)
+    with torch.inference_mode():
+        expected = torch.nn.functional.normalize(original.encode_text(tokens), dim=-1).numpy()
+    np.testing.assert_allclose(tower(texts), expected, atol=1e-5)
+
+    by_checkpoint = OpenClipEmbedder("amend-tiny-test", checkpoint=str(path), device="cpu")
+    assert by_checkpoint.name.startswith("open_clip:amend-tiny-test/checkpoint:")
+    assert text_tower_for(by_checkpoint.name) is None
+    assert text_tower_for(f"open_clip:amend-tiny-test/{tmp_path / 'gone.pt'}") is None
+    assert text_tower_for("efficientnet-lite0/1") is None
+
+
+def open_clip_tokens(texts):
+    import open_clip
+
+    return open_clip.get_tokenizer("amend-tiny-test")(texts)
