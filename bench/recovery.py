@@ -8,8 +8,9 @@ Protocol (everything through the public API, end to end):
    cluster's most common class and B = its second most common; 20 % of A's samples in that cluster
    (seeded) get label B. The clean labels are kept aside as the reference.
 3. ``amend init`` (core.ingest) on the noisy labels, ``amend vectors import`` (core.imports) of the
-   MiniLM vectors, ``amend analyse`` (core.analysis.run.analyse), accept every suggestion
-   (core.analysis.runs.accept_suggested), ``amend compare`` (core.evaluate.compare.compare) with the clean reference.
+   MiniLM vectors, ``amend analyse`` (core.analysis.run.analyse), the bulk acceptance of
+   ``amend decide --accept-suggested`` (core.analysis.runs.accept_suggested: flagged samples whose
+   suggestion is their most probable true label), ``amend compare`` (core.evaluate.compare.compare) with the clean reference.
 4. Print overall and per-slice accuracy before (probe on the noisy labels), after (on the labels
    after accepting) and clean (on the true labels), all evaluated on the clean labels with the same
    5 cross-validation folds, and the share of the loss recovered: (after - before) / (clean - before).

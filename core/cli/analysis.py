@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from core.cli.output import output
-from core.cli.parser import positive_int, share
+from core.cli.arguments import positive_int, share
 
 
 def cmd_analyse(args: argparse.Namespace, progress) -> int:

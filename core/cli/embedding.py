@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from core.cli.output import output, tell
-from core.cli.parser import positive_int
+from core.cli.arguments import positive_int
 
 
 def _embed_text(report: dict) -> str:

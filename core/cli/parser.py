@@ -26,28 +26,6 @@ def _json_parent() -> argparse.ArgumentParser:
     return parent
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (a count, a batch size)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
-
-
-def share(text: str) -> float:
-    """An argparse type: a share between 0 and 1 (a precision)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (got {value})")
-    return value
-
-
 class Commands:
     """The subcommands of `amend` (or of a command with actions, such as `amend vectors import`)."""
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from core.cli.output import output
-from core.cli.parser import positive_int, share
+from core.cli.arguments import positive_int, share
 from core.errors import AmendError
 
 
