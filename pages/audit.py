@@ -30,8 +30,14 @@ SHOWN_COLUMNS = ["event_id", "created_at", "actor", "kind", "sample_id", "decisi
 esc = identity.escape_markdown
 
 
+@st.cache_data(max_entries=8, show_spinner="Verifying the chain…")
+def _verified(path: str, stamp: tuple) -> audit.VerifyResult:
+    """The whole chain recomputed once per state of the log's files (``stamp``), not on every rerun."""
+    return audit.verify(Project.open(path))
+
+
 def _render_verify(project: Project) -> None:
-    result = audit.verify(project)
+    result = _verified(str(project.path), audit.log_stamp(project))
     if result.ok:
         st.success(f"Chain verified: {result.events:,} events, head `{result.chain_head[:16]}…`. Nothing was "
                    "edited, removed or reordered.", icon=":material/verified:")

@@ -22,7 +22,7 @@ from core.ingest.media import open_image
 from core.store import selections
 from core.store.project import Project
 from core.views import overview as ov
-from pages import state
+from pages import identity, state
 
 RUN_KEY = "overview.run"
 COLOUR_KEY = "overview.colour_by"
@@ -35,7 +35,6 @@ FLASH_KEY = "overview.flash"
 #: The triage page's selection picker: set before switching so triage opens on the new selection.
 TRIAGE_SELECTION_KEY = "triage.selection"
 TRIAGE_PAGE = state.PAGES_DIR / "triage.py"
-IDENTITY_NAME_KEY = "identity.name"
 
 GALLERY_SIZE = 12
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$])")
@@ -106,11 +105,17 @@ def _figure(points: ov.MapData, colour_label: str) -> go.Figure:
     return figure
 
 
+def _who() -> Optional[str]:
+    """The name of whoever is using the app (chosen, or from the sign-in), if any."""
+    who = identity.current()
+    return who.name if who is not None else None
+
+
 def _send(project: Project, ids: list[str], name: str, source: str) -> None:
     """Store the selection through core, then open triage on it (when this app has a triage page)."""
     try:
         saved = selections.save_selection(project, ids, name=name, source=source,
-                                          created_by=st.session_state.get(IDENTITY_NAME_KEY))
+                                          created_by=_who())
     except AmendError as exc:
         st.error(str(exc))
         return

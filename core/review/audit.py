@@ -119,6 +119,22 @@ def log_path(project: Any) -> Path:
     return Path(os.fspath(base)) / LOG_FILE
 
 
+def log_stamp(project: Any) -> tuple:
+    """(size, modification time) of the log's files (the database and its write-ahead log): any
+    write, including an edit behind Amend's back, changes it, so a verification may be reused
+    for as long as the stamp is the same."""
+    stamp = []
+    for suffix in ("", "-wal"):
+        path = log_path(project).with_name(LOG_FILE + suffix)
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            stamp.append(None)
+            continue
+        stamp.append((info.st_size, info.st_mtime_ns))
+    return tuple(stamp)
+
+
 @dataclass(frozen=True)
 class Event:
     """One event of the log, as stored."""

@@ -68,3 +68,20 @@ def test_audit_of_an_empty_log(project_copy, monkeypatch):
     app = _page(project_copy("news20-sample"), monkeypatch)
     assert "Chain verified: 0 events" in app.success[0].value
     assert "The log is empty" in app.info[0].value
+
+
+def test_an_edit_made_while_the_page_is_open_shows_on_the_next_rerun(project_copy, monkeypatch):
+    """The chain's verification is reused between reruns only while the log's files are unchanged."""
+    project = project_copy("news20-sample")
+    _decided(project)
+    app = _page(project, monkeypatch)
+    assert "Chain verified: 5 events" in app.success[0].value
+    app.run()
+    assert "Chain verified: 5 events" in app.success[0].value  # reused: nothing changed
+    con = sqlite3.connect(project.path / "review.sqlite")
+    con.execute("DROP TRIGGER events_no_update")
+    con.execute("UPDATE events SET actor = 'mallory' WHERE event_id = 3")
+    con.commit()
+    con.close()
+    app.run()
+    assert not app.success and "First bad event: 3" in app.error[0].value

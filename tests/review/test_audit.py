@@ -159,3 +159,15 @@ def test_a_payload_must_be_plain_json(project):
     with pytest.raises(AmendError, match="unknown event kind"):
         audit.append(project, "edit", "ann", {})
     assert audit.read_events(project) == []
+
+
+def test_log_stamp_changes_with_every_write_and_only_then(tmp_path):
+    project = tmp_path / "p"
+    project.mkdir()
+    assert audit.log_stamp(project) == (None, None)  # no log yet
+    audit.append(project, "decision", "ann", {"decision": "keep"}, sample_id="s1")
+    first = audit.log_stamp(project)
+    assert first[0] is not None
+    assert audit.log_stamp(project) == first
+    audit.append(project, "decision", "ann", {"decision": "keep"}, sample_id="s2")
+    assert audit.log_stamp(project) != first
