@@ -35,7 +35,7 @@ from PIL import Image  # noqa: E402
 
 from core.embed.base import cpu_threads  # noqa: E402
 from core.embed.fallback import resolve_embedder  # noqa: E402
-from core.embed.pipeline import EmbedOptions, _defaults, embed  # noqa: E402
+from core.embed.pipeline import EmbedOptions, batch_and_workers, embed  # noqa: E402
 from core.store.project import Project  # noqa: E402
 
 
@@ -94,7 +94,7 @@ def bench_images(args, work: Path) -> dict:
     options = EmbedOptions(model=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
                            embedder=args.embedder, device=args.device, batch_size=args.batch_size,
                            num_workers=args.num_workers)
-    batch, workers = _defaults(options, "image", device, len(rel))
+    batch, workers = batch_and_workers(options, "image", device, len(rel))
     # warm-up (kernels, allocator, autocast caches)
     warm = [Image.open(folder / p).convert("RGB") for p in rel[:batch]]
     embedder.embed_images(torch.stack([embedder.preprocess(im) for im in warm]))
@@ -136,7 +136,7 @@ def bench_texts(args, work: Path) -> dict:
     device = embedder.device
     options = EmbedOptions(model=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
                            embedder=args.embedder, device=args.device, batch_size=args.batch_size)
-    batch, _ = _defaults(options, "text", device, len(texts))
+    batch, _ = batch_and_workers(options, "text", device, len(texts))
     embedder.embed_texts(texts[:batch])
     sync(device)
     start = time.perf_counter()

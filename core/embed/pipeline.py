@@ -161,7 +161,10 @@ def image_loader(paths, hashes, preprocess, batch_size: int, num_workers: int, d
 
 
 # ------------------------------------------------------------------------------- the pipeline
-def _defaults(options: EmbedOptions, modality: str, device: str, todo: int) -> tuple[int, int]:
+def batch_and_workers(options: EmbedOptions, modality: str, device: str, todo: int) -> tuple[int, int]:
+    """(batch size, data-loader workers) for ``todo`` samples: the options' own, else defaults for
+    the device and modality (worker processes only for images, and only when there is more than
+    two batches of decoding to overlap)."""
     cuda = device.startswith("cuda")
     batch = options.batch_size or (512 if cuda else (32 if modality == "image" else 64))
     if batch < 1:
@@ -220,7 +223,7 @@ def embed(project, options: Optional[EmbedOptions] = None, progress: ProgressCal
         skipped = int((~pending).sum())
         work = samples[pending].reset_index(drop=True)
         total = len(work)
-        batch_size, workers = _defaults(options, modality, embedder.device, total)
+        batch_size, workers = batch_and_workers(options, modality, embedder.device, total)
         logger.info("embedding %d samples into %s with %s (%s, batch %d, %d workers); %d already there",
                     total, name, embedder.name, embedder.device, batch_size, workers, skipped)
         progress("embed", 0, total)
