@@ -22,9 +22,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from core.util import resolve_device, unit_rows
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["KnnGraph", "build_knn_graph", "normalise", "resolve_device", "EXACT_MAX_CPU"]
+__all__ = ["KnnGraph", "build_knn_graph", "normalise", "EXACT_MAX_CPU"]
 
 #: Above this many rows on CPU, use faiss IVF (when installed) instead of the exact N^2 search.
 EXACT_MAX_CPU = 50_000
@@ -71,26 +73,6 @@ class KnnGraph:
         return KnnGraph(self.indices[:, :k], self.similarities[:, :k], self.method)
 
 
-def resolve_device(device: str = "auto") -> str:
-    """``"auto"`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"``.
-
-    Parameters
-    ----------
-    device : str, default "auto"
-        ``"auto"``, ``"cpu"`` or ``"cuda[:n]"``.
-    """
-    import torch
-
-    device = (device or "auto").lower()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU; use 'cpu' or 'auto'")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
-    return device
-
-
 def normalise(vectors: np.ndarray) -> np.ndarray:
     """float32 rows scaled to unit L2 norm; zero rows stay zero.
 
@@ -104,8 +86,7 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
         raise ValueError(f"vectors must be a 2-D (N, D) array, got shape {vectors.shape}")
     if not np.isfinite(vectors).all():
         raise ValueError("vectors contain NaN or infinite values")
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms == 0, 1.0, norms)
+    return unit_rows(vectors)
 
 
 def _sort_rows(idx: np.ndarray, sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

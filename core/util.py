@@ -1,6 +1,10 @@
-"""Small helpers more than one room needs, one copy each. Standard library only.
+"""Small helpers more than one room needs, one copy each (standard library and numpy; torch
+only inside :func:`resolve_device`).
 
 - :func:`utc_now`: the time format of every stored record;
+- :func:`unit_rows`: vectors scaled to unit length (the arithmetic; core.neighbours.normalise
+  adds the checks that analysis input needs);
+- :func:`resolve_device`: ``auto`` / ``cpu`` / ``cuda`` to the device that will be used;
 - :class:`Progress` / :data:`ProgressCallback` / :func:`no_progress`: progress reporting for long
   work: core calls a callback; the CLI draws a bar, the app st.progress.
 """
@@ -10,10 +14,38 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Callable, Optional, Protocol
 
+import numpy as np
+
+from core.errors import AmendError
+
 
 def utc_now() -> str:
     """Server time, ISO 8601 with microseconds, UTC (the time format of every stored record)."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """float32 rows scaled to unit L2 norm (zero rows stay zero)."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; refuse ``cuda`` without one
+    and any other name (AmendError: the user typed it)."""
+    import torch
+
+    device = (device or "auto").lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise AmendError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto.")
+        return device
+    if device == "cpu":
+        return "cpu"
+    raise AmendError(f"unknown --device {device!r}; use auto, cpu or cuda.")
 
 
 class Progress(Protocol):

@@ -18,7 +18,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from core.detect.result import validate_labels
-from core.neighbours import normalise, resolve_device
+from core.neighbours import normalise
+from core.util import resolve_device
 
 logger = logging.getLogger(__name__)
 

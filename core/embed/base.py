@@ -52,22 +52,6 @@ class Embedder(Protocol):
         """A list of strings -> N x dim."""
 
 
-def resolve_device(device: str = "auto") -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; refuse ``cuda`` without one."""
-    import torch
-
-    device = (device or "auto").lower()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise AmendError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto.")
-        return device
-    if device == "cpu":
-        return "cpu"
-    raise AmendError(f"unknown --device {device!r}; use auto, cpu or cuda.")
-
-
 def cpu_threads() -> int:
     """Cores this process may use (respects CPU affinity / container limits)."""
     try:
@@ -84,13 +68,6 @@ def configure_cpu_threads() -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
-
-
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """float32 rows scaled to unit L2 norm (zero rows stay zero)."""
-    matrix = np.asarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1.0, norms)
 
 
 def to_batch_tensor(batch: Any, preprocess: Callable[[Any], Any]):

@@ -14,7 +14,8 @@ import logging
 import threading
 from typing import Optional
 
-from core.embed.base import Embedder, resolve_device
+from core.embed.base import Embedder
+from core.util import resolve_device
 from core.errors import AmendError
 
 logger = logging.getLogger(__name__)

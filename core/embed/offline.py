@@ -18,7 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-from core.embed.base import configure_cpu_threads, resolve_device, to_batch_tensor, unit_rows
+from core.embed.base import configure_cpu_threads, to_batch_tensor
+from core.util import resolve_device, unit_rows
 
 IMAGE_MODEL = "offline:efficientnet-lite0-imagenet"
 TEXT_MODEL = "offline:all-MiniLM-L6-v2"

@@ -22,7 +22,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from core.embed.base import configure_cpu_threads, resolve_device, to_batch_tensor, unit_rows
+from core.embed.base import configure_cpu_threads, to_batch_tensor
+from core.util import resolve_device, unit_rows
 from core.errors import AmendError
 
 logger = logging.getLogger(__name__)

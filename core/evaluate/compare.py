@@ -36,7 +36,8 @@ import pandas as pd
 
 from core.detect.probe import DEFAULT_C, fold_assignment
 from core.errors import AmendError
-from core.neighbours import normalise, resolve_device
+from core.neighbours import normalise
+from core.util import resolve_device
 from core.review import audit
 from core.store.project import Project
 

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from core.slices.projection import normalise
+from core.neighbours import normalise
 
 logger = logging.getLogger(__name__)
 

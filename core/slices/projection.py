@@ -11,23 +11,14 @@ import warnings
 
 import numpy as np
 
+from core.neighbours import normalise
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["normalise", "reduce", "project_2d", "drawing_sample"]
+__all__ = ["reduce", "project_2d", "drawing_sample"]
 
 #: PCA is fitted on at most this many rows (then applied to all).
 PCA_FIT_MAX = 20_000
-
-
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (zero rows stay zero), float32."""
-    x = np.asarray(vectors, dtype=np.float32)
-    if x.ndim != 2:
-        raise ValueError(f"vectors must be 2-D (N, D), got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("vectors contain NaN or inf; re-embed the affected samples")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
 
 
 def reduce(vectors: np.ndarray, n_components: int = 32, seed: int = 0) -> np.ndarray:

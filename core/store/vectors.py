@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from core.errors import AmendError
 from core.store.schema import check_name, prediction_schema, vector_schema
-from core.util import utc_now
+from core.util import unit_rows, utc_now
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class VectorTables:
 
     def add_vectors(self, rep: Representation, ids: Sequence[str], vectors: np.ndarray) -> None:
         """Append one batch of vectors (L2-normalised here so every table holds unit vectors)."""
-        matrix = normalise(np.asarray(vectors, dtype=np.float32))
+        matrix = unit_rows(np.asarray(vectors, dtype=np.float32))
         if matrix.shape != (len(ids), rep.dim):
             raise AmendError(f"vector batch has shape {matrix.shape}; expected ({len(ids)}, {rep.dim}).")
         flat = pa.array(matrix.reshape(-1), type=pa.float32())
@@ -122,7 +122,7 @@ class VectorTables:
             raise AmendError(f"representation {name!r} already exists; choose another --name.")
         dim = int(vectors.shape[1])
         table_name = _table_name("vectors", name)
-        matrix = normalise(np.asarray(vectors, dtype=np.float32))
+        matrix = unit_rows(np.asarray(vectors, dtype=np.float32))
         column = pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1), pa.float32()), dim)
         data = pa.table({"id": pa.array(list(ids), pa.string()), "vector": column}, schema=vector_schema(dim, model))
         self.db.create_table(table_name, data=data, schema=data.schema)
@@ -186,7 +186,3 @@ def _table_name(prefix: str, name: str) -> str:
     return f"{prefix}__{name}__{uuid.uuid4().hex[:8]}"
 
 
-def normalise(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (zero rows stay zero)."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32, copy=False)
