@@ -87,21 +87,14 @@ def _annotator_matrix(project: Project, samples: pd.DataFrame, label_index: dict
 
 
 def _aligned_predictions(project: Project, name: str, ids: list[str], labels: list[str]) -> np.ndarray:
-    pred_ids, matrix, classes = project.predictions(name)
+    rows, classes = project.predictions_for(name, ids)
     if set(classes) != set(labels):
         raise AmendError(
             f"predictions {name!r} cover classes {classes}, but the project's labels are now {labels}; "
             "import predictions over the current label set."
         )
-    position = {sid: i for i, sid in enumerate(pred_ids)}
-    missing = [sid for sid in ids if sid not in position]
-    if missing:
-        raise AmendError(
-            f"predictions {name!r} have no row for {len(missing)} samples (e.g. {missing[:3]}); "
-            "import predictions for every sample."
-        )
     column = [classes.index(label) for label in labels]
-    return matrix[[position[sid] for sid in ids]][:, column].astype(np.float64)
+    return rows[:, column].astype(np.float64)
 
 
 def _text_tower(rep_model: str):

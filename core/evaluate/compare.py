@@ -177,19 +177,11 @@ def _read_side(project: Project, source: LabelSource, ids: list[str], label_inde
 
     n = len(ids)
     if source.kind == "predictions":
-        pred_ids, matrix, classes = project.predictions(source.value)
+        rows, classes = project.predictions_for(source.value, ids)
         unknown = [c for c in classes if c not in label_index]
         if unknown:
             raise AmendError(f"predictions {source.value!r} have classes outside the label set: {unknown[:5]}.")
-        position = {sid: i for i, sid in enumerate(pred_ids)}
-        missing = [sid for sid in ids if sid not in position]
-        if missing:
-            raise AmendError(
-                f"predictions {source.value!r} have no row for {len(missing)} samples (e.g. {missing[:3]}); "
-                "import predictions for every sample."
-            )
         columns = np.array([label_index[c] for c in classes], dtype=np.int64)
-        rows = matrix[[position[sid] for sid in ids]]
         return _Side(source, None, np.zeros(n, dtype=bool), predicted=columns[np.argmax(rows, axis=1)])
     if source.kind == "given":
         frame = project.samples(columns=["id", "label"]).rename(columns={"label": "current_label"})

@@ -180,6 +180,18 @@ class VectorTables:
                 return ids, matrix[[by_id[s] for s in ids]], pset.classes
         raise AmendError(f"no predictions named {name!r}; import them with `amend predictions import`.")
 
+    def predictions_for(self, name: str, ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """(probabilities of ``ids`` in that order, class names); refuses when any id has no row."""
+        pred_ids, matrix, classes = self.predictions(name)
+        position = {sid: i for i, sid in enumerate(pred_ids)}
+        missing = [sid for sid in ids if sid not in position]
+        if missing:
+            raise AmendError(
+                f"predictions {name!r} have no row for {len(missing)} samples (e.g. {missing[:3]}); "
+                "import predictions for every sample."
+            )
+        return matrix[[position[sid] for sid in ids]], classes
+
 
 def _table_name(prefix: str, name: str) -> str:
     """A fresh LanceDB table name for a registry row to point at (one of RUN_SCOPED_PREFIXES)."""
