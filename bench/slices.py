@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from core.slices import find_slices, project_2d, slice_table, name_slices, split_error_slices  # noqa: E402
 from core.slices.projection import reduce  # noqa: E402
 from core.slices.clustering import REDUCED_DIM  # noqa: E402
+from core.slices.metrics import error_score  # noqa: E402
 
 SHARED = Path(os.environ.get("AMEND_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -106,14 +107,17 @@ def plant(labels: np.ndarray, regions: np.ndarray, region: int, rate: float, see
 
 
 def top_slices(table) -> dict[str, int]:
-    """Top slice under the shipped error_score and three alternatives (the former error_score:
-    excess vs the rest x min(1, -log10(p_Bonferroni) / 2))."""
+    """Top slice under the shipped error_score and four alternatives: the same without the
+    confusion share (shipped until wave 2), the former error_score (excess vs the rest x
+    min(1, -log10(p_Bonferroni) / 2)), excess x -log10 p, and unexpected errors alone."""
     ids = table["slice_id"].to_numpy()
     p = np.clip(table["p_value"].to_numpy(), 1e-300, 1)
     alt = np.maximum(table["excess_errors"].to_numpy(), 0) * -np.log10(p)
     former = np.maximum(table["excess_errors"].to_numpy(), 0) * np.minimum(1, -np.log10(np.clip(table["p_adjusted"].to_numpy(), 1e-300, 1)) / 2)
+    without_share = error_score(table["unexpected_errors"].to_numpy(), table["unexpected_z"].to_numpy())
     return {
         "error_score": int(ids[np.argmax(table["error_score"].to_numpy())]),
+        "without_confusion_share": int(ids[np.argmax(without_share)]),
         "former_error_score": int(ids[np.argmax(former)]),
         "excess_x_neglog10p": int(ids[np.argmax(alt)]),
         "unexpected_errors": int(ids[np.argmax(table["unexpected_errors"].to_numpy())]),
@@ -131,7 +135,7 @@ def protocol(name: str, x: np.ndarray, y: np.ndarray, runs: int, methods: list[s
         t = time.perf_counter()
         info: dict = {}
         slicings[m] = (find_slices(x, seed=0, method=m, reduced=red, info=info), time.perf_counter() - t, info)
-    rankings = ("error_score", "former_error_score", "excess_x_neglog10p", "unexpected_errors")
+    rankings = ("error_score", "without_confusion_share", "former_error_score", "excess_x_neglog10p", "unexpected_errors")
     hits = {m: {r: 0 for r in rankings} for m in methods}
     jacc = {m: [] for m in methods}
     source = ""

@@ -67,11 +67,20 @@ def _slice_records(frame) -> list[dict]:
             "error_rate": round(float(row.error_rate), 6), "error_rate_whole": round(float(row.error_rate_whole), 6),
             "flag_rate": None if pd.isna(row.flag_rate) else round(float(row.flag_rate), 6),
             "p_value": float(row.p_value), "error_rank": int(row.error_rank),
+            "error_score": round(float(row.error_score), 6),
+            # absent in runs of an earlier Amend
+            "confusion_share": _number(getattr(row, "confusion_share", None)),
             "members": list(row.members),
             "finding": _finding(getattr(row, "finding", None)),
         }
         for row in frame.itertuples(index=False)
     ]
+
+
+def _number(value) -> float | None:
+    import pandas as pd
+
+    return None if value is None or pd.isna(value) else round(float(value), 6)
 
 
 def _finding(value) -> dict | None:

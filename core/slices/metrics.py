@@ -13,11 +13,18 @@ With m_i = 1 - max_c p_ic (the probe's own probability of being wrong on row i):
     expected_errors_s   = sum_i m_i                  (errors a confusable region explains)
     unexpected_errors_s = e_s - expected_errors_s
     unexpected_z_s      = unexpected_errors_s / sqrt(sum_i m_i (1 - m_i))   (Poisson-binomial z)
-    error_score_s       = max(unexpected_errors_s, 0) * min(1, max(unexpected_z_s, 0) / 4)
+    confusion_share_s   = the share of the slice's errors in its most common (label -> predicted) pair
+    error_score_s       = max(unexpected_errors_s, 0) * min(1, max(unexpected_z_s, 0) / 4) * confusion_share_s
 
 When no slice scores above 0 (the probe explains every slice's errors, e.g. it has learned the
 noise of an isolated mode), the ranking falls back to the excess vs the rest:
-``max(excess_errors, 0) * min(1, -log10(p_adjusted) / 2)``; column ``error_basis`` says which.
+``max(excess_errors, 0) * min(1, -log10(p_adjusted) / 2) * confusion_share``; column ``error_basis``
+says which.
+
+Why the confusion share: a shared labelling error (one region, one annotator, one guideline) puts
+its wrong labels in one direction, "labelled B, looks like A"; a region that is merely hard for
+the model spreads its errors over many pairs. Of two slices with as many unexpected errors, the
+one whose errors share one confusion is the one a reviewer can fix as a group, so it ranks first.
 
 Why: regions differ in natural difficulty far more than a planted 20 % flip of one class moves
 them (20 Newsgroups: 4 % to 31 % probe error per region). In a naturally hard region the errors
@@ -54,11 +61,11 @@ Z_FULL = 4.0
 Z_MIN = 0.0
 
 
-def error_score(unexpected: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """``max(unexpected, 0) * min(1, max(z, 0) / 4)`` (see the module docstring)."""
+def error_score(unexpected: np.ndarray, z: np.ndarray, confusion_share: np.ndarray | float = 1.0) -> np.ndarray:
+    """``max(unexpected, 0) * min(1, max(z, 0) / 4) * confusion_share`` (see the module docstring)."""
     unexpected = np.asarray(unexpected, dtype=np.float64)
     weight = np.minimum(1.0, np.maximum(np.nan_to_num(np.asarray(z, dtype=np.float64)), 0.0) / Z_FULL)
-    return np.maximum(unexpected, 0.0) * weight
+    return np.maximum(unexpected, 0.0) * weight * np.clip(np.asarray(confusion_share, dtype=np.float64), 0.0, 1.0)
 
 
 def _binom_sf_log10(k: int, n: int, p: float) -> float:
@@ -207,7 +214,8 @@ def slice_table(
             raise ValueError(f"flagged has shape {flagged.shape}, expected ({n},)")
 
     labelled = labels >= 0
-    wrong = labelled & (probs.argmax(axis=1) != labels)
+    predicted = probs.argmax(axis=1)
+    wrong = labelled & (predicted != labels)
     expected = np.where(labelled, 1.0 - probs.max(axis=1), 0.0)
     slices = np.unique(slice_ids)
     n_lab_total = int(labelled.sum())
@@ -233,6 +241,7 @@ def slice_table(
             excess = e - n_lab * rate_rest
         else:
             log10p, excess = 0.0, 0.0
+        pairs = np.bincount(labels[lab_m & wrong] * n_classes + predicted[lab_m & wrong], minlength=n_classes * n_classes)
         rows.append(
             {
                 "slice_id": int(s),
@@ -252,6 +261,7 @@ def slice_table(
                 "unexpected_errors": float(e - expected[lab_m].sum()),
                 "unexpected_z": float((e - expected[lab_m].sum()) / math.sqrt(max(float((expected[lab_m] * (1.0 - expected[lab_m])).sum()), 1e-9))) if n_lab else 0.0,
                 "log10_p": log10p,
+                "confusion_share": float(pairs.max() / e) if e else 0.0,
                 "metadata_overrepresentation": meta.get(int(s), []),
             }
         )
@@ -262,12 +272,13 @@ def slice_table(
     table["p_value"] = p
     table["p_adjusted"] = np.minimum(1.0, p * len(table))
     z_u = table["unexpected_z"].to_numpy()
-    score = np.where(z_u >= Z_MIN, error_score(table["unexpected_errors"].to_numpy(), z_u), 0.0)
+    share = table["confusion_share"].to_numpy()
+    score = np.where(z_u >= Z_MIN, error_score(table["unexpected_errors"].to_numpy(), z_u, share), 0.0)
     if (score > 0).any():
         table["error_basis"] = "unexpected"
     else:  # the probe explains every slice's errors (it may have learned the noise): excess vs the rest
         log10_adj = np.minimum(0.0, table["log10_p"].to_numpy() + math.log10(len(table)))
-        score = np.maximum(table["excess_errors"].to_numpy(), 0.0) * np.minimum(1.0, -log10_adj / 2.0)
+        score = np.maximum(table["excess_errors"].to_numpy(), 0.0) * np.minimum(1.0, -log10_adj / 2.0) * share
         table["error_basis"] = "excess"
     table["error_score"] = score
     table = table.drop(columns=["log10_p"])

@@ -73,6 +73,7 @@ def test_slices_as_json_and_text(amend, analysed_once):
     for record in slices:
         assert SLICE_KEYS <= set(record)
         assert record["size"] == len(record["members"]) and 0 <= record["error_rate"] <= 1
+        assert 0 <= record["confusion_share"] <= 1 and record["error_score"] >= 0
         members |= set(record["members"])
     assert members <= {f"s{i}" for i in range(60)}
     ranks = [r["error_rank"] for r in slices]

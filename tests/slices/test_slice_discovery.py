@@ -160,3 +160,22 @@ def test_split_error_slices_finds_an_error_region_that_is_a_third_of_its_slice()
     slice_of_middle = values[counts.argmax()]
     members = out == slice_of_middle
     assert counts.max() >= 140 and members.sum() <= 170  # the middle blob, and little else
+
+
+def test_errors_that_share_one_confusion_outrank_as_many_spread_over_many():
+    """Two slices with the same confident errors: in slice 1 they all say "labelled 1, looks like
+    0" (a shared labelling error), in slice 0 they spread over many confusions (a hard region).
+    Slice 0 comes first on a tie, so only the confusion share can put slice 1 ahead."""
+    n = 200
+    ids = np.repeat([0, 1], n)
+    probs = np.full((2 * n, 5), 0.01)
+    truth = np.concatenate([np.arange(n) % 5, np.zeros(n, dtype=np.int64)])
+    probs[np.arange(2 * n), truth] = 0.96
+    labels = truth.copy()
+    spread = np.arange(40)
+    labels[spread] = (truth[spread] + 1 + np.arange(40) % 4) % 5  # slice 0: 40 errors, many directions
+    labels[n:n + 40] = 1  # slice 1: 40 samples of class 0 labelled 1
+    t = slice_table(ids, labels, probs).set_index("slice_id")
+    assert t.loc[0, "unexpected_errors"] == pytest.approx(t.loc[1, "unexpected_errors"])
+    assert t.loc[1, "confusion_share"] == 1.0 and t.loc[0, "confusion_share"] <= 0.25
+    assert t.loc[1, "error_rank"] == 1 and t.loc[0, "error_rank"] == 2
