@@ -195,7 +195,9 @@ def _render_slices(project: Project, data: ov.Overview) -> None:
     whole = float(data.slices["error_rate_whole"].iloc[0])
     st.caption(f"A slice is a cluster of the representation. Error rate: the share of a slice's samples "
                f"whose label the cross-validated probe disagrees with ({whole:.0%} over all samples); "
-               "flag rate: the share the detectors flag. Slices with significantly more errors than the rest rank first.")
+               "flag rate: the share the detectors flag. Rank: errors the probe did not expect, counted as far as they "
+               "share the slice's most common confusion (a shared labelling error goes one way; a merely hard "
+               "region spreads its errors), so a slice can rank above one with a higher error rate.")
     bars = ov.slice_bars(data.slices)
     figure = px.bar(bars, x="rate", y="slice", color="measure", barmode="group", orientation="h",
                     height=max(240, 46 * bars["slice"].nunique()),
