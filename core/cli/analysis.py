@@ -59,13 +59,11 @@ def cmd_flags(args: argparse.Namespace, progress) -> int:
 
 
 def _slice_records(frame) -> list[dict]:
-    import pandas as pd
-
     return [
         {
             "slice_id": int(row.slice_id), "name": row.name, "size": int(row.size),
             "error_rate": round(float(row.error_rate), 6), "error_rate_whole": round(float(row.error_rate_whole), 6),
-            "flag_rate": None if pd.isna(row.flag_rate) else round(float(row.flag_rate), 6),
+            "flag_rate": _number(row.flag_rate),
             "p_value": float(row.p_value), "error_rank": int(row.error_rank),
             "error_score": round(float(row.error_score), 6),
             # absent in runs of an earlier Amend
