@@ -5,6 +5,7 @@
 >>> api.ingest(project, api.IngestOptions(texts=Path("posts.jsonl")))
 >>> api.embed(project, api.EmbedOptions(embedder="offline"))
 >>> result = api.analyse(project)              # detectors + slices, recorded as a run
+>>> api.analyse(project, captures=["my-run"])  # + a run of your model captured with core.capture
 >>> run, ranked = api.flags(project)           # every sample, most likely wrong first
 >>> api.decide(project, "t1234", "relabel", reviewer="ann", label="sci.med", expected_event=0)
 >>> api.compare(project).to_json()             # probe on given vs current labels, per slice
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from core.analysis.run import AnalysisResult, analyse
 from core.analysis.runs import accept_suggested, flags, slices
+from core.capture.store import CaptureRun, capture_runs
 from core.detect import DetectConfig, Detection, detect
 from core.embed.pipeline import EmbedOptions, EmbedReport, embed
 from core.evaluate.compare import CompareResult, compare
@@ -35,8 +37,8 @@ from core.store.migrations import upgrade
 from core.store.project import Project
 
 __all__ = [
-    "AnalysisResult", "CompareResult", "DetectConfig", "Detection", "EmbedOptions", "EmbedReport",
-    "IngestOptions", "IngestReport", "Project", "accept_suggested", "analyse", "compare", "create_project",
+    "AnalysisResult", "CaptureRun", "CompareResult", "DetectConfig", "Detection", "EmbedOptions", "EmbedReport",
+    "IngestOptions", "IngestReport", "Project", "accept_suggested", "analyse", "capture_runs", "compare", "create_project",
     "current_labels", "decide", "decide_many", "detect", "embed", "export", "flags", "import_predictions",
     "import_vectors", "ingest", "open_project", "publish_guideline", "slices", "upgrade", "verify",
 ]

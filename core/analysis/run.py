@@ -13,8 +13,8 @@ import json
 import logging
 import platform
 import time
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -113,6 +113,7 @@ def analyse(
     config: Optional[DetectConfig] = None,
     with_slices: bool = True,
     progress: ProgressCallback = no_progress,
+    captures: Sequence[str] = (),
 ) -> AnalysisResult:
     """Analyse a project and record the run.
 
@@ -130,6 +131,11 @@ def analyse(
         Also map and slice the representation.
     progress : callable
         ``progress(step, done, total)``.
+    captures : sequence of str, default ()
+        Captured training runs (:mod:`core.capture`) whose training dynamics and held-out
+        predictions join the evidence (:mod:`core.analysis.captured`); several runs are
+        aggregated. Their layers become representations; the project's own representation is
+        still the default.
     """
     from core.review import audit
     from core.review.labels import current_labels
@@ -149,6 +155,19 @@ def analyse(
         current = in_force.loc[ids, "current_label"].tolist()
         labels = np.array([label_index[label] for label in current], dtype=np.int64)
 
+        captured = None
+        if captures:
+            from core.analysis.captured import captured_evidence, register_layers
+
+            for run in captures:
+                register_layers(project, run)
+            captured = captured_evidence(project, list(captures), ids, class_names)
+            if captured.aum_threshold is not None:
+                calibrated = {"aum": {"threshold": captured.aum_threshold,
+                                      "threshold_from": "99th percentile of the threshold samples' AUM"}}
+                config = replace(config, detector_params={**calibrated, **(config.detector_params or {})})
+            if representation is None:
+                representation = _default_representation(project)
         vectors = None
         rep = None
         if representation is not None or project.representations():
@@ -159,15 +178,20 @@ def analyse(
                     f"representation {rep.name!r} covers {len(vector_ids)} of {len(ids)} samples; "
                     f"run `amend embed {project.path} --name {rep.name}` to finish it first."
                 )
-        elif predictions is None:
+        elif predictions is None and captured is None:
             raise AmendError(f"{project.path} has no vectors and no predictions; run `amend embed` first.")
         probabilities = _aligned_predictions(project, predictions, ids, class_names) if predictions else None
         annotators = _annotator_matrix(project, samples, label_index)
         chain_head = audit.chain_head(project)
         timings["load"] = round(time.perf_counter() - t, 3)
 
-        detection = detect(vectors, labels, len(class_names), probabilities=probabilities,
-                           annotator_labels=annotators, config=config, progress=progress, class_names=class_names)
+        detection = detect(
+            vectors, labels, len(class_names), probabilities=probabilities, annotator_labels=annotators, config=config,
+            progress=progress, class_names=class_names,
+            dynamics=None if captured is None else captured.dynamics,
+            extra_probabilities=None if captured is None or captured.probabilities is None
+            else {"capture": captured.probabilities},
+        )
         timings.update({f"detect.{k}": v for k, v in detection.timings.items()})
 
         slice_result = None
@@ -210,6 +234,7 @@ def analyse(
             "detector_params": {name: result.params for name, result in detection.results.items()},
             "config": config.as_dict(),
             "aggregation": detection.params.get("ranking", detection.params),
+            "captures": None if captured is None else captured.record,
             "annotator_columns": None if annotators is None else int(annotators.shape[1]),
             "annotator_stats": _annotator_stats(detection),
             "class_table": detection.class_table,
@@ -230,6 +255,16 @@ def analyse(
         }
         run = save_run(project, run_id, evidence, slices_frame, record, None if rep is None else rep.name)
     return AnalysisResult(run=run, detection=detection, slices=slice_result, ids=ids, evidence=evidence, timings=timings)
+
+
+def _default_representation(project: Project) -> Optional[str]:
+    """The most recent representation that is not a captured layer (see core.analysis.captured),
+    else the most recent captured one; None when there is none."""
+    from core.analysis.captured import CAPTURE_SOURCE
+
+    reps = project.representations()
+    own = [rep for rep in reps if rep.source != CAPTURE_SOURCE]
+    return (own or reps)[-1].name if reps else None
 
 
 def _annotator_stats(detection: Detection) -> Optional[dict]:

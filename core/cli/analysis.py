@@ -16,7 +16,7 @@ def cmd_analyse(args: argparse.Namespace, progress) -> int:
     project = Project.open(args.project)
     config = DetectConfig(k=args.k, folds=args.folds, device=args.device, seed=args.seed)
     result = analyse(project, representation=args.representation, predictions=args.predictions, config=config,
-                     with_slices=not args.no_slices, progress=progress)
+                     with_slices=not args.no_slices, progress=progress, captures=args.capture)
     output(args, result.to_json(), lambda r: (
         f"run {r['run_id']}: {r['flagged']} of {r['samples']} samples flagged by "
         f"{', '.join(r['detectors'])} ({r['seconds']:.1f} s)\n"
@@ -111,6 +111,9 @@ def register(commands) -> None:
     p = commands.add("analyse", cmd_analyse, "run the detectors and slice discovery; record a run", aliases=["analyze"])
     p.add_argument("--representation", metavar="REP", help="vectors to use (default: the most recent)")
     p.add_argument("--predictions", metavar="NAME", help="imported model probabilities to use")
+    p.add_argument("--capture", action="append", default=[], metavar="RUN",
+                   help="a training run captured with core.capture: its training dynamics and held-out "
+                        "predictions join the evidence (repeat for several runs, aggregated)")
     p.add_argument("--k", type=int, default=10, help="neighbours per sample (default 10)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds of the probe (default 5)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from core.detect.result import REGISTRY, DetectInputs, DetectorResult, DetectorS
 
 # Importing the detector modules registers them.
 from core.detect import annotators, confident, duplicates, neighbours_vote, outliers, regions  # noqa: E402,F401
+from core.detect import training_dynamics  # noqa: F401
 from core.detect import pooling
 from core.detect import probe as _probe
 from core.detect.imbalance import class_table
@@ -88,6 +89,9 @@ class DetectConfig:
         ``"auto"``, ``"cpu"`` or ``"cuda"`` for the probe and the kNN graph.
     seed : int, default 0
         Seed for folds and the approximate index.
+    detector_params : dict or None, default None
+        detector name -> parameters that replace its registry defaults for this analysis (e.g.
+        ``{"aum": {"threshold": -1.2}}``, the cut calibrated on threshold samples).
     """
 
     detectors: tuple[str, ...] | None = None
@@ -102,12 +106,15 @@ class DetectConfig:
     knn_method: str = "auto"
     device: str = "auto"
     seed: int = 0
+    detector_params: dict | None = None
 
     def as_dict(self) -> dict:
         """Plain dict for the run record."""
         d = dict(self.__dict__)
         d["detectors"] = list(self.detectors) if self.detectors is not None else None
         d["weights"] = dict(self.weights) if self.weights is not None else None
+        d["detector_params"] = None if self.detector_params is None else {
+            name: dict(params) for name, params in self.detector_params.items()}
         return d
 
 
@@ -172,6 +179,8 @@ def detect(
     config: DetectConfig | None = None,
     progress: Progress | None = None,
     class_names: Sequence[str] | None = None,
+    dynamics=None,
+    extra_probabilities: Mapping[str, np.ndarray] | None = None,
 ) -> Detection:
     """Find likely label errors and rank every sample.
 
@@ -185,7 +194,8 @@ def detect(
         Number of classes C.
     probabilities : np.ndarray or None, default None
         (N, C) out-of-sample probabilities from the user's model. Without them the probe makes
-        them from ``vectors``. At least one of ``vectors`` and ``probabilities`` is needed.
+        them from ``vectors``. One of ``vectors``, ``probabilities``,
+        ``dynamics`` and ``extra_probabilities`` is needed.
     annotator_labels : np.ndarray or None, default None
         (N, M) labels from M annotators, -1 = missing.
     config : DetectConfig or None, default None
@@ -194,6 +204,14 @@ def detect(
         ``progress(step, done, total)`` (:class:`core.util.Progress` protocol).
     class_names : sequence of str, optional
         For the class table.
+    dynamics : Dynamics or None, default None
+        Per-sample training dynamics of the user's model over the same N samples
+        (:class:`core.capture.dynamics.Dynamics`); the detectors that need them (``aum``,
+        ``datamap``, ``forgetting``) run only when they are given.
+    extra_probabilities : mapping, optional
+        name -> (N, C) further out-of-sample probability estimates (e.g. the held-out
+        predictions of captured training runs); they always join the pool, whose weights are
+        fitted on the labels (:mod:`core.detect.pooling`), beside the sources of ``config.pool``.
 
     Returns
     -------
@@ -203,8 +221,10 @@ def detect(
     cfg = config or DetectConfig()
     labels = validate_labels(labels, n_classes)
     n = labels.shape[0]
-    if vectors is None and probabilities is None:
-        raise ValueError("detect needs vectors, probabilities, or both")
+    if vectors is None and probabilities is None and dynamics is None and not extra_probabilities:
+        raise ValueError("detect needs vectors, probabilities or training dynamics")
+    if dynamics is not None and len(dynamics.epochs_seen) != n:
+        raise ValueError(f"dynamics cover {len(dynamics.epochs_seen)} samples but there are {n} labels")
     timings: dict[str, float] = {}
     report = progress or (lambda step, done, total: None)
 
@@ -237,9 +257,14 @@ def detect(
         )
     if graph is not None and (cfg.pool == "all" or (cfg.pool == "auto" and "given" not in sources)):
         sources["neighbours"] = pooling.neighbour_probabilities(graph, labels, n_classes)
-    pooled = timed("pool", pooling.pool, sources, labels)
-    probs = pooled.probabilities
-    inputs = DetectInputs(labels, n_classes, x, probs, graph, annotator_labels, cfg.seed)
+    for name, extra in (extra_probabilities or {}).items():
+        if name in sources:
+            raise ValueError(f"probability source {name!r} is given twice")
+        sources[name] = confident.check_probabilities(extra, n, n_classes)
+    # training dynamics alone (a captured run, no vectors): nothing to pool, no probabilities
+    pooled = timed("pool", pooling.pool, sources, labels) if sources else None
+    probs = None if pooled is None else pooled.probabilities
+    inputs = DetectInputs(labels, n_classes, x, probs, graph, annotator_labels, cfg.seed, dynamics)
     names = list(cfg.detectors) if cfg.detectors is not None else defaults()
     unknown = [name for name in names if name not in REGISTRY]
     if unknown:
@@ -247,6 +272,10 @@ def detect(
     results: dict[str, DetectorResult] = {}
     params: dict[str, dict] = {name: dict(spec.params) for name, spec in REGISTRY.items()}
     params["duplicates"]["threshold"] = cfg.duplicate_threshold
+    for name, override in (cfg.detector_params or {}).items():
+        if name not in REGISTRY:
+            raise ValueError(f"detector_params name unknown detector {name!r}; available: {available()}")
+        params[name] = {**params[name], **override}
     runnable = [name for name in names if all(inputs.has(need) for need in REGISTRY[name].needs)]
     skipped = sorted(set(names) - set(runnable))
     if cfg.detectors is not None and skipped:
@@ -284,8 +313,13 @@ def detect(
             "skipped_detectors": skipped,
             "ranking": ranking.params,
             "knn_method": None if graph is None else graph.method,
-            "pool": {"sources": list(sources), "weights": pooled.weights, "log_likelihood": pooled.log_likelihood,
-                     "rows_fitted": pooled.rows_fitted},
+            "pool": {"sources": list(sources), "weights": None if pooled is None else pooled.weights,
+                     "log_likelihood": None if pooled is None else pooled.log_likelihood,
+                     "rows_fitted": None if pooled is None else pooled.rows_fitted},
+            "dynamics": None if dynamics is None else {
+                "n_epochs": int(dynamics.n_epochs),
+                "runs": int(np.max(dynamics.runs)) if len(dynamics.runs) else 0,
+            },
         },
         timings=timings,
         error_probability=ranking.error_probability,

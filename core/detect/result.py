@@ -102,6 +102,10 @@ class DetectInputs:
         int, shape (N, M), one column per annotator, -1 = missing, or None.
     seed : int
         Seed for anything random. Default 0.
+    dynamics : Dynamics or None
+        Per-sample training dynamics of the user's own model (a
+        :class:`core.capture.dynamics.Dynamics` over the same N samples), or None. Typed Any so
+        this module does not import the capture side.
     """
 
     labels: np.ndarray
@@ -111,6 +115,7 @@ class DetectInputs:
     graph: Any = None
     annotator_labels: np.ndarray | None = None
     seed: int = 0
+    dynamics: Any = None
 
     def has(self, need: str) -> bool:
         """Whether the input named ``need`` is present."""

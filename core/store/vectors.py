@@ -115,8 +115,10 @@ class VectorTables:
         rows = np.array([i for _, i in order], dtype=np.int64)
         return [sid for sid, _ in order], np.ascontiguousarray(matrix[rows] if len(rows) else matrix[:0])
 
-    def import_vectors(self, name: str, ids: Sequence[str], vectors: np.ndarray, model: str, settings: dict) -> Representation:
-        """Store a whole imported representation at once (one table write, then the registry row)."""
+    def import_vectors(self, name: str, ids: Sequence[str], vectors: np.ndarray, model: str, settings: dict,
+                       source: str = "import") -> Representation:
+        """Store a whole representation at once (one table write, then the registry row); ``source``
+        says where it came from (``import``: the user's file; ``capture``: a captured layer)."""
         check_name("representation", name)
         if any(rep.name == name for rep in self.representations()):
             raise AmendError(f"representation {name!r} already exists; choose another --name.")
@@ -126,7 +128,7 @@ class VectorTables:
         column = pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1), pa.float32()), dim)
         data = pa.table({"id": pa.array(list(ids), pa.string()), "vector": column}, schema=vector_schema(dim, model))
         self.db.create_table(table_name, data=data, schema=data.schema)
-        return self._register(Representation(name, table_name, model, dim, "import", settings, utc_now()))
+        return self._register(Representation(name, table_name, model, dim, source, settings, utc_now()))
 
     def _register(self, rep: Representation) -> Representation:
         """Commit the registry row that makes a representation's table visible."""

@@ -33,8 +33,11 @@ def test_flagged_and_suggested_shapes_are_checked():
 
 def test_registry_lists_every_detector_and_defaults():
     builtin = {"confident", "neighbours_vote", "outliers", "duplicates", "annotators", "regions"}
-    assert set(available()) == builtin
-    assert set(defaults()) == builtin  # every built-in detector was measured and runs by default
+    # The training-dynamics detectors are defaults too, but run only where dynamics were captured
+    # (their `needs`); datamap and forgetting weigh 0 (evidence only) until measured.
+    dynamics = {"aum", "datamap", "forgetting"}
+    assert set(available()) == builtin | dynamics
+    assert set(defaults()) == builtin | dynamics
 
 
 def test_a_detector_registered_off_by_default_is_available_but_not_a_default():
