@@ -72,6 +72,10 @@ def _render_representations(summary) -> None:
     if not summary.predictions.empty:
         st.markdown("**Imported model predictions**")
         st.dataframe(summary.predictions, hide_index=True, width="stretch")
+    if not summary.captures.empty:
+        st.markdown("**Captured training runs** (your model, recorded with `core.capture`)")
+        st.dataframe(summary.captures, hide_index=True, width="stretch")
+        st.caption(f"Add their training dynamics to an analysis: `amend analyse {summary.path} --capture RUN`.")
 
 
 def _render_ingest_report(summary) -> None:

@@ -28,6 +28,8 @@ class ProjectSummary:
     ingests: pd.DataFrame
     rejects: pd.DataFrame
     notices: list[str] = field(default_factory=list)
+    #: captured training runs: run, model, layers, splits (epochs), updated_at
+    captures: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _type_name(values: list) -> str:
@@ -104,4 +106,23 @@ def summarise(project: Project) -> ProjectSummary:
         ingests=project.ingests(),
         rejects=project.rejects(),
         notices=notices,
+        captures=_captures(project),
     )
+
+
+def _captures(project) -> pd.DataFrame:
+    """One row per captured training run (core.capture), for the home page."""
+    from core.capture.store import capture_runs
+
+    rows = []
+    for run in capture_runs(project):
+        record = run.to_json(project.path)
+        rows.append({
+            "run": record["run"], "model": record["model_class"],
+            "layers": ", ".join(f"{name} ({path})" for name, path in record["layers"].items()) or "logits only",
+            "splits": " · ".join(f"{split}: {len(s['epochs'])} epoch{'s' if len(s['epochs']) != 1 else ''}, "
+                                 f"{s['samples_last_epoch']:,} samples"
+                                 for split, s in record["splits"].items()),
+            "updated_at": record["updated_at"],
+        })
+    return pd.DataFrame(rows, columns=["run", "model", "layers", "splits", "updated_at"])

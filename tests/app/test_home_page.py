@@ -82,3 +82,20 @@ def test_home_page_says_offline_vectors_are_not_openclip(small_project, monkeypa
     app = _run("pages/home.py", str(small_project), monkeypatch)
     notices = " ".join(i.value for i in app.info)
     assert "'efficientnet-lite0' comes from the offline embedder" in notices and "not OpenCLIP" in notices
+
+
+def test_home_page_lists_captured_training_runs(small_project, monkeypatch):
+    import torch
+    from torch import nn
+
+    from core import capture
+
+    model = capture.watch(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), layers={"hidden": "1"})
+    with capture.session(small_project, run="mlp-seed0", epoch=0):
+        model(torch.eye(4)[:3], labels=torch.tensor([0, 0, 1]), sample_ids=["s1", "s2", "s3"])
+    app = _run("pages/home.py", str(small_project), monkeypatch)
+    assert not app.exception
+    runs = next(f.value for f in app.dataframe if "run" in f.value.columns)
+    assert runs.iloc[0]["run"] == "mlp-seed0" and runs.iloc[0]["layers"] == "hidden (1)"
+    assert runs.iloc[0]["splits"] == "train: 1 epoch, 3 samples"
+    assert any("--capture RUN" in c.value for c in app.caption)
