@@ -226,12 +226,14 @@ def _flag_set(results: Mapping[str, DetectorResult], labels: np.ndarray, positio
     noise, and the flags follow where the noise is: a confusion many samples share (a structured
     error) gets a large cell and many flags. Measured against the top-n of the ranking with the
     same n (bench/README.md): on planted structured noise the per-pair set fixed far more of the
-    planted flips. Without probabilities, the neighbour vote's flags. Detectors that speak only
+    planted flips. Without probabilities, the neighbour vote's flags; with training dynamics
+    alone (a captured run, no vectors), the samples whose area under the margin is below its
+    cut. Detectors that speak only
     where they find something (a conflicting near-duplicate, an annotator consensus against the
     label, a structured region) add the samples they flag with a suggestion of another label.
-    Without either, the union of the detectors' flags.
+    Without any of these, the union of the detectors' flags.
     """
-    counted = next((results[c] for c in ("confident", "neighbours_vote") if c in results), None)
+    counted = next((results[c] for c in ("confident", "neighbours_vote", "aum") if c in results), None)
     if counted is None:
         return np.logical_or.reduce([r.flagged for r in results.values()]), "union of detector flags"
     flagged = counted.flagged.copy()
@@ -240,7 +242,10 @@ def _flag_set(results: Mapping[str, DetectorResult], labels: np.ndarray, positio
         if _speaks_when_flagged(name) and r.suggested is not None:
             flagged |= r.flagged & (r.suggested >= 0) & (r.suggested != labels)
             joined.append(name)
-    rule = f"issues found by {counted.name} (per class pair, as many as the estimated noise)"
+    how = {"confident": "per class pair, as many as the estimated noise",
+           "neighbours_vote": "half or more of its neighbours carry one other label",
+           "aum": "area under the margin below its cut"}[counted.name]
+    rule = f"issues found by {counted.name} ({how})"
     if joined:
         rule += f"; plus the flags of {', '.join(sorted(joined))} that suggest another label"
     return flagged, rule

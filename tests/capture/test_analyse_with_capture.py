@@ -185,3 +185,15 @@ def test_threshold_samples_calibrate_the_aum_cut(planted):
     judged[[planted.ids.index(sid) for sid in chosen]] = False
     assert not aum.flagged[~judged].any()  # trained on the fake class: not judged as themselves
     np.testing.assert_array_equal(aum.flagged[judged], aum.evidence["aum"][judged] < cut["value"])
+
+
+def test_dynamics_alone_flag_by_the_aum_cut(planted):
+    model = capture.watch(small_net())  # logits only: no layer, no vectors, no predictions
+    train(model, planted, "bare", epochs=8)
+    result = analyse(planted.project, with_slices=False, captures=["bare"])
+    assert result.run.record["representation"] is None
+    aum = result.detection.results["aum"]
+    np.testing.assert_array_equal(result.detection.flagged, aum.flagged)
+    assert result.detection.params["ranking"]["flag_rule"].startswith(
+        "issues found by aum (area under the margin below its cut)")
+    assert _hits(result.detection.score, planted.wrong) >= 0.8 * planted.wrong.sum()
