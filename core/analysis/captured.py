@@ -43,7 +43,7 @@ class CapturedEvidence:
     """What the named capture runs give one analysis."""
 
     runs: list[str]
-    dynamics: object = None  # core.capture.dynamics.Dynamics or None
+    dynamics: object = None  # core.capture.dynamics.CapturedDynamics or None
     probabilities: Optional[np.ndarray] = None  # (N, C) held-out, project label order, or None
     record: dict = field(default_factory=dict)
     aum_threshold: Optional[float] = None  # calibrated on threshold samples, when the runs had them
@@ -119,7 +119,7 @@ def layer_agreement(project: Project, runs: list[str], max_samples: int = 5000, 
 
 def captured_evidence(project: Project, runs: Sequence[str], ids: list[str], class_names: list[str]) -> CapturedEvidence:
     """Dynamics and held-out probabilities of ``runs`` over the samples ``ids`` (project order)."""
-    from core.capture.dynamics import aum_threshold, combine_runs, run_dynamics
+    from core.capture.dynamics import CapturedDynamics, aum_threshold
 
     n = len(ids)
     if list(project.sample_ids()) != list(ids):
@@ -136,7 +136,7 @@ def captured_evidence(project: Project, runs: Sequence[str], ids: list[str], cla
         stats = capture_store.epoch_stats(project, run, capture_store.TRAIN_SPLIT)
         entry: dict = {"model_class": captured.record.get("model_class"), "splits": dict(captured.epochs)}
         if stats:
-            per_run.append(run_dynamics(stats, n))
+            per_run.append(stats)
             entry["train_epochs"] = len(stats)
             margins = capture_store.threshold_margins(project, run)
             if margins.size:
@@ -157,7 +157,7 @@ def captured_evidence(project: Project, runs: Sequence[str], ids: list[str], cla
         record["runs"][run] = entry
     evidence = CapturedEvidence(list(runs), record=record)
     if per_run:
-        evidence.dynamics = per_run[0] if len(per_run) == 1 else combine_runs(per_run)
+        evidence.dynamics = CapturedDynamics(per_run, n)
         record["dynamics"] = {"runs": len(per_run), "aggregation": "mean over the runs that saw each sample",
                               "samples_seen": int((evidence.dynamics.epochs_seen > 0).sum())}
     if threshold_aums:

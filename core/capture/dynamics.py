@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -484,3 +484,53 @@ def aum_threshold(threshold_aum: np.ndarray, percentile: float = 99.0) -> float:
     if not values.size:
         raise ValueError("aum_threshold needs the AUM of at least one threshold sample")
     return float(np.percentile(values, percentile))
+
+
+def train_accuracy(epochs: Sequence[EpochStats]) -> list[tuple[int, float]]:
+    """(epoch, share of the samples seen that epoch whose label was the model's top choice),
+    epochs in order: how far the model has fitted the labels it is given."""
+    ordered = sorted(epochs, key=lambda e: e.epoch)
+    return [(e.epoch, float(np.mean(np.asarray(e.correct) >= 0.5)) if len(e.positions) else 0.0) for e in ordered]
+
+
+class CapturedDynamics:
+    """The epochs of one or more captured runs, aggregated on demand.
+
+    Attribute access reads the dynamics over every epoch (``.full``), so it stands in for a
+    :class:`Dynamics`. :meth:`before_memorisation` keeps, per run, only the epochs before the model
+    fitted more of its labels than can be right: once the share of the given labels it gets right
+    exceeds 1 - the estimated noise rate, it is learning the wrong labels too, and margins from
+    then on no longer tell them apart (the reason Pleiss et al. compute the AUM before the
+    learning rate drops).
+    """
+
+    def __init__(self, runs: Sequence[Sequence[EpochStats]], n: int) -> None:
+        self.run_epochs = [sorted(epochs, key=lambda e: e.epoch) for epochs in runs if len(epochs)]
+        if not self.run_epochs:
+            raise ValueError("CapturedDynamics needs at least one run with an epoch")
+        self.n = int(n)
+        self.full = self._aggregate(self.run_epochs)
+
+    def _aggregate(self, runs: Sequence[Sequence[EpochStats]]) -> Dynamics:
+        per_run = [run_dynamics(epochs, self.n) for epochs in runs]
+        return per_run[0] if len(per_run) == 1 else combine_runs(per_run)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("run_epochs", "n", "full"):  # not set yet (during construction): no recursion
+            raise AttributeError(name)
+        return getattr(self.full, name)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def before_memorisation(self, max_accuracy: float) -> tuple[Dynamics, list[list[int]]]:
+        """Dynamics over each run's epochs before its training accuracy first exceeds
+        ``max_accuracy`` (at least its first epoch), and the epochs used per run."""
+        kept, used = [], []
+        for epochs in self.run_epochs:
+            accuracy = train_accuracy(epochs)
+            stop = next((i for i, (_, acc) in enumerate(accuracy) if acc > max_accuracy), len(epochs))
+            chosen = list(epochs[: max(1, stop)])
+            kept.append(chosen)
+            used.append([e.epoch for e in chosen])
+        return self._aggregate(kept), used

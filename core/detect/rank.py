@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Ranking", "combine_scores", "rank", "METHODS", "registry_weights", "suggestion_order", "cut_by_precision"]
 
+#: Detectors whose own flags make the flagged set, the first present one (:func:`_flag_set`).
+COUNTING_DETECTORS = ("confident", "neighbours_vote", "aum")
 #: Combination methods :func:`combine_scores` knows.
 METHODS = ("weighted", "mean_rank", "max", "noisy_or")
 
@@ -165,7 +167,15 @@ def rank(
         if len(r) != n:
             raise ValueError(f"detector {name!r} scored {len(r)} samples, expected {n}")
     scores = {name: r.scores for name, r in results.items()}
-    combined = class_normalise(combine_scores(scores, method, weights), labels, class_strength)
+    if method == "weighted":
+        weights = _usable_weights(results, weights)
+    combined = combine_scores(scores, method, weights)
+    fused = _fused(results, weights) if method == "weighted" else []
+    if fused:
+        # percentile ranks, ties averaged: scale-free, so a margin in logits and a probability
+        # count alike (see DetectorSpec.fuse_rank)
+        combined = np.mean([rankdata(s) / n for s in [combined, *(scores[name] for name in fused)]], axis=0)
+    combined = class_normalise(combined, labels, class_strength)
     # Ties are broken by index so equal inputs give one ranking.
     order = np.lexsort((np.arange(n), -combined)).astype(np.int64)
     position = np.empty(n, dtype=np.int64)
@@ -208,8 +218,31 @@ def rank(
             "weights": registry_weights() if weights is None else dict(weights),
             "class_strength": class_strength,
             "flag_rule": rule,
+            "fused_by_rank": fused,
         },
     )
+
+
+def _fused(results: Mapping[str, DetectorResult], weights: Mapping[str, float] | None) -> list[str]:
+    """Detectors that join by rank, when the weighted combination has something else to rank."""
+    fused = sorted(name for name in results if name in REGISTRY and REGISTRY[name].fuse_rank)
+    w = registry_weights() if weights is None else dict(weights)
+    others = [name for name in results if name not in fused and float(w.get(name, 1.0)) > 0]
+    return fused if others else []
+
+
+def _usable_weights(results: Mapping[str, DetectorResult], weights: Mapping[str, float] | None) -> Mapping[str, float] | None:
+    """The weights to combine with. When every detector that ran weighs 0 (evidence only, e.g.
+    the training-dynamics detectors of a captured run without vectors or probabilities), the
+    detector that counts the flagged set (:func:`_flag_set`) ranks alone, so the ranking and the
+    flags tell one story."""
+    w = registry_weights() if weights is None else dict(weights)
+    if any(float(w.get(name, 1.0)) > 0 for name in results):
+        return weights
+    counted = next((c for c in COUNTING_DETECTORS if c in results), None)
+    if counted is None:
+        return {name: 1.0 for name in results}
+    return {name: float(name == counted) for name in results}
 
 
 def _speaks_when_flagged(name: str) -> bool:
@@ -233,7 +266,7 @@ def _flag_set(results: Mapping[str, DetectorResult], labels: np.ndarray, positio
     label, a structured region) add the samples they flag with a suggestion of another label.
     Without any of these, the union of the detectors' flags.
     """
-    counted = next((results[c] for c in ("confident", "neighbours_vote", "aum") if c in results), None)
+    counted = next((results[c] for c in COUNTING_DETECTORS if c in results), None)
     if counted is None:
         return np.logical_or.reduce([r.flagged for r in results.values()]), "union of detector flags"
     flagged = counted.flagged.copy()

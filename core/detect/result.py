@@ -155,6 +155,9 @@ class DetectorSpec:
     speaks_when_flagged : bool
         Its suggestion and its flags count only where it flagged the sample (e.g. a conflicting
         near-duplicate); such flags that carry a suggestion join the flagged set directly.
+    fuse_rank : bool
+        Its score joins the ranking by rank: the combined score becomes the mean percentile rank
+        of the weighted combination and of each such detector (for scores on no common scale).
     params : dict
         Default parameters passed to ``run`` (overridable per analysis).
     explain : callable or None
@@ -174,6 +177,7 @@ class DetectorSpec:
     params: dict = field(default_factory=dict)
     explain: Optional[Explain] = None
     evidence_columns: EvidenceColumns = field(default_factory=dict)
+    fuse_rank: bool = False
 
 
 #: name -> spec; filled by :func:`register` when the detector modules are imported.
@@ -191,6 +195,7 @@ def register(
     params: Optional[dict] = None,
     explain: Optional[Explain] = None,
     evidence_columns: Optional[EvidenceColumns] = None,
+    fuse_rank: bool = False,
 ) -> Callable[[Callable[..., DetectorResult]], Callable[..., DetectorResult]]:
     """Register a detector entry point ``run(inputs: DetectInputs, **params) -> DetectorResult``.
 
@@ -205,7 +210,7 @@ def register(
     default : bool, default True
         Whether it runs when the caller names no detectors. A detector joins the default
         list only once it has been measured on the shared data (see bench/README.md).
-    weight, suggestion_priority, speaks_when_flagged, params, explain, evidence_columns :
+    weight, suggestion_priority, speaks_when_flagged, params, explain, evidence_columns, fuse_rank :
         See :class:`DetectorSpec`.
     """
     if not name:
@@ -216,7 +221,7 @@ def register(
             raise ValueError(f"detector {name!r} is already registered")
         REGISTRY[name] = DetectorSpec(
             name, description, fn, tuple(needs), default, float(weight), int(suggestion_priority),
-            bool(speaks_when_flagged), dict(params or {}), explain, dict(evidence_columns or {}),
+            bool(speaks_when_flagged), dict(params or {}), explain, dict(evidence_columns or {}), bool(fuse_rank),
         )
         return fn
 

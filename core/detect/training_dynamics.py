@@ -359,13 +359,17 @@ _SHARED_COLUMNS = {
 
 
 def _dynamics(inputs: DetectInputs) -> "Dynamics":
-    return inputs.dynamics
+    """Every epoch's dynamics (a CapturedDynamics holds them as ``full``)."""
+    return getattr(inputs.dynamics, "full", inputs.dynamics)
 
 
-# Weight 1 like confident: the AUM is the one of the three with a published error-detection
-# benchmark behind it (Pleiss et al. 2020); the other two stay evidence until measured here.
+# The AUM joins the ranking by rank (fuse_rank): its margins are logits, on no common scale
+# with the other scores. Chosen on CIFAR-10N aggregate / random1 / worst (an MLP captured on the
+# EfficientNet vectors, bench/README.md "Capture"): a weighted mean of scores lost up to 0.02
+# AUPRC where the noise was low; the rank average of the AUM before memorisation never lost.
+# The other two stay evidence until measured.
 @register(
-    AUM, AUM_DESCRIPTION, needs=("dynamics",), default=True, weight=1.0, suggestion_priority=35,
+    AUM, AUM_DESCRIPTION, needs=("dynamics",), default=True, weight=0.0, fuse_rank=True, suggestion_priority=35,
     params={"threshold": DEFAULT_AUM_THRESHOLD}, explain=explain_aum,
     evidence_columns={
         "aum_margin": _column("aum", np.float64),
@@ -374,8 +378,31 @@ def _dynamics(inputs: DetectInputs) -> "Dynamics":
     },
 )
 def run_aum(inputs: DetectInputs, **params) -> DetectorResult:
-    """Registry entry: :func:`score_aum` on ``inputs.dynamics``."""
-    return score_aum(_dynamics(inputs), inputs.labels, inputs.n_classes, **params)
+    """Registry entry: :func:`score_aum` on ``inputs.dynamics``, over the epochs before the model
+    memorised its labels when out-of-sample probabilities give the noise rate to judge that by
+    (:meth:`core.capture.dynamics.CapturedDynamics.before_memorisation`)."""
+    dynamics = inputs.dynamics
+    window: dict = {"epochs": "all"}
+    if hasattr(dynamics, "before_memorisation") and inputs.probabilities is not None:
+        from cleanlab.count import num_label_issues
+
+        # Two estimates of the noise rate, each biased its own way: confident learning on a weak
+        # representation over-counts, and the share of negative AUMs over every epoch
+        # under-counts once the model has memorised. The smaller keeps more epochs, so a weak
+        # probe cannot shrink the window to the first epoch, when the model knew nothing yet.
+        judged_ = judged(dynamics.full, inputs.labels)
+        from_probabilities = num_label_issues(inputs.labels, inputs.probabilities) / max(1, inputs.labels.size)
+        from_margins = float(np.mean(dynamics.full.aum[judged_] < 0)) if judged_.any() else 1.0
+        noise = min(from_probabilities, from_margins)
+        dynamics, used = dynamics.before_memorisation(1.0 - noise)
+        window = {"epochs": "before the training accuracy exceeded 1 - the estimated noise rate",
+                  "noise_estimate": round(float(noise), 6),
+                  "noise_estimates": {"confident learning": round(float(from_probabilities), 6),
+                                      "negative AUM, every epoch": round(from_margins, 6)},
+                  "epochs_used": used}
+    result = score_aum(getattr(dynamics, "full", dynamics), inputs.labels, inputs.n_classes, **params)
+    result.params["window"] = window
+    return result
 
 
 @register(

@@ -198,3 +198,24 @@ def test_a_large_run_is_fast_and_matches_a_plain_loop():
         tops = [int(s.top_other[r]) for s, r in rows]
         best = max(tops.count(t) for t in set(tops))
         assert d.suggested[i] == [t for t in tops if tops.count(t) == best][-1]
+
+
+def test_before_memorisation_keeps_the_epochs_until_accuracy_passes_the_cap():
+    from core.capture.dynamics import CapturedDynamics, EpochStats, train_accuracy
+
+    def epoch(e, correct, margin):
+        return EpochStats(epoch=e, positions=np.arange(4), label=np.zeros(4, np.int64),
+                          margin=np.asarray(margin, float), p_label=np.full(4, 0.5),
+                          correct=np.asarray(correct, float), top_other=np.ones(4, np.int64))
+
+    epochs = [epoch(0, [1, 0, 0, 0], [1, -1, -1, -3]),   # 25 % right
+              epoch(1, [1, 1, 0, 0], [3, 1, -1, -3]),    # 50 %
+              epoch(2, [1, 1, 1, 1], [5, 3, 1, 1])]      # 100 %: the last one memorised
+    assert train_accuracy(epochs) == [(0, 0.25), (1, 0.5), (2, 1.0)]
+    captured = CapturedDynamics([epochs], 4)
+    np.testing.assert_allclose(captured.aum, [3, 1, -1 / 3, -5 / 3])  # every epoch (stands in for Dynamics)
+    early, used = captured.before_memorisation(0.75)
+    assert used == [[0, 1]]
+    np.testing.assert_allclose(early.aum, [2, 0, -1, -3])
+    first, used = captured.before_memorisation(0.1)  # even the first epoch passes: it is kept alone
+    assert used == [[0]] and first.aum.tolist() == [1, -1, -1, -3]

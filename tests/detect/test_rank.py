@@ -48,3 +48,22 @@ def test_ties_are_ranked_by_index_and_sizes_checked():
     assert rank({"confident": a}, np.array([0, 1, 0])).order.tolist() == [0, 1, 2]
     with pytest.raises(ValueError):
         rank({"confident": a}, np.array([0, 1]))
+
+
+def test_a_rank_fused_detector_joins_by_percentile_rank():
+    from scipy.stats import rankdata
+
+    from core.detect.rank import rank
+    from core.detect.result import DetectorResult
+
+    labels = np.zeros(5, dtype=np.int64)
+    confident = DetectorResult("confident", "", np.array([0.9, 0.8, 0.1, 0.2, 0.3]), np.zeros(5, bool))
+    # an AUM-like score on its own scale: nearly flat, but it orders the samples differently
+    aum = DetectorResult("aum", "", np.array([0.50, 0.51, 0.52, 0.53, 0.54]), np.zeros(5, bool))
+    fused = rank({"confident": confident, "aum": aum}, labels)
+    expected = (rankdata(confident.scores) + rankdata(aum.scores)) / 2 / 5
+    np.testing.assert_allclose(fused.score, expected)
+    assert fused.params["fused_by_rank"] == ["aum"]
+    alone = rank({"aum": aum}, labels)  # nothing else to fuse with: the AUM ranks alone
+    np.testing.assert_allclose(alone.score, aum.scores)
+    assert alone.params["fused_by_rank"] == []

@@ -69,7 +69,7 @@ def test_planted_wrong_labels_rank_first_and_are_flagged_by_aum():
     assert (np.delete(aum.suggested, wrong) == -1).all()
     assert np.allclose(aum.evidence["aum"][wrong], -2.0)
     assert d.params["dynamics"] == {"n_epochs": EPOCHS, "runs": 1}
-    assert d.params["detectors"]["aum"] == {"threshold": 0.0, "threshold_from": None}
+    assert d.params["detectors"]["aum"] == {"threshold": 0.0, "threshold_from": None, "window": {"epochs": "all"}}
     json.dumps(d.params)  # the run record stays serialisable
     # the wrong labels were never learned: the forgetting detector flags them, and the sample
     # forgotten three times; the data map puts the wrong ones (confidence 0.1, steady) in its corner
@@ -235,6 +235,7 @@ def test_the_registry_lists_them_with_their_roles():
     assert set(NAMES) <= set(available()) and set(NAMES) <= set(defaults())
     for name in NAMES:
         assert REGISTRY[name].needs == ("dynamics",) and REGISTRY[name].explain is not None
-    assert (REGISTRY["aum"].weight, REGISTRY["datamap"].weight, REGISTRY["forgetting"].weight) == (1.0, 0.0, 0.0)
+    assert (REGISTRY["aum"].weight, REGISTRY["datamap"].weight, REGISTRY["forgetting"].weight) == (0.0, 0.0, 0.0)
+    assert [name for name in NAMES if REGISTRY[name].fuse_rank] == ["aum"]  # joins the ranking by rank
     assert (REGISTRY["aum"].suggestion_priority, REGISTRY["datamap"].suggestion_priority) == (35, 36)
     assert {"aum_margin", "aum_runs_flagging", "dyn_epochs", "dyn_correctness"} <= set(REGISTRY["aum"].evidence_columns)
