@@ -166,8 +166,9 @@ def analyse(
                 calibrated = {"aum": {"threshold": captured.aum_threshold,
                                       "threshold_from": "99th percentile of the threshold samples' AUM"}}
                 config = replace(config, detector_params={**calibrated, **(config.detector_params or {})})
-            if representation is None:
-                representation = _default_representation(project)
+        if representation is None:
+            # captured layers are never the default (see core.analysis.captured)
+            representation = _default_representation(project)
         vectors = None
         rep = None
         if representation is not None or project.representations():

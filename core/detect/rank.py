@@ -171,10 +171,13 @@ def rank(
         weights = _usable_weights(results, weights)
     combined = combine_scores(scores, method, weights)
     fused = _fused(results, weights) if method == "weighted" else []
+    fuse_weights = {name: _agreement(scores[name], results) for name in fused}
     if fused:
         # percentile ranks, ties averaged: scale-free, so a margin in logits and a probability
-        # count alike (see DetectorSpec.fuse_rank)
-        combined = np.mean([rankdata(s) / n for s in [combined, *(scores[name] for name in fused)]], axis=0)
+        # count alike (see DetectorSpec.fuse_rank); each weighed by its agreement with the
+        # out-of-sample flags, so a run that learned little cannot drag the ranking down
+        parts = [rankdata(combined) / n, *(fuse_weights[name] * rankdata(scores[name]) / n for name in fused)]
+        combined = np.sum(parts, axis=0) / (1.0 + sum(fuse_weights.values()))
     combined = class_normalise(combined, labels, class_strength)
     # Ties are broken by index so equal inputs give one ranking.
     order = np.lexsort((np.arange(n), -combined)).astype(np.int64)
@@ -218,9 +221,23 @@ def rank(
             "weights": registry_weights() if weights is None else dict(weights),
             "class_strength": class_strength,
             "flag_rule": rule,
-            "fused_by_rank": fused,
+            "fused_by_rank": {name: round(w, 4) for name, w in fuse_weights.items()},
         },
     )
+
+
+def _agreement(score: np.ndarray, results: Mapping[str, DetectorResult]) -> float:
+    """How far a rank-fused detector agrees with confident learning's out-of-sample flags:
+    2 * AUC - 1 of its score against them, clipped to [0, 1] (0 = no better than chance). 1 when
+    there is nothing to compare with (no confident detector, or it flagged none or all)."""
+    reference = results.get("confident")
+    if reference is None or reference.flagged.all() or not reference.flagged.any():
+        return 1.0
+    ranks = rankdata(score)
+    flagged = reference.flagged
+    n_pos, n_neg = int(flagged.sum()), int((~flagged).sum())
+    auc = (ranks[flagged].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)  # Mann-Whitney
+    return float(np.clip(2.0 * auc - 1.0, 0.0, 1.0))
 
 
 def _fused(results: Mapping[str, DetectorResult], weights: Mapping[str, float] | None) -> list[str]:

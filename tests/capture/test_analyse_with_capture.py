@@ -197,3 +197,13 @@ def test_dynamics_alone_flag_by_the_aum_cut(planted):
     assert result.detection.params["ranking"]["flag_rule"].startswith(
         "issues found by aum (area under the margin below its cut)")
     assert _hits(result.detection.score, planted.wrong) >= 0.8 * planted.wrong.sum()
+
+
+def test_a_later_plain_analysis_keeps_the_projects_own_representation(planted):
+    _own_vectors(planted)
+    model = capture.watch(small_net(), layers={"hidden": "encoder"})
+    train(model, planted, "later", epochs=2)
+    analyse(planted.project, with_slices=False, captures=["later"])
+    assert planted.project.representations()[-1].name == "capture.later.hidden.e1"  # registered last
+    plain = analyse(planted.project, with_slices=False)
+    assert plain.run.record["representation"]["name"] == "own"

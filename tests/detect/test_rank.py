@@ -63,7 +63,24 @@ def test_a_rank_fused_detector_joins_by_percentile_rank():
     fused = rank({"confident": confident, "aum": aum}, labels)
     expected = (rankdata(confident.scores) + rankdata(aum.scores)) / 2 / 5
     np.testing.assert_allclose(fused.score, expected)
-    assert fused.params["fused_by_rank"] == ["aum"]
+    assert fused.params["fused_by_rank"] == {"aum": 1.0}  # no confident flags to weigh it by
     alone = rank({"aum": aum}, labels)  # nothing else to fuse with: the AUM ranks alone
     np.testing.assert_allclose(alone.score, aum.scores)
-    assert alone.params["fused_by_rank"] == []
+    assert alone.params["fused_by_rank"] == {}
+
+
+def test_a_rank_fused_detector_that_disagrees_with_the_out_of_sample_flags_weighs_nothing():
+    from core.detect.rank import rank
+    from core.detect.result import DetectorResult
+
+    labels = np.zeros(6, dtype=np.int64)
+    flags = np.array([True, True, False, False, False, False])
+    confident = DetectorResult("confident", "", np.array([0.9, 0.8, 0.3, 0.2, 0.1, 0.05]), flags)
+    # ranks the two flagged samples last: worse than chance, so it gets weight 0
+    contrary = DetectorResult("aum", "", np.array([0.1, 0.2, 0.6, 0.7, 0.8, 0.9]), np.zeros(6, bool))
+    ranking = rank({"confident": confident, "aum": contrary}, labels)
+    assert ranking.params["fused_by_rank"] == {"aum": 0.0}
+    assert ranking.order[:2].tolist() == [0, 1]
+    # one that puts the flags first (AUC 1) weighs fully
+    agreeing = DetectorResult("aum", "", np.array([0.9, 0.95, 0.1, 0.2, 0.3, 0.4]), np.zeros(6, bool))
+    assert rank({"confident": confident, "aum": agreeing}, labels).params["fused_by_rank"] == {"aum": 1.0}
