@@ -79,7 +79,8 @@ def cifar_labels():
     d = SHARED / "cifar10n"
     names = (d / "classes.txt").read_text().split()
     frame = pd.read_csv(d / "labels.csv")
-    return names, {c: frame[c].map(names.index).to_numpy() for c in ("clean", "aggregate", "worst")}
+    return names, {c: frame[c].map(names.index).to_numpy()
+                   for c in ("clean", "aggregate", "random1", "random2", "random3", "worst")}
 
 
 def news20():

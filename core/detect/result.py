@@ -156,8 +156,9 @@ class DetectorSpec:
         Its suggestion and its flags count only where it flagged the sample (e.g. a conflicting
         near-duplicate); such flags that carry a suggestion join the flagged set directly.
     fuse_rank : bool
-        Its score joins the ranking by rank: the combined score becomes the mean percentile rank
-        of the weighted combination and of each such detector (for scores on no common scale).
+        Its score joins the ranking by rank: the combined score becomes the weighted mean
+        percentile rank of the weighted combination (weight 1) and of each such detector (weight
+        = its agreement with the out-of-sample flags, 2 AUC - 1), for scores on no common scale.
     params : dict
         Default parameters passed to ``run`` (overridable per analysis).
     explain : callable or None
