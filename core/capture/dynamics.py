@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -523,14 +523,19 @@ class CapturedDynamics:
     def __len__(self) -> int:
         return self.n
 
-    def before_memorisation(self, max_accuracy: float) -> tuple[Dynamics, list[list[int]]]:
+    def before_memorisation(self, max_accuracy: float, fitted_accuracy: Optional[float] = None
+                            ) -> tuple[Dynamics, list[list[int]], list[bool]]:
         """Dynamics over each run's epochs before its training accuracy first exceeds
-        ``max_accuracy`` (at least its first epoch), and the epochs used per run."""
-        kept, used = [], []
+        ``max_accuracy`` (at least its first epoch), the epochs used per run, and per run whether
+        its accuracy ever reached ``fitted_accuracy`` (default ``max_accuracy``; False: training
+        stopped while the model was still underfitting)."""
+        fitted = max_accuracy if fitted_accuracy is None else fitted_accuracy
+        kept, used, reached = [], [], []
         for epochs in self.run_epochs:
             accuracy = train_accuracy(epochs)
-            stop = next((i for i, (_, acc) in enumerate(accuracy) if acc > max_accuracy), len(epochs))
-            chosen = list(epochs[: max(1, stop)])
+            stop = next((i for i, (_, acc) in enumerate(accuracy) if acc > max_accuracy), None)
+            chosen = list(epochs[: max(1, len(epochs) if stop is None else stop)])
             kept.append(chosen)
             used.append([e.epoch for e in chosen])
-        return self._aggregate(kept), used
+            reached.append(any(acc >= fitted for _, acc in accuracy))
+        return self._aggregate(kept), used, reached

@@ -242,7 +242,8 @@ def _agreement(score: np.ndarray, results: Mapping[str, DetectorResult]) -> floa
 
 def _fused(results: Mapping[str, DetectorResult], weights: Mapping[str, float] | None) -> list[str]:
     """Detectors that join by rank, when the weighted combination has something else to rank."""
-    fused = sorted(name for name in results if name in REGISTRY and REGISTRY[name].fuse_rank)
+    fused = sorted(name for name in results if name in REGISTRY and REGISTRY[name].fuse_rank
+                   and results[name].params.get("joins_ranking", True))
     w = registry_weights() if weights is None else dict(weights)
     others = [name for name in results if name not in fused and float(w.get(name, 1.0)) > 0]
     return fused if others else []

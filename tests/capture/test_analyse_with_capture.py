@@ -207,3 +207,18 @@ def test_a_later_plain_analysis_keeps_the_projects_own_representation(planted):
     assert planted.project.representations()[-1].name == "capture.later.hidden.e1"  # registered last
     plain = analyse(planted.project, with_slices=False)
     assert plain.run.record["representation"]["name"] == "own"
+
+
+def test_a_run_stopped_while_underfitting_stays_evidence_and_leaves_the_ranking_alone(planted):
+    # a good representation of its own: confident learning estimates the 10 % noise well
+    builders.import_vectors(planted.project, "own", planted.ids, planted.inputs)
+    model = capture.watch(small_net())
+    train(model, planted, "brief", epochs=2, lr=1e-4)  # learns next to nothing
+    without = analyse(planted.project, with_slices=False)
+    brief = analyse(planted.project, with_slices=False, captures=["brief"])
+    window = brief.detection.results["aum"].params["window"]
+    assert window["runs_that_fitted_the_clean_share"] == 0
+    assert brief.detection.results["aum"].params["joins_ranking"] is False
+    assert brief.detection.params["ranking"]["fused_by_rank"] == {}
+    np.testing.assert_array_equal(brief.detection.order, without.detection.order)
+    assert "aum_margin" in brief.evidence.columns  # still evidence for the reviewer

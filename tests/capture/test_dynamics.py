@@ -214,8 +214,12 @@ def test_before_memorisation_keeps_the_epochs_until_accuracy_passes_the_cap():
     assert train_accuracy(epochs) == [(0, 0.25), (1, 0.5), (2, 1.0)]
     captured = CapturedDynamics([epochs], 4)
     np.testing.assert_allclose(captured.aum, [3, 1, -1 / 3, -5 / 3])  # every epoch (stands in for Dynamics)
-    early, used = captured.before_memorisation(0.75)
-    assert used == [[0, 1]]
+    early, used, reached = captured.before_memorisation(0.75)
+    assert used == [[0, 1]] and reached == [True]
     np.testing.assert_allclose(early.aum, [2, 0, -1, -3])
-    first, used = captured.before_memorisation(0.1)  # even the first epoch passes: it is kept alone
-    assert used == [[0]] and first.aum.tolist() == [1, -1, -1, -3]
+    first, used, reached = captured.before_memorisation(0.1)  # even the first epoch passes: it is kept alone
+    assert used == [[0]] and reached == [True] and first.aum.tolist() == [1, -1, -1, -3]
+    _, used, reached = captured.before_memorisation(1.0, fitted_accuracy=1.01)  # never fitted: every epoch
+    assert used == [[0, 1, 2]] and reached == [False]
+    _, used, reached = captured.before_memorisation(0.9, fitted_accuracy=0.5)  # fitted at epoch 1, cut at 2
+    assert used == [[0, 1]] and reached == [True]

@@ -69,7 +69,8 @@ def test_planted_wrong_labels_rank_first_and_are_flagged_by_aum():
     assert (np.delete(aum.suggested, wrong) == -1).all()
     assert np.allclose(aum.evidence["aum"][wrong], -2.0)
     assert d.params["dynamics"] == {"n_epochs": EPOCHS, "runs": 1}
-    assert d.params["detectors"]["aum"] == {"threshold": 0.0, "threshold_from": None, "window": {"epochs": "all"}}
+    assert d.params["detectors"]["aum"] == {"threshold": 0.0, "threshold_from": None, "window": {"epochs": "all"},
+                                          "joins_ranking": True}
     json.dumps(d.params)  # the run record stays serialisable
     # the wrong labels were never learned: the forgetting detector flags them, and the sample
     # forgotten three times; the data map puts the wrong ones (confidence 0.1, steady) in its corner
