@@ -174,14 +174,16 @@ def main(argv=None) -> int:
     parser.add_argument("--no-slices", action="store_true", help="skip the map and slices (faster)")
     args = parser.parse_args(argv)
 
-    if not (args.project / "amend.json").exists():
-        if args.project.name != "cifar10n-sample":
-            print(f"{args.project} is not a project; pass the sample project (.amend/cifar10n-sample), "
-                  "or a missing folder named cifar10n-sample to build it", file=sys.stderr)
-            return 1
-        print(f"{args.project} does not exist: building the sample projects in {args.project.parent} "
-              "(a few minutes: the offline embedders run once)")
+    if args.project.name == "cifar10n-sample":
+        # Idempotent: builds the sample projects when missing, and finishes one an interrupted
+        # first build left half-embedded (nothing is redone).
+        print(f"Making sure the sample projects in {args.project.parent} are complete "
+              "(the first time: a few minutes, the offline embedders run once)")
         prepare_sample_projects(args.project.parent)
+    elif not (args.project / "amend.json").exists():
+        print(f"{args.project} is not a project; pass the sample project (.amend/cifar10n-sample), "
+              "or a missing folder named cifar10n-sample to build it", file=sys.stderr)
+        return 1
     project = api.open_project(args.project)
     torch.manual_seed(args.seed)
 
