@@ -164,6 +164,16 @@ def print_top(result, top: int) -> None:
               f"score {row['score']:.2f}): {explain(row, context)}")
 
 
+def _complete(path: Path) -> bool:
+    """A project with samples whose every representation covers every sample."""
+    if not (path / "amend.json").exists():
+        return False
+    project = api.open_project(path)
+    total = project.sample_count()
+    reps = project.representations()
+    return total > 0 and bool(reps) and all(len(project.embedded_ids(rep)) == total for rep in reps)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("project", type=Path, help="the cifar10n sample project, e.g. .amend/cifar10n-sample")
@@ -174,9 +184,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-slices", action="store_true", help="skip the map and slices (faster)")
     args = parser.parse_args(argv)
 
-    if args.project.name == "cifar10n-sample":
-        # Idempotent: builds the sample projects when missing, and finishes one an interrupted
-        # first build left half-embedded (nothing is redone).
+    if args.project.name == "cifar10n-sample" and not _complete(args.project):
+        # Builds the sample projects when missing, and finishes one an interrupted first build
+        # left half-embedded (idempotent: nothing is redone).
         print(f"Making sure the sample projects in {args.project.parent} are complete "
               "(the first time: a few minutes, the offline embedders run once)")
         prepare_sample_projects(args.project.parent)
