@@ -41,8 +41,8 @@ rotated. The epoch's wall time including the session's start and commit is shown
 
 Usage::
 
-    python bench/capture.py --cifar-vectors /work/cache/cifar_effnet_6000.npy \\
-        --cifar-ids /work/cache/cifar_ids_6000.npy [--n 6000] [--epochs 20] [--folds 5] \\
+    python bench/capture.py --cifar-vectors VECTORS.npy \\
+        --cifar-ids IDS.npy [--n 6000] [--epochs 20] [--folds 5] \\
         [--cases aggregate,random1,worst,news20] [--overhead-reps 10] [--threads N] [--cache DIR] [--json out.json]
 """
 
