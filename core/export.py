@@ -13,7 +13,11 @@ Three files, named after the labels file ``<name>.<ext>``:
   (see :mod:`core.review.audit`).
 - ``<name>.manifest.json``: counts, the label set, the guideline version in force, the log's
   chain head as :func:`core.review.audit.verify` computed it, the analysis run ids, Amend's version,
-  the cutoff, and the sha256 of both data files.
+  the cutoff, and the sha256 of both data files; for CSV, ``csv_formula_cells_neutralised``.
+
+CSV is opened in spreadsheets, so a string cell starting with ``=``, ``+``, ``-``, ``@``, a tab or
+a carriage return (a crafted label or reason) gets a leading ``'`` there (:mod:`core.csvsafe`) and
+the manifest counts and explains them; Parquet and JSONL keep every value verbatim.
 
 Reproducible: the same log, samples and options give byte-identical data files; the manifest
 differs only in ``exported_at``. An export refuses to run on a log that fails verification.
@@ -36,6 +40,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from core import csvsafe
 from core.errors import AmendError
 from core.util import ProgressCallback, no_progress
 from core.review import audit
@@ -186,17 +191,30 @@ def _arrow(frame: pd.DataFrame) -> pa.Table:
 
 def serialise(frame: pd.DataFrame, fmt: str) -> bytes:
     """The bytes of ``frame`` in ``fmt``: deterministic for equal frames (no timestamps, no pandas
-    metadata; CSV with '\\n' line ends and true/false; JSONL one object a line, keys in column order)."""
+    metadata; CSV with '\\n' line ends and true/false, formula-like cells neutralised (see
+    :mod:`core.csvsafe`); JSONL one object a line, keys in column order)."""
+    return serialise_counted(frame, fmt)[0]
+
+
+def serialise_counted(frame: pd.DataFrame, fmt: str) -> tuple[bytes, int]:
+    """:func:`serialise`, and how many CSV cells were neutralised (always 0 for Parquet and JSONL,
+    which keep every value verbatim)."""
+    if fmt == "csv":
+        # Before _arrow, which stringifies the object columns the same way either way.
+        frame, neutralised = csvsafe.neutralise_frame(frame)
+    else:
+        neutralised = 0
     table = _arrow(frame)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
-        return sink.getvalue().to_pybytes()
+        return sink.getvalue().to_pybytes(), 0
     records = table.to_pylist()
     if fmt == "jsonl":
-        return "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in records).encode("utf-8")
+        data = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in records).encode("utf-8")
+        return data, 0
     if fmt == "csv":
         import csv
 
@@ -205,7 +223,7 @@ def serialise(frame: pd.DataFrame, fmt: str) -> bytes:
         writer.writerow(table.column_names)
         for r in records:
             writer.writerow(["" if v is None else ("true" if v is True else "false" if v is False else v) for v in r.values()])
-        return buffer.getvalue().encode("utf-8")
+        return buffer.getvalue().encode("utf-8"), neutralised
     raise AmendError(f"export format {fmt!r} is unknown; use one of {', '.join(FORMATS)}.")
 
 
@@ -262,7 +280,9 @@ class ExportBundle:
         counts = self.manifest["counts"]
         return {"rows": counts["rows"], "changed": counts["changed"], "excluded": counts["excluded"],
                 "chain_head": self.manifest["chain_head"], "trail_events": self.manifest["files"]["trail"]["rows"],
-                "format": self.format, "files": sorted(self.files), "reimport": self.manifest["reimport"]}
+                "format": self.format, "files": sorted(self.files), "reimport": self.manifest["reimport"],
+                **({"csv_formula_cells_neutralised": self.manifest["csv_formula_cells_neutralised"]}
+                   if "csv_formula_cells_neutralised" in self.manifest else {})}
 
 
 def _counts(frame: pd.DataFrame) -> dict:
@@ -323,8 +343,8 @@ def build_export(project: Project, fmt: str = "parquet", name: str = "labels", a
     modality = project.modality() or "text"
     root = image_root(project.samples(columns=["root"])) if modality == "image" else None
     bundle = ExportBundle(name=name, format=fmt, labels=labels, trail=trail, manifest={}, suffix=suffix or "")
-    labels_bytes = serialise(labels, fmt)
-    trail_bytes = serialise(trail, fmt)
+    labels_bytes, labels_neutralised = serialise_counted(labels, fmt)
+    trail_bytes, trail_neutralised = serialise_counted(trail, fmt)
     progress("export", 2, 4)
     if modality == "image":
         reimport = (f"amend init NEW_PROJECT --manifest {bundle.labels_file} --root {root} "
@@ -360,6 +380,10 @@ def build_export(project: Project, fmt: str = "parquet", name: str = "labels", a
         "image_root": root,
         "reimport": reimport,
     }
+    if fmt == "csv":
+        manifest["csv_formula_cells_neutralised"] = labels_neutralised + trail_neutralised
+        manifest["csv_formula_cells"] = {"labels": labels_neutralised, "trail": trail_neutralised,
+                                         "explanation": csvsafe.EXPLANATION}
     progress("export", 3, 4)
     bundle.manifest = manifest
     bundle.files = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli.output import output
+from core.cli.output import output, tell
 from core.cli.arguments import positive_int, share
 
 
@@ -26,14 +26,22 @@ def cmd_analyse(args: argparse.Namespace, progress) -> int:
 
 
 def _flags_csv(records: list[dict]) -> str:
+    """The ranked list as CSV, with formula-like cells (a crafted id or label) made inert for
+    spreadsheets; a note on stderr says how many, so stdout stays the CSV."""
     import pandas as pd
+
+    from core.csvsafe import neutralise_frame
 
     rows = [
         {**{k: v for k, v in r.items() if k not in ("detectors", "support")},
          **{f"detector_{k}": v for k, v in r["detectors"].items()}, "support": " ".join(r["support"])}
         for r in records
     ]
-    return pd.DataFrame(rows).to_csv(index=False)
+    frame, neutralised = neutralise_frame(pd.DataFrame(rows))
+    if neutralised:
+        tell(f"amend: note: {neutralised} CSV cell(s) starting with =, +, -, @, a tab or a carriage return got a "
+             "leading ' so spreadsheets show them as text; --format json keeps them verbatim.")
+    return frame.to_csv(index=False)
 
 
 def cmd_flags(args: argparse.Namespace, progress) -> int:

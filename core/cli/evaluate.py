@@ -57,10 +57,15 @@ def cmd_compare(args: argparse.Namespace, progress) -> int:
 
 
 def _export_text(payload: dict) -> str:
-    return (f"exported {payload['rows']} samples ({payload['changed']} changed, {payload['excluded']} excluded) "
+    from core.csvsafe import EXPLANATION
+
+    text = (f"exported {payload['rows']} samples ({payload['changed']} changed, {payload['excluded']} excluded) "
             f"and {payload['trail_events']} events: {', '.join(payload['files'])}\n"
             f"chain head {payload['chain_head']}\n"
             f"re-import with: {payload['reimport']}")
+    if payload.get("csv_formula_cells_neutralised"):
+        text += f"\n{payload['csv_formula_cells_neutralised']} CSV cell(s) neutralised: {EXPLANATION}"
+    return text
 
 
 def cmd_export(args: argparse.Namespace, progress) -> int:
