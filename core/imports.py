@@ -24,6 +24,7 @@ import numpy as np
 from core.errors import AmendError
 from core.store.project import Project
 from core.store.schema import check_name
+from core.util import unit_rows
 
 SUM_TOLERANCE = 0.01
 SHOW = 5  # offending ids / rows named in a message
@@ -122,6 +123,37 @@ def _check_finite(matrix: np.ndarray, ids: list[str], problems: list[str]) -> No
         problems.append(f"{len(inf_rows)} row(s) contain infinite values ({label(inf_rows)})")
 
 
+def _storable_vectors(matrix: np.ndarray, ids: list[str], problems: list[str]) -> Optional[np.ndarray]:
+    """The rows as they will be stored (float32, unit length), or None after adding a problem.
+
+    Checked after the cast and after normalising, since that is what analysis reads: a finite
+    float64 beyond float32's range (about 3.4e38) becomes inf, a row of values below float32's
+    smallest (about 1.4e-45) becomes all zeros, and either would be stored as a zero or NaN vector.
+    """
+    named = lambda rows: _first(f"row {r} (id {ids[r]})" for r in rows)  # noqa: E731
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        cast = matrix.astype(np.float32)
+        overflow = np.flatnonzero(~np.isfinite(cast).all(axis=1))
+        if len(overflow):
+            problems.append(f"{len(overflow)} row(s) hold values beyond float32's range (about 3.4e38), which would be "
+                            f"stored as infinite ({named(overflow)}); rescale them")
+            return None
+        zero = np.flatnonzero(~cast.any(axis=1))
+        if len(zero):
+            vanished = [r for r in zero if matrix[r].any()]
+            why = (" (values below about 1.4e-45 round to zero as float32)" if vanished else "")
+            problems.append(f"{len(zero)} row(s) are all zeros once stored as float32{why} and cannot be normalised "
+                            f"({named(zero)})")
+            return None
+        unit = unit_rows(cast)
+        norms = np.linalg.norm(unit.astype(np.float64), axis=1)
+    bad = np.flatnonzero(~np.isfinite(unit).all(axis=1) | (np.abs(norms - 1.0) > 1e-3))
+    if len(bad):
+        problems.append(f"{len(bad)} row(s) cannot be scaled to unit length ({named(bad)})")
+        return None
+    return unit
+
+
 def _raise(path: Path, problems: list[str], what: str) -> None:
     if problems:
         raise AmendError(f"{what} file {path} was not imported, nothing was written: " + "; ".join(problems) + ".")
@@ -203,16 +235,13 @@ def import_vectors(project: Project, file: str | os.PathLike, name: str,
         raise AmendError(f"{project.path} has no samples; ingest them before importing vectors.")
     _check_ids(ids, project_ids, problems)
     _check_finite(matrix, ids, problems)
-    if matrix.ndim == 2 and matrix.size and not problems:
-        zero = np.flatnonzero(~matrix.any(axis=1))
-        if len(zero):
-            problems.append(f"{len(zero)} row(s) are all zeros and cannot be normalised ({_first(f'id {ids[r]}' for r in zero)})")
+    stored = _storable_vectors(matrix, ids, problems) if matrix.ndim == 2 and matrix.size and not problems else None
     _raise(path, problems, "vectors")
     with project.writer("vectors import"):
         if any(rep.name == name for rep in project.representations()):
             raise AmendError(f"representation {name!r} already exists; choose another --name.")
         rep = project.import_vectors(
-            name, ids, matrix.astype(np.float32), model=f"import:{path.name}",
+            name, ids, stored, model=f"import:{path.name}",
             settings={"source": "import", "file": str(path.resolve()), "format": kind, "sha256": _file_digest(path)},
         )
     return {"representation": rep.name, "imported": len(ids), "dim": rep.dim}

@@ -25,10 +25,17 @@ def utc_now() -> str:
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """float32 rows scaled to unit L2 norm (zero rows stay zero)."""
+    """float32 rows scaled to unit L2 norm (zero rows stay zero).
+
+    Each row is first divided by its largest absolute value: the squares of a float32 row with
+    values near 1e20 overflow to inf (and of one near 1e-23 underflow to 0), which would turn a
+    valid vector into zeros; after the scaling every value lies in [-1, 1] and the norm is exact.
+    """
     matrix = np.asarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1.0, norms)
+    peak = np.abs(matrix).max(axis=1, keepdims=True) if matrix.size else np.ones((matrix.shape[0], 1), np.float32)
+    scaled = matrix / np.where(peak == 0, 1.0, peak).astype(np.float32)
+    norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+    return scaled / np.where(norms == 0, 1.0, norms)
 
 
 def resolve_device(device: str = "auto") -> str:
