@@ -21,3 +21,27 @@ class SchemaVersionError(AmendError):
 
 class SampleFileChanged(AmendError):
     """A sample's file is missing or its bytes no longer match the hash taken at ingest."""
+
+
+class DamagedStoreError(AmendError):
+    """A project's SQLite file cannot be read as a database (overwritten, truncated, corrupted)."""
+
+
+# SQLite's words for a file that is not (or no longer) a database; "locked" / "busy" are not damage.
+_DAMAGE_WORDS = ("not a database", "malformed", "disk i/o error", "no such table", "file is encrypted")
+
+
+def database_damage(path: object, error: Exception) -> "DamagedStoreError | None":
+    """The user error for a sqlite3 error that says the file at ``path`` is damaged, else None
+    (a lock, or a bug, stays what it is)."""
+    import sqlite3
+
+    if not isinstance(error, sqlite3.DatabaseError):
+        return None
+    text = str(error)
+    if isinstance(error, sqlite3.OperationalError) and not any(word in text.lower() for word in _DAMAGE_WORDS):
+        return None
+    return DamagedStoreError(
+        f"{path} is damaged ({text}): it cannot be read as an SQLite database. Nothing was changed; "
+        "restore the file from a backup (an export's manifest holds the chain head to check it against)."
+    )

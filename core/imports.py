@@ -24,7 +24,7 @@ import numpy as np
 from core.errors import AmendError
 from core.store.project import Project
 from core.store.schema import check_name
-from core.util import unit_rows
+from core.util import read_utf8, unit_rows
 
 SUM_TOLERANCE = 0.01
 SHOW = 5  # offending ids / rows named in a message
@@ -64,7 +64,7 @@ def _read_ids(ids_file: Optional[str | os.PathLike], data_file: Path) -> list[st
     if ids_file is None:
         raise AmendError(f"{data_file} is a .npy file: pass --ids FILE (one sample id a line, in the rows' order).")
     path = _existing_file(ids_file, "ids")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_utf8(path, "ids file").splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     ids = [line.strip() for line in lines]

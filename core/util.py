@@ -2,6 +2,7 @@
 only inside :func:`resolve_device`).
 
 - :func:`utc_now`: the time format of every stored record;
+- :func:`read_utf8`: a user's text file (ids, a guideline), refused in one line when it is not UTF-8;
 - :func:`unit_rows`: vectors scaled to unit length (the arithmetic; core.neighbours.normalise
   adds the checks that analysis input needs);
 - :func:`resolve_device`: ``auto`` / ``cpu`` / ``cuda`` to the device that will be used;
@@ -12,6 +13,8 @@ only inside :func:`resolve_device`).
 from __future__ import annotations
 
 import datetime as _dt
+import os
+from pathlib import Path
 from typing import Callable, Optional, Protocol
 
 import numpy as np
@@ -22,6 +25,23 @@ from core.errors import AmendError
 def utc_now() -> str:
     """Server time, ISO 8601 with microseconds, UTC (the time format of every stored record)."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def read_utf8(path: str | os.PathLike, what: str) -> str:
+    """The text of a file a user gave (``what`` names it in the message: "ids file", "guideline").
+
+    Raises AmendError naming the first byte that is not UTF-8 and its offset, instead of the
+    UnicodeDecodeError (a ValueError) that would otherwise escape as a traceback.
+    """
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise AmendError(
+            f"{what} {path} is not UTF-8 text: byte 0x{data[exc.start]:02X} at offset {exc.start} (line {line}); "
+            "save it as UTF-8 and run the command again."
+        ) from None
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:

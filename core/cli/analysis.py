@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from core.cli.output import output, tell
-from core.cli.arguments import positive_int, share
+from core.cli.arguments import fold_count, positive_int, share
 
 
 def cmd_analyse(args: argparse.Namespace, progress) -> int:
@@ -122,8 +122,8 @@ def register(commands) -> None:
     p.add_argument("--capture", action="append", default=[], metavar="RUN",
                    help="a training run captured with core.capture: its training dynamics and held-out "
                         "predictions join the evidence (repeat for several runs, aggregated)")
-    p.add_argument("--k", type=int, default=10, help="neighbours per sample (default 10)")
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds of the probe (default 5)")
+    p.add_argument("--k", type=positive_int, default=10, help="neighbours per sample (default 10)")
+    p.add_argument("--folds", type=fold_count, default=5, help="cross-validation folds of the probe (default 5)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-slices", action="store_true", help="skip the map and slice discovery")

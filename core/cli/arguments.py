@@ -17,6 +17,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def fold_count(text: str) -> int:
+    """An argparse type: cross-validation folds, at least 2 (one fold leaves nothing to train on)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2: fewer folds leave nothing to train on (got {value})")
+    return value
+
+
 def share(text: str) -> float:
     """An argparse type: a share between 0 and 1 (a precision)."""
     try:

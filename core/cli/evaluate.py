@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from core.cli.arguments import fold_count
 from core.cli.output import output
 from core.errors import AmendError
 
@@ -93,7 +94,7 @@ def register(commands) -> None:
     p.add_argument("--reference", metavar="FILE", help="clean labels (CSV/Parquet/JSONL: id + label column) of a benchmark")
     p.add_argument("--reference-column", default="clean_label", metavar="C", help="label column of --reference (default clean_label)")
     p.add_argument("--reference-id-column", default="id", metavar="C", help="id column of --reference (default id)")
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    p.add_argument("--folds", type=fold_count, default=5, help="cross-validation folds (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 

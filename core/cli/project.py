@@ -58,10 +58,27 @@ def cmd_init(args: argparse.Namespace, progress) -> int:
     source = options.images or options.manifest or options.texts
     if not Path(source).exists():
         raise AmendError(f"{source} does not exist; check the path of the data to ingest.")
-    project = Project.create(Path(args.project))
-    report = ingest(project, options, progress=progress)
+    # All or nothing: a source refused, or one that gives no sample, leaves no project folder, so
+    # the same command can be run again once the input is fixed.
+    with Project.creating(Path(args.project)) as project:
+        report = ingest(project, options, progress=progress)
+        if report.taken == 0:
+            raise AmendError(_nothing_taken(source, report))
     output(args, report.to_json(), _ingest_text)
     return 0
+
+
+def _nothing_taken(source, report) -> str:
+    """The one line for an init that would make an empty project: why the rows were refused."""
+    if not report.rejects:
+        return f"{source} gave no samples; no project was created."
+    reasons: dict[str, int] = {}
+    for reject in report.rejects:
+        reasons[reject["reason"]] = reasons.get(reject["reason"], 0) + 1
+    first = report.rejects[0]
+    counted = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda item: -item[1]))
+    return (f"no sample of {source} could be taken ({report.rejected} rejected: {counted}; first: row {first['row']}: "
+            f"{first.get('detail') or first['reason']}); no project was created. Fix the source and run init again.")
 
 
 def cmd_ingest(args: argparse.Namespace, progress) -> int:

@@ -14,7 +14,9 @@ from core.errors import AmendError
 def _read_ids(path: Path) -> list[str]:
     if not path.is_file():
         raise AmendError(f"{path} does not exist; --ids takes a file with one sample id a line.")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from core.util import read_utf8
+
+    return [line.strip() for line in read_utf8(path, "ids file").splitlines() if line.strip()]
 
 
 def _accept_suggested(args: argparse.Namespace, project) -> int:
@@ -65,6 +67,7 @@ def cmd_decide(args: argparse.Namespace, progress) -> int:
 def cmd_guideline(args: argparse.Namespace, progress) -> int:
     from core.review import guidelines
     from core.store.project import Project
+    from core.util import read_utf8
 
     project = Project.open(args.project)
     if args.action == "publish":
@@ -74,7 +77,7 @@ def cmd_guideline(args: argparse.Namespace, progress) -> int:
         if not source.is_file():
             raise AmendError(f"{source} does not exist; give the guideline as a markdown file.")
         classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-        record = guidelines.publish(project, source.read_text(encoding="utf-8"), args.version, args.author,
+        record = guidelines.publish(project, read_utf8(source, "guideline"), args.version, args.author,
                                     classes=classes, identity_source="cli")
         output(args, record.to_dict(), f"published {record.version} (sha256 {record.sha256[:12]}…), "
                                        f"touching {', '.join(record.classes) or 'no class'}")

@@ -232,14 +232,18 @@ def read_reference(path: str, column: str = "clean_label", id_column: str = "id"
     if not file.is_file():
         raise AmendError(f"the reference file {file} does not exist.")
     suffix = file.suffix.lower()
-    if suffix == ".csv":
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
-    elif suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(file).astype(str)
-    elif suffix in (".jsonl", ".ndjson"):
-        frame = pd.read_json(file, lines=True, dtype=False).astype(str)
-    else:
+    readers = {".csv": lambda: pd.read_csv(file, dtype=str, keep_default_na=False),
+               ".parquet": lambda: pd.read_parquet(file).astype(str), ".pq": lambda: pd.read_parquet(file).astype(str),
+               ".jsonl": lambda: pd.read_json(file, lines=True, dtype=False).astype(str),
+               ".ndjson": lambda: pd.read_json(file, lines=True, dtype=False).astype(str)}
+    if suffix not in readers:
         raise AmendError(f"the reference {file} must be .csv, .parquet or .jsonl.")
+    try:
+        frame = readers[suffix]()
+    except Exception as exc:  # pandas / pyarrow raise many types for a damaged or mis-encoded file
+        message = " ".join(str(exc).split())[:300]
+        raise AmendError(f"the reference {file} cannot be read as {suffix[1:]} ({type(exc).__name__}: {message}); "
+                         "check the file (UTF-8 text for CSV and JSONL).") from exc
     for needed in (id_column, column):
         if needed not in frame.columns:
             raise AmendError(f"the reference {file} has no column {needed!r}; its columns: {', '.join(frame.columns)}.")

@@ -62,6 +62,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
+import numpy as np
+
 from core.errors import AmendError
 from core.ingest import images as _images
 from core.ingest.tables import Table, as_text, is_missing, open_table, surrogate_at
@@ -74,12 +76,17 @@ __all__ = ["IngestOptions", "IngestReport", "REJECT_REASONS", "ingest"]
 
 #: Every reject reason an ingest can give, with what it means.
 REJECT_REASONS: dict[str, str] = {
-    "bad row": "a JSONL line that is not a JSON object, or a CSV record with the wrong number of fields",
-    "bad encoding": "text not valid in the declared encoding (the detail gives the byte offset)",
+    "bad row": "a JSONL line that is not a JSON object (or nests too deeply), a CSV record with the wrong number "
+               "of fields, or a Parquet row holding a value Python cannot represent (a date past year 9999)",
+    "bad encoding": "text not valid in the declared encoding (the detail gives the byte offset), or a file or "
+                    "label folder name that is not UTF-8",
     "missing id": "the id column is present but empty for this row",
     "duplicate id": "an earlier row of the same source already has this id (the detail names it)",
     "id already in project with different content": "the id exists with another content hash or label",
-    "missing label": "the label is empty, or an image is not inside a label folder",
+    "missing label": "the label is empty, null, NaN or the text nan / NaN / <NA> (what pandas and numpy write for a "
+                     "missing value), or an image is not inside a label folder",
+    "structured value": "the id, text, path or label is a JSON object or list (or a nested Parquet value), not a "
+                        "single value",
     "unknown label": "the label is outside the declared label set",
     "empty text": "the text is empty or whitespace only",
     "path escapes root": "'..' leading outside the root, an absolute path outside it, or a link whose target is",
@@ -93,6 +100,7 @@ REJECT_REASONS: dict[str, str] = {
 }
 
 PROGRESS_EVERY = 256
+MISSING_LABEL_TEXTS = {"nan", "<na>"}  # lower-cased label texts of a table that mean "no label"
 
 
 @dataclass
@@ -320,7 +328,14 @@ class _Rows:
         self.tick()
 
     def text_value(self, row: int, sample_id: Optional[str], value: Any, what: str, encoding: str) -> Optional[str]:
-        """``value`` as a string, or None after rejecting it "bad encoding"."""
+        """``value`` as a string, or None after rejecting it "structured value" or "bad encoding"."""
+        if isinstance(value, (dict, list, tuple, np.ndarray)):
+            # A JSON object / list (or a nested Parquet value) has no one string form: its Python
+            # repr would become an id or label nobody typed.
+            kind = "object" if isinstance(value, dict) else "list"
+            self.reject(row, sample_id, "structured value",
+                        f"The {what} is a JSON {kind}, not a single value; give it as a string.")
+            return None
         try:
             text = value if isinstance(value, str) else as_text(value, encoding)
         except UnicodeDecodeError as exc:
@@ -336,8 +351,11 @@ class _Rows:
             return None
         return text
 
-    def label(self, row: int, sample_id: Optional[str], value: Any, encoding: str) -> Optional[str]:
-        """The row's label, or None after rejecting the row."""
+    def label(self, row: int, sample_id: Optional[str], value: Any, encoding: str,
+              from_table: bool = True) -> Optional[str]:
+        """The row's label, or None after rejecting the row. In a table (``from_table``), the text
+        "nan" in any case and "<NA>" count as missing: they are what pandas and numpy write for a
+        missing value, never a class someone named (an image folder's name is taken as it is)."""
         if is_missing(value):
             self.reject(row, sample_id, "missing label", f"Row {row} has no label.")
             return None
@@ -345,6 +363,11 @@ class _Rows:
         if label is None:
             return None
         label = label.strip()
+        if from_table and label.lower() in MISSING_LABEL_TEXTS:
+            self.reject(row, sample_id, "missing label",
+                        f"Row {row}'s label is {label!r}, the text pandas and numpy write for a missing value, "
+                        "not a class name; give the row its label or leave it out.")
+            return None
         if self.declared_set is not None and label not in self.declared_set:
             shown = ", ".join(self.declared[:20]) + (", ..." if len(self.declared) > 20 else "")
             self.reject(row, sample_id, "unknown label", f"Label {label!r} is not in the declared label set ({shown}).")
@@ -491,24 +514,45 @@ def _image_sample(sid: str, root: str, rel: str, label: str, split: Optional[str
             "split": split, "metadata": metadata}
 
 
+def _utf8_root(root: str) -> str:
+    """The dataset root, which every image sample stores: refused when its path is not UTF-8."""
+    if surrogate_at(root) is not None:
+        shown = os.fsencode(root).decode("utf-8", "backslashreplace")
+        raise AmendError(f"the folder path {shown} is not valid UTF-8, so it cannot be stored; rename or move the folder.")
+    return root
+
+
 def _plan_folder(folder: Path, recorded: dict) -> _Plan:
     if not folder.exists():
         raise AmendError(f"{folder} does not exist; give a folder of class folders (DIR/<label>/<file>).")
     if not folder.is_dir():
         raise AmendError(f"{folder} is not a folder; --images takes a folder of class folders (DIR/<label>/<file>).")
-    root = os.path.realpath(folder)
+    root = _utf8_root(os.path.realpath(folder))
     entries = _images.list_class_folders(Path(root))
     if not entries:
-        raise AmendError(f"{folder} holds no files; images go in class folders, DIR/<label>/<file>.")
+        raise AmendError(f"{folder} holds no files; --images expects class folders, DIR/<label>/<file>.")
+    if all(label is None for _, label in entries):
+        raise AmendError(
+            f"{folder} has no class folders ({len(entries)} file(s) directly in it); --images expects one folder "
+            f"per label holding its images, DIR/<label>/<file> (e.g. {folder}/cat/001.jpg)."
+        )
     recorded["format"] = "class-folders"
 
     def candidates(rows: _Rows) -> Iterator[_Candidate]:
         for row, (rel, folder_label) in enumerate(entries, 1):
+            if surrogate_at(rel) is not None:
+                # A name that is not UTF-8 (os.scandir escapes its bytes as surrogates) cannot be an id
+                # or a label, and cannot even be stored in the report: it is shown with its bytes.
+                shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+                what = "label folder" if folder_label is not None and surrogate_at(folder_label) is not None else "file"
+                rows.reject(row, shown, "bad encoding",
+                            f"The {what} name in '{shown}' is not valid UTF-8; rename it with UTF-8 characters.")
+                continue
             if folder_label is None:
                 rows.reject(row, rel, "missing label",
                             f"{rel} is not inside a label folder; images go in DIR/<label>/<file>.")
                 continue
-            label = rows.label(row, rel, folder_label, "utf-8")
+            label = rows.label(row, rel, folder_label, "utf-8", from_table=False)
             if label is None:
                 continue
             resolved, problem = _images.resolve_path(root, rel)
@@ -526,7 +570,7 @@ def _plan_manifest(path: Path, options: IngestOptions, recorded: dict) -> _Plan:
     base = Path(options.root) if options.root is not None else path.resolve().parent
     if not base.is_dir():
         raise AmendError(f"the root {base} is not a folder; give --root the folder the manifest's paths start from.")
-    root = os.path.realpath(base)
+    root = _utf8_root(os.path.realpath(base))
     annotators = list(options.annotator_columns or [])
     used = {c for c in roles.values() if c}
     meta_columns = [c for c in table.columns if c not in used]  # annotator columns included

@@ -36,6 +36,7 @@ _FLOAT = re.compile(
     r"^[+-]?(((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|inf|infinity|nan)$", re.IGNORECASE
 )  # again no leading zeros: "00.5" and "0012" stay strings
 _BOOLS = {"true": True, "false": False}
+MAX_DEPTH = 64  # JSONL nesting refused per row: deeper records exhaust Python's stack when stored
 
 
 @dataclass
@@ -249,9 +250,19 @@ def _read_jsonl(path: Path, encoding: str) -> Table:
         except ValueError as exc:
             parsed.append(Record(number, reason="bad row", detail=f"Line {number} is not valid JSON ({exc})."))
             continue
+        except RecursionError:  # arrays or objects nested deeper than the parser's stack
+            parsed.append(Record(number, reason="bad row", detail=(
+                f"Line {number} nests JSON arrays or objects more than {MAX_DEPTH} levels deep; flatten the record."
+            )))
+            continue
         if not isinstance(obj, dict):
             parsed.append(Record(number, reason="bad row", detail=(
                 f"Line {number} is a JSON {type(obj).__name__}, not an object with named fields."
+            )))
+            continue
+        if _nested_deeper(obj, MAX_DEPTH):
+            parsed.append(Record(number, reason="bad row", detail=(
+                f"Line {number} nests JSON arrays or objects more than {MAX_DEPTH} levels deep; flatten the record."
             )))
             continue
         for key in obj:
@@ -260,6 +271,19 @@ def _read_jsonl(path: Path, encoding: str) -> Table:
     if not parsed:
         raise AmendError(f"{path} holds no JSON lines; it needs one JSON object per line.")
     return Table(path, "jsonl", list(columns), len(parsed), iter(parsed))
+
+
+def _nested_deeper(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists / dicts more than ``limit`` levels (walked without recursion,
+    since the point is to stop what would exhaust the stack later: metadata is stored as JSON)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth >= limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 # --------------------------------------------------------------------------------------- Parquet
@@ -275,12 +299,53 @@ def _read_parquet(path: Path, encoding: str) -> Table:
 
     def records() -> Iterator[Record]:
         number = 0
-        for batch in handle.iter_batches(batch_size=4096):
-            for values in batch.to_pylist():
+        batches = handle.iter_batches(batch_size=4096)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as exc:  # a damaged page: pyarrow raises OSError / ArrowInvalid mid-file
+                raise AmendError(
+                    f"{path} cannot be read past row {number} ({exc}): the Parquet file is damaged; "
+                    "nothing was ingested. Write it again from its source."
+                ) from exc
+            try:
+                rows = batch.to_pylist()
+            except (ValueError, OverflowError, ArithmeticError):  # a value Python cannot hold (a date past 9999)
+                rows = None
+            if rows is not None:
+                for values in rows:
+                    number += 1
+                    yield Record(number, values=values)
+                continue
+            for index in range(batch.num_rows):
                 number += 1
-                yield Record(number, values=values)
+                yield _parquet_row(batch, index, number)
 
     return Table(path, "parquet", columns, handle.metadata.num_rows, records())
+
+
+def _parquet_row(batch, index: int, number: int) -> Record:
+    """One row of a batch that did not convert as a whole: its values, or a "bad row" naming the
+    column whose value Python cannot represent (dates and times outside years 1-9999)."""
+    try:
+        return Record(number, values=batch.slice(index, 1).to_pylist()[0])
+    except (ValueError, OverflowError, ArithmeticError) as exc:
+        column = next((name for name, array in zip(batch.schema.names, batch.columns)
+                       if not _converts(array.slice(index, 1))), None)
+        where = f" in column {column!r}" if column else ""
+        return Record(number, reason="bad row", detail=(
+            f"Row {number} holds a value{where} that cannot be read ({exc}; a date or time outside years 1-9999?)."
+        ))
+
+
+def _converts(array) -> bool:
+    try:
+        array.to_pylist()
+    except (ValueError, OverflowError, ArithmeticError):
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------- values

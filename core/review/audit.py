@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-from core.errors import AmendError, ConflictError, SchemaVersionError
+from core.errors import AmendError, ConflictError, SchemaVersionError, database_damage
 from core.store.schema import LOG_FILE, LOG_SCHEMA_VERSION, LOG_SQL, LOG_TRIGGERS, statements
 from core.util import utc_now
 
@@ -217,6 +217,11 @@ def connect(project: Any, create: bool = True) -> Iterator[Optional[sqlite3.Conn
                 f"schema {LOG_SCHEMA_VERSION}. Upgrade Amend to open it."
             )
         yield con
+    except sqlite3.DatabaseError as exc:  # a log overwritten or corrupted: a user error naming the file
+        damage = database_damage(path, exc)
+        if damage is None:
+            raise
+        raise damage from exc
     finally:
         con.close()
 

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Iterator, Optional
 
 from filelock import FileLock, Timeout
 
-from core.errors import AmendError, ConflictError, SchemaVersionError
+from core.errors import AmendError, ConflictError, SchemaVersionError, database_damage
 from core.store.samples import SampleTables
 from core.store.schema import (
     FORMAT_NAME, INFO_FILE, LANCE_DIR, PROJECT_DB, PROJECT_SQL, RUN_SCOPED_PREFIXES, SAMPLES_TABLE, SCHEMA_VERSION,
@@ -89,29 +90,51 @@ class Project(SampleTables, VectorTables):
         The folder is built under a temporary name beside it and renamed into place, so a killed
         ``init`` never leaves a half-made project behind.
         """
+        with cls.creating(path) as project:
+            pass
+        return project
+
+    @classmethod
+    @contextlib.contextmanager
+    def creating(cls, path: str | os.PathLike) -> Iterator["Project"]:
+        """Create a project at ``path`` and fill it inside the ``with`` block, all or nothing.
+
+        The project is built in a hidden staging folder beside ``path`` (``.<name>.creating-*``);
+        the block writes into it (``amend init`` ingests there) and only when the block ends without
+        an error is it renamed to ``path``, and the yielded project's ``path`` updated. On an error
+        the staging folder is removed and ``path`` is as it was (absent, or the empty folder it was),
+        so the same command can run again once its input is fixed.
+        """
         target = Path(path).resolve()
-        if target.exists() and (not target.is_dir() or any(target.iterdir())):
-            raise AmendError(f"{target} already exists and is not empty; choose a new project folder.")
+        _check_free(target)
+        created_parent = _missing_parents(target.parent)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.creating-", dir=target.parent))
-        info = {
-            "format": FORMAT_NAME,
-            "schema_version": SCHEMA_VERSION,
-            "created_by": amend_version(),
-            "created_at": utc_now(),
-        }
-        write_info(staging, info)
-        project = cls(staging, info)
-        with project.sql() as con:
-            con.executescript(PROJECT_SQL)
-        with project.transaction() as con:
-            record_version(con, SCHEMA_VERSION, "created", [], info["created_by"], info["created_at"])
-        project.db.create_table(SAMPLES_TABLE, schema=sample_schema())
-        project._db = None
-        if target.exists():
-            target.rmdir()
-        os.rename(staging, target)
-        return cls(target, info)
+        try:
+            info = {
+                "format": FORMAT_NAME,
+                "schema_version": SCHEMA_VERSION,
+                "created_by": amend_version(),
+                "created_at": utc_now(),
+            }
+            write_info(staging, info)
+            project = cls(staging, info)
+            with project.sql() as con:
+                con.executescript(PROJECT_SQL)
+            with project.transaction() as con:
+                record_version(con, SCHEMA_VERSION, "created", [], info["created_by"], info["created_at"])
+            project.db.create_table(SAMPLES_TABLE, schema=sample_schema())
+            yield project
+            project._db = None  # its connection points into the staging folder
+            _check_free(target)  # another process may have taken the name meanwhile
+            os.rename(staging, target)  # replaces an empty folder of that name in the same step
+            project.path = target
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            for folder in created_parent:  # parents this call made, innermost first, if still empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "Project":
@@ -151,6 +174,11 @@ class Project(SampleTables, VectorTables):
             con.execute("PRAGMA synchronous=FULL")
             con.execute("PRAGMA foreign_keys=ON")
             yield con
+        except sqlite3.DatabaseError as exc:
+            damage = database_damage(self.path / PROJECT_DB, exc)
+            if damage is None:
+                raise
+            raise damage from exc
         finally:
             con.close()
 
@@ -211,6 +239,20 @@ class Project(SampleTables, VectorTables):
         with self.sql() as con:
             row = con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
+
+
+def _check_free(target: Path) -> None:
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise AmendError(f"{target} already exists and is not empty; choose a new project folder.")
+
+
+def _missing_parents(folder: Path) -> list[Path]:
+    """The folders from ``folder`` up that do not exist yet, innermost first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def writer_lock(root: Path) -> FileLock:

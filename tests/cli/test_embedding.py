@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.store.project import Project
+
 EMBED_KEYS = {"representation", "embedded", "skipped", "dim", "model", "device", "seconds"}
 
 
@@ -31,9 +33,7 @@ def test_embed_falls_back_with_a_note_on_stderr(amend, tiny_project, tmp_path):
 
 def test_embed_user_errors(amend, tmp_path):
     amend.fails("embed", tmp_path / "missing", "--json", says="not an Amend project")
-    source = tmp_path / "empty.jsonl"
-    source.write_text('{"id": "x1", "text": "", "label": "a"}\n')  # rejected: the project stays empty
-    assert amend.json("init", tmp_path / "empty", "--texts", source)["taken"] == 0
+    Project.create(tmp_path / "empty")  # `amend init` refuses to make an empty project; the Python face can
     amend.fails("embed", tmp_path / "empty", "--embedder", "offline", says="has no samples")
 
 
