@@ -30,7 +30,7 @@ from core.export import export
 from core.imports import import_predictions, import_vectors
 from core.ingest import IngestOptions, IngestReport, ingest
 from core.review.audit import verify
-from core.review.decisions import decide, decide_many
+from core.review.decisions import decide, decide_many, undo_last
 from core.review.guidelines import publish as publish_guideline
 from core.review.labels import current_labels
 from core.store.migrations import upgrade
@@ -39,7 +39,7 @@ from core.store.project import Project
 __all__ = [
     "AnalysisResult", "CaptureRun", "CompareResult", "DetectConfig", "Detection", "EmbedOptions", "EmbedReport",
     "IngestOptions", "IngestReport", "Project", "accept_suggested", "analyse", "capture_runs", "compare", "create_project",
-    "current_labels", "decide", "decide_many", "detect", "embed", "export", "flags", "import_predictions",
+    "current_labels", "decide", "decide_many", "undo_last", "detect", "embed", "export", "flags", "import_predictions",
     "import_vectors", "ingest", "open_project", "publish_guideline", "slices", "upgrade", "verify",
 ]
 

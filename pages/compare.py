@@ -10,6 +10,7 @@ from core.errors import AmendError
 from core.evaluate.compare import LabelSource, compare, label_source_choices
 from core.review import audit
 from core.store.project import Project
+from core.views.overview import slice_title
 from pages import state
 
 KEY_BEFORE = "compare.before"
@@ -94,11 +95,18 @@ def _render_what(result) -> None:
             f"- **After:** {side(after)}",
             f"- **Evaluated on:** {ev['method']}",
             f"- **Evaluation labels:** {ev['labels']}",
-            f"- **Model:** {what['model']['kind']}, {what['model']['detail']}, C={what['model']['C']:g}",
-            f"- **Representation:** `{rep['name']}` ({rep['model']}, {rep['dim']}-d) · "
-            f"**slices from run:** `{what['run_id'] or 'none'}` · **log chain head:** `{what['chain_head'][:16]}…`",
         ])
     )
+    # What an auditor needs to reproduce the figures, one click away from the main path.
+    with st.expander("Details for reproducing these figures"):
+        st.markdown(
+            "\n".join([
+                f"- **Model:** {what['model']['kind']}, {what['model']['detail']}, C={what['model']['C']:g}",
+                f"- **Representation:** `{rep['name']}` ({rep['model']}, {rep['dim']}-d)",
+                f"- **Slices from analysis run:** `{what['run_id'] or 'none'}`",
+                f"- **Review log chain head:** `{what['chain_head']}`",
+            ])
+        )
     for note in result.notes:
         st.info(note, icon=":material/info:")
 
@@ -108,19 +116,26 @@ def _render_overall(result) -> None:
     cols = st.columns(4)
     cols[0].metric("Accuracy before", f"{before['accuracy']:.1%}")
     cols[1].metric("Accuracy after", f"{after['accuracy']:.1%}",
-                   delta=f"{(after['accuracy'] - before['accuracy']) * 100:+.1f} pts")
+                   **_delta(after['accuracy'] - before['accuracy']))
     cols[2].metric("Macro-F1 before", f"{before['macro_f1']:.1%}")
-    cols[3].metric("Macro-F1 after", f"{after['macro_f1']:.1%}",
-                   delta=f"{(after['macro_f1'] - before['macro_f1']) * 100:+.1f} pts")
+    cols[3].metric("Macro-F1 after", f"{after['macro_f1']:.1%}", **_delta(after['macro_f1'] - before['macro_f1']))
     clean = result.side("clean")
     if clean:
         share = "-" if result.recovered_share is None else f"{result.recovered_share:.0%}"
         st.caption(f"Clean reference: {clean['accuracy']:.1%} accuracy · share of the loss recovered: {share}")
 
 
+def _delta(difference: float) -> dict:
+    """A metric's change in points; no arrow and no colour when it rounds to no change (a green
+    "+0.0 pts" reads as an improvement that is not there)."""
+    points = difference * 100
+    if abs(points) < 0.05:
+        return {"delta": "no change", "delta_color": "off", "delta_arrow": "off"}
+    return {"delta": f"{points:+.1f} pts"}
+
+
 def _slice_label(row) -> str:
-    name = str(row["name"])
-    return f"{int(row['slice_id'])} · {name[:30] + '…' if len(name) > 31 else name}"
+    return slice_title(row["error_rank"], row["name"])
 
 
 def _render_slices(result) -> None:
@@ -145,7 +160,9 @@ def _render_slices(result) -> None:
         bargap=0.25,
     )
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
-    table = frame
+    # One name per slice, as on the overview: "#rank name" (the 0-based slice id is internal).
+    table = frame.assign(slice=frame.apply(_slice_label, axis=1)).drop(columns=["slice_id", "error_rank"])
+    table = table[["slice", *[c for c in table.columns if c != "slice"]]]
     if "recovered_share" in table and table["recovered_share"].isna().all():
         table = table.drop(columns=["recovered_share"])
     table = table.sort_values("difference", ascending=False, kind="stable")

@@ -52,6 +52,8 @@ def start_app(projects: Sequence[Path], host: str, port: int) -> int:
         sys.executable, "-c", _STREAMLIT_LAUNCHER, "run", str(_app_script()),
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        # A tool, not a dev server: no "Deploy" button or developer menu for the people reviewing.
+        "--client.toolbarMode", "minimal",
     ]
     tell(f"Amend is starting at http://{host}:{port}  (Ctrl+C stops it)")
     # Become the server (no child process): stopping `amend app` stops Streamlit with it.

@@ -130,7 +130,7 @@ class CompareResult:
     what: dict
     overall: pd.DataFrame  # side, accuracy, macro_f1 (sides: before, after[, clean])
     per_class: pd.DataFrame  # label, support, {before,after}_{precision,recall,f1}
-    per_slice: pd.DataFrame  # slice_id, name, size, n_eval, before, after, difference[, clean, recovered_share]
+    per_slice: pd.DataFrame  # slice_id, error_rank (as in the overview), name, size, n_eval, before, after, difference[, clean, recovered_share]
     confusion: dict  # {"labels": [...], "before": CxC list, "after": CxC list}
     recovered_share: Optional[float] = None
     notes: list[str] = field(default_factory=list)
@@ -478,7 +478,7 @@ def _per_slice(project: Project, run, ids: list[str], evaluate: np.ndarray, trut
                sides: dict[str, _Side]) -> pd.DataFrame:
     from core.analysis import runs as runs_mod
 
-    columns = ["slice_id", "name", "size", "n_eval", "before", "after", "difference"]
+    columns = ["slice_id", "error_rank", "name", "size", "n_eval", "before", "after", "difference"]
     if "clean" in sides:
         columns += ["clean", "recovered_share"]
     if run is None:
@@ -489,7 +489,8 @@ def _per_slice(project: Project, run, ids: list[str], evaluate: np.ndarray, trut
     for slice_row in table.sort_values("slice_id").itertuples(index=False):
         members = np.array([position[m] for m in slice_row.members if m in position], dtype=np.int64)
         chosen = members[evaluate[members]] if members.size else members
-        row: dict[str, Any] = {"slice_id": int(slice_row.slice_id), "name": str(slice_row.name),
+        row: dict[str, Any] = {"slice_id": int(slice_row.slice_id), "error_rank": int(slice_row.error_rank),
+                               "name": str(slice_row.name),
                                "size": int(members.size), "n_eval": int(chosen.size)}
         for name in sides:
             row[name] = float(np.mean(sides[name].predicted[chosen] == truth[chosen])) if chosen.size else float("nan")

@@ -165,6 +165,8 @@ class Event:
 
 def describe_decision(payload: dict) -> str:
     kind = payload.get("decision")
+    if kind == "undo":
+        return f"undo of event {payload.get('undoes')}, label {payload.get('new_label')!r}"
     if kind == "relabel":
         return f"relabel {payload.get('old_label')!r} -> {payload.get('new_label')!r}"
     return f"{kind}, label {payload.get('new_label')!r}"

@@ -261,6 +261,65 @@ def bulk_decisions(rows: Iterable[Mapping[str, Any]], action: str, run_id: Optio
     return out
 
 
+def _undoable(log: audit.LogWriter, reviewer: str) -> Optional[audit.Event]:
+    """The reviewer's latest decision that is still in force and not undone, or None."""
+    mine = [e for e in log.events(kinds=["decision"]) if e.actor == reviewer]
+    undone = {e.payload.get("undoes") for e in mine if e.payload.get("decision") == "undo"}
+    for event in reversed(mine):
+        if event.payload.get("decision") != "undo" and event.event_id not in undone:
+            return event
+    return None
+
+
+def undo_last(project: Any, reviewer: str, reason: str = "", identity_source: str = "local") -> audit.Event:
+    """Undo ``reviewer``'s latest decision that is not undone yet: a new ``decision`` event of kind
+    ``undo`` (payload ``undoes``: the event id, ``old_label``: the label in force now,
+    ``new_label`` / ``restored_status``: those before the undone decision). Nothing is removed
+    from the log; replay (core.review.labels.derive) returns the sample to its earlier state.
+    Pressed again, it undoes the reviewer's decision before that one.
+
+    Raises AmendError when the reviewer has nothing to undo, or when someone else decided on that
+    sample after the reviewer (their decision is not the reviewer's to take back; nothing written).
+    """
+    reviewer = audit.check_actor(reviewer)
+    audit.check_identity_source(identity_source)
+    given = _given_labels(project)
+    with audit.writing(project) as log:
+        roles.require_reviewer(log, reviewer, identity_source)
+        target = _undoable(log, reviewer)
+        if target is None:
+            raise AmendError(f"{reviewer} has no decision to undo.")
+        sample_id = str(target.sample_id)
+        history = log.events(kinds=["decision"], sample_id=sample_id)
+        later = [e for e in history if e.event_id > target.event_id]
+        undone_later = {e.payload.get("undoes") for e in later if e.payload.get("decision") == "undo"}
+        for event in later:
+            if event.payload.get("decision") != "undo" and event.event_id not in undone_later:
+                raise AmendError(
+                    f"{event.actor} decided on {sample_id} after you ({event.describe()}); your decision there "
+                    "is no longer the one in force, so it was not undone. Decide on the sample again instead."
+                )
+        earlier = [e for e in history if e.event_id < target.event_id]
+        state = labels_mod.derive(pd.DataFrame({"id": [sample_id], "label": [given.get(sample_id, "")]}),
+                                  earlier).iloc[0]
+        payload = {
+            "decision": "undo",
+            "undoes": target.event_id,
+            "old_label": labels_mod.label_in_force(given.get(sample_id, ""), history),
+            "new_label": state["current_label"],
+            "restored_status": state["status"],
+            "given_label": given.get(sample_id),
+            "reason": (reason or f"undo of event {target.event_id}").strip(),
+            "guideline_version": target.payload.get("guideline_version"),
+            "run_id": target.payload.get("run_id"),
+            "evidence": None,
+            "seen_event": None,
+            "previous_event": history[-1].event_id if history else None,
+            "identity_source": identity_source,
+        }
+        return log.append("decision", reviewer, payload, sample_id=sample_id)
+
+
 # --------------------------------------------------------------------------- reading
 EVENT_COLUMNS = ["event_id", "kind", "sample_id", "actor", "created_at", "decision", "old_label", "new_label",
                  "given_label", "reason", "guideline_version", "run_id", "evidence", "seen_event",

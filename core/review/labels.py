@@ -11,6 +11,9 @@ Replay rule (the last decision on a sample wins):
   ``ambiguous``.
 - ``exclude``: the label in force stays, the sample is marked ``excluded`` (from training);
   status ``excluded``. Any later decision replaces this (a later keep un-excludes).
+- ``undo`` of an earlier decision (core.review.decisions.undo_last): the sample returns to the
+  state it had before that decision (label, status, reviewer, reason), as if it had not been
+  made; the undone event stays in the log, and so does the undo.
 - no decision: the given label; status ``unreviewed``.
 
 "The label in force" is the label after all earlier decisions, so ``keep`` after a relabel keeps
@@ -33,8 +36,8 @@ COLUMNS = ["id", "given_label", "current_label", "status", "excluded", "last_eve
 
 
 def apply(label_in_force: str, payload: dict) -> str:
-    """The label in force after one decision."""
-    return payload["new_label"] if payload["decision"] == "relabel" else label_in_force
+    """The label in force after one decision (an undo records the label it restores)."""
+    return payload["new_label"] if payload["decision"] in ("relabel", "undo") else label_in_force
 
 
 def derive(samples: pd.DataFrame, decisions: Iterable[audit.Event]) -> pd.DataFrame:
@@ -50,19 +53,32 @@ def derive(samples: pd.DataFrame, decisions: Iterable[audit.Event]) -> pd.DataFr
     decided_at: list[Optional[str]] = [None] * len(ids)
     reason: list[Optional[str]] = [None] * len(ids)
     version: list[Optional[str]] = [None] * len(ids)
+    # Per sample, the state before each decision still in force: an undo goes back one step.
+    before: dict[int, list[tuple]] = {}
     for event in decisions:
         if event.kind != "decision":
             continue
         i = index.get(event.sample_id)
         if i is None:
             continue
-        current[i] = apply(current[i], event.payload)
-        status[i] = STATUS[event.payload["decision"]]
+        payload = event.payload
+        if payload["decision"] == "undo":
+            stack = before.get(i)
+            if stack:
+                current[i], status[i], reviewer[i], decided_at[i], reason[i], version[i] = stack.pop()
+            else:  # the undone decision is outside the replayed part of the log: trust the payload
+                current[i] = payload["new_label"]
+                status[i] = payload.get("restored_status", "unreviewed")
+            last_event[i] = event.event_id  # the newest event on the sample, for stale checks
+            continue
+        before.setdefault(i, []).append((current[i], status[i], reviewer[i], decided_at[i], reason[i], version[i]))
+        current[i] = apply(current[i], payload)
+        status[i] = STATUS[payload["decision"]]
         last_event[i] = event.event_id
         reviewer[i] = event.actor
         decided_at[i] = event.created_at
-        reason[i] = event.payload.get("reason")
-        version[i] = event.payload.get("guideline_version")
+        reason[i] = payload.get("reason")
+        version[i] = payload.get("guideline_version")
     return pd.DataFrame(
         {
             "id": pd.Series(ids, dtype=object),

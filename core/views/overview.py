@@ -103,10 +103,15 @@ def short_slice_name(name: Any, limit: int = SHORT_NAME) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def slice_title(error_rank: Any, name: Any) -> str:
+    """A slice's one name on every page: ``#<error rank> <short name>`` (rank 1 = most errors)."""
+    return f"#{int(error_rank)} {short_slice_name(name)}"
+
+
 def slice_labels(slices: pd.DataFrame) -> dict[int, str]:
-    """slice id -> legend label ``#<error rank> <short name>``."""
+    """slice id -> its title (:func:`slice_title`), as the overview, triage and compare show it."""
     return {
-        int(row.slice_id): f"#{int(row.error_rank)} {short_slice_name(row.name)}"
+        int(row.slice_id): slice_title(row.error_rank, row.name)
         for row in slices[["slice_id", "error_rank", "name"]].itertuples(index=False)
     }
 

@@ -38,9 +38,12 @@ logger = logging.getLogger(__name__)
 #: A detector "points at" a sample (for the detector filter) when its score is at least this.
 DETECTOR_THRESHOLD = 0.5
 #: Longest side of a neighbour thumbnail, pixels.
-THUMBNAIL_PX = 96
-#: Longest side of the main image as prepared (the page scales it up to its column).
-IMAGE_PX = 640
+THUMBNAIL_PX = 160
+#: Longest side of the main image as prepared: larger images are shrunk to this (enough for the
+#: page and its zoom; pathology tiles and X-rays are larger), smaller ones are enlarged to at least
+#: :data:`IMAGE_MIN_PX` by whole pixels (a 32 px CIFAR image shown as 32 px blocks, never smoothed).
+IMAGE_PX = 2048
+IMAGE_MIN_PX = 512
 #: Characters of a neighbour's text shown as a snippet.
 SNIPPET_CHARS = 220
 #: Columns of the queue table the page shows.
@@ -86,6 +89,20 @@ def apply_decisions(flags: pd.DataFrame, decisions: Iterable[audit.Event]) -> pd
     out["status"] = status
     out["last_event_id"] = pd.arrays.IntegerArray(last, missing)
     return out
+
+
+def slice_titles(project: Any, run_id: str) -> dict[int, str]:
+    """slice id -> its one name on every page ("#1 cat, dog": error rank, then the class mix), in
+    error-rank order; empty when the run has no slices."""
+    from core.views.overview import slice_labels
+
+    try:
+        _, table = runs.slices(project, run_id)
+    except AmendError:
+        return {}
+    if table is None or table.empty:
+        return {}
+    return slice_labels(table.sort_values("error_rank", kind="stable"))
 
 
 def detector_names(flags: pd.DataFrame) -> list[str]:
@@ -173,6 +190,32 @@ class QueueProgress:
     def sentence(self) -> str:
         return (f"{self.flagged_reviewed:,} of {self.flagged:,} flagged samples reviewed; "
                 f"{self.queue_reviewed:,} of {self.queue:,} in this queue.")
+
+
+def pace_sentence(decisions: int, seconds: float) -> str:
+    """How this reviewing session went, in words: "You: 12 decisions in 9 min (45 s each)"."""
+    if decisions <= 0:
+        return "You have not decided anything in this session yet."
+    minutes = seconds / 60
+    took = f"{minutes:.0f} min" if minutes >= 1 else f"{seconds:.0f} s"
+    return f"You: {decisions:,} decision{'s' if decisions != 1 else ''} in {took} ({seconds / decisions:.0f} s each)."
+
+
+def plain_time(iso: Any) -> str:
+    """An ISO time as a person reads it: "4 Dec 2026, 22:36 UTC" ("" for none)."""
+    if iso is None or (isinstance(iso, float) and np.isnan(iso)) or iso == "":
+        return ""
+    stamp = pd.Timestamp(iso)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC")
+    return f"{stamp.day} {stamp:%b %Y, %H:%M} UTC"
+
+
+def run_title(run: runs.RunInfo) -> str:
+    """An analysis run as a person names it: "Analysis of 4 Dec 2026, 22:36 UTC · 125 flagged"."""
+    flagged = (run.record.get("counts") or {}).get("flagged")
+    tail = f" · {int(flagged):,} flagged" if flagged is not None else ""
+    return f"Analysis of {plain_time(run.created_at)}{tail}"
 
 
 def queue_progress(flags: pd.DataFrame, queue: pd.DataFrame) -> QueueProgress:
@@ -321,6 +364,57 @@ def _shrink(image: Any, size: int) -> Any:
     return copy
 
 
+def pixel_exact(image: Any, at_least: int) -> Any:
+    """``image`` unchanged when its longest side is at least ``at_least``; otherwise enlarged by the
+    smallest whole factor that reaches it, each pixel becoming a block of identical pixels
+    (nearest neighbour). A browser that scales a 32 px image up smooths it into a blur; a reviewer
+    must see the pixels that were labelled."""
+    longest = max(image.size)
+    if longest >= at_least:
+        return image
+    factor = -(-at_least // longest)  # ceil: small images reach at least ``at_least``
+    from PIL import Image
+
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+
+
+def adjusted(image: Any, brightness: float = 1.0, contrast: float = 1.0) -> Any:
+    """``image`` with brightness and contrast scaled (1.0 = unchanged), for greyscale X-rays and
+    faint stains. The sample's file is never changed."""
+    from PIL import ImageEnhance
+
+    out = image
+    if brightness != 1.0:
+        out = ImageEnhance.Brightness(out).enhance(float(brightness))
+    if contrast != 1.0:
+        out = ImageEnhance.Contrast(out).enhance(float(contrast))
+    return out
+
+
+def text_as_html(text: str, find: str = "") -> str:
+    """``text`` as HTML that shows it verbatim: escaped (no markup, links or images from the data),
+    every space and line kept, long lines wrapped; occurrences of ``find`` (case-insensitive)
+    marked so the label-bearing passage can be found."""
+    import html
+    import re
+
+    if not find.strip():
+        return html.escape(text)
+    pattern = re.compile(re.escape(find.strip()), re.IGNORECASE)
+    parts, last = [], 0
+    for match in pattern.finditer(text):
+        parts.append(html.escape(text[last:match.start()]))
+        parts.append(f"<mark>{html.escape(match.group(0))}</mark>")
+        last = match.end()
+    parts.append(html.escape(text[last:]))
+    return "".join(parts)
+
+
+def count_matches(text: str, find: str) -> int:
+    """How many times ``find`` occurs in ``text`` (case-insensitive; 0 for an empty search)."""
+    return text.lower().count(find.strip().lower()) if find.strip() else 0
+
+
 def _snippet(text: Optional[str], limit: int = SNIPPET_CHARS) -> str:
     flat = " ".join(str(text or "").split())
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
@@ -383,7 +477,8 @@ def prepare_view(project: Any, row: Mapping[str, Any], context: ViewContext,
     image = text = problem = None
     if sample["modality"] == "image":
         try:
-            image = _shrink(open_image(sample["root"], sample["path"], sample["content_hash"]), IMAGE_PX)
+            image = pixel_exact(_shrink(open_image(sample["root"], sample["path"], sample["content_hash"]), IMAGE_PX),
+                                IMAGE_MIN_PX)
         except SampleFileChanged as exc:
             problem = str(exc)
     else:
@@ -402,7 +497,8 @@ def prepare_view(project: Any, row: Mapping[str, Any], context: ViewContext,
             trouble = "not in the project any more"
         elif other["modality"] == "image":
             try:
-                thumb = _shrink(open_image(other["root"], other["path"], other["content_hash"]), THUMBNAIL_PX)
+                thumb = pixel_exact(_shrink(open_image(other["root"], other["path"], other["content_hash"]),
+                                            THUMBNAIL_PX), THUMBNAIL_PX // 2)
             except SampleFileChanged as exc:
                 trouble = str(exc)
         else:

@@ -28,20 +28,26 @@ def _shown_id(app: AppTest) -> str:
     return app.subheader[0].value
 
 
+def _chips(app: AppTest) -> str:
+    """The label chips' HTML (given, suggested, now, P(wrong), rank)."""
+    return next(h.proto.body for h in app.html if "amend-chips" in h.proto.body)
+
+
 def test_triage_shows_the_best_flagged_sample_with_its_evidence(project_copy, monkeypatch):
     project = project_copy("news20-sample")
     _, frame = flags(project)
     best = frame[frame["flagged"]].iloc[0]
     app = _page(project, monkeypatch)
     assert _shown_id(app) == best["id"]
-    metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Given label"] == best["given_label"] and metrics["Rank"] == "1"
+    chips = _chips(app)
+    assert f'<span class="amend-chip given">{best["given_label"]}</span>' in chips  # the full label
+    assert '<div class="amend-chip-label">Rank</div><span class="amend-chip plain">1</span>' in chips
     text = " ".join(m.value for m in app.markdown)
     assert "nearest neighbours are labelled" in text and "Model confidence" in text
     assert f"0 of {int(frame['flagged'].sum())} flagged samples reviewed" in app.get("progress")[0].proto.text
     labels = [b.label for b in app.button]
     for shortcut in ("Accept suggestion (A)", "Keep label (K)", "Ambiguous (M)", "Exclude (X)", "Skip (S)",
-                     "Previous (P)", "Next (N)", "Relabel (L)"):
+                     "Previous (P)", "Next (N)", "Relabel (L)", "Undo my last (U)"):
         assert shortcut in labels
 
 
@@ -63,9 +69,44 @@ def test_a_decision_is_recorded_with_the_event_seen_and_moves_on(project_copy, m
     app.button(key="triage.relabel").click().run()
     last = audit.read_events(project, kinds=["decision"])[-1]
     assert (last.sample_id, last.payload["decision"], last.payload["new_label"]) == (second, "relabel", target)
+    # The picker starts empty on the next sample: L cannot relabel it to the class chosen for the last one.
+    assert app.selectbox(key="triage.relabel_to").value is None
+    assert app.button(key="triage.relabel").disabled
+    # Decided samples leave the default queue ("Not reviewed"); with "All" they are back in rank order.
+    assert _shown_id(app) not in (first, second)
+    app.selectbox(key="triage.reviewed").set_value("All").run()
     app.button(key="triage.prev").click().run()
     app.button(key="triage.prev").click().run()
     assert _shown_id(app) == first
+
+
+def test_the_queue_resumes_at_the_best_sample_nobody_decided(project_copy, monkeypatch):
+    project = project_copy("news20-sample")
+    _, frame = flags(project)
+    ranked = frame[frame["flagged"]]["id"].tolist()
+    for sample_id in ranked[:2]:  # decided in an earlier session
+        decisions.decide(project, sample_id, "keep", "alice")
+    app = _page(project, monkeypatch)
+    assert _shown_id(app) == ranked[2]
+    assert f"2 of {len(ranked)} flagged samples reviewed" in app.get("progress")[0].proto.text
+
+
+def test_undo_takes_back_the_last_decision_with_a_new_event_and_shows_the_sample_again(project_copy, monkeypatch):
+    project = project_copy("news20-sample")
+    app = _page(project, monkeypatch)
+    first = _shown_id(app)
+    app.button(key="triage.do_exclude").click().run()
+    assert _shown_id(app) != first
+    app.button(key="triage.undo").click().run()
+    assert not app.exception
+    events = audit.read_events(project, kinds=["decision"])
+    assert [e.payload["decision"] for e in events] == ["exclude", "undo"]
+    assert events[1].payload["undoes"] == events[0].event_id and events[1].sample_id == first
+    assert _shown_id(app) == first and "Undone" in app.success[0].value
+    assert "0 of" in app.get("progress")[0].proto.text  # unreviewed again
+    app.button(key="triage.do_keep").click().run()  # deciding again sees the undo as the latest event
+    last = audit.read_events(project, kinds=["decision"])[-1]
+    assert (last.sample_id, last.payload["decision"], last.payload["seen_event"]) == (first, "keep", events[1].event_id)
 
 
 def test_a_newer_decision_is_a_conflict_not_an_overwrite(project_copy, monkeypatch):
@@ -106,6 +147,8 @@ def test_bulk_action_asks_with_the_count_and_filters_narrow_the_queue(project_co
     assert sorted(e.sample_id for e in decided) == sorted(wanted["id"])
     assert {e.payload["decision"] for e in decided} == {"ambiguous"}
     assert f"Bulk: {len(wanted)} decided, 0 skipped" in app.success[0].value.replace("\\", "")
+    # The decided rows left the queue: the page does not stay on a sample "not in this queue".
+    assert not any("not in this queue" in c.value for c in app.caption)
 
 
 def test_without_a_name_the_page_asks_for_one_first(project_copy, monkeypatch):

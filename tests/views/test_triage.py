@@ -133,3 +133,56 @@ def test_prefetched_views_are_ready_and_still_show_the_newest_event(project_copy
     after = prefetcher.view(ids[1])
     assert after.latest_event_id == event.event_id  # re-read, not the prefetched state
     prefetcher.close()
+
+
+def test_a_small_image_is_enlarged_by_whole_pixels_and_a_large_one_is_left_alone():
+    from PIL import Image
+
+    small = Image.new("RGB", (32, 24))
+    small.putpixel((0, 0), (255, 0, 0))
+    big = triage.pixel_exact(small, 512)
+    assert big.size == (32 * 16, 24 * 16)  # the smallest whole factor that reaches 512
+    block = {big.getpixel((x, y)) for x in range(16) for y in range(16)}
+    assert block == {(255, 0, 0)} and big.getpixel((16, 0)) == (0, 0, 0)  # sharp edges, no blur
+    large = Image.new("L", (600, 300))
+    assert triage.pixel_exact(large, 512) is large
+
+
+def test_brightness_and_contrast_change_the_pixels_not_the_file():
+    from PIL import Image
+
+    grey = Image.new("L", (4, 4), 100)
+    assert triage.adjusted(grey, 1.0, 1.0) is grey
+    assert triage.adjusted(grey, 2.0).getpixel((0, 0)) == 200
+    assert grey.getpixel((0, 0)) == 100
+
+
+def test_text_as_html_is_verbatim_escaped_and_marks_what_is_searched():
+    text = "From: a@b.org\n    indented <b>Psalm 34\\:5</b> [x](http://h/x.png)"
+    assert triage.text_as_html(text) == (
+        "From: a@b.org\n    indented &lt;b&gt;Psalm 34\\:5&lt;/b&gt; [x](http://h/x.png)")
+    marked = triage.text_as_html("Cat, cat and CAT <cat>", "cat")
+    assert marked == "<mark>Cat</mark>, <mark>cat</mark> and <mark>CAT</mark> &lt;<mark>cat</mark>&gt;"
+    assert triage.count_matches("Cat, cat and CAT", "cat") == 3 and triage.count_matches("x", " ") == 0
+
+
+def test_times_runs_and_pace_in_plain_words():
+    assert triage.plain_time("2026-12-04T22:36:58.123456+00:00") == "4 Dec 2026, 22:36 UTC"
+    assert triage.plain_time(None) == ""
+    assert triage.pace_sentence(0, 100) == "You have not decided anything in this session yet."
+    assert triage.pace_sentence(12, 540) == "You: 12 decisions in 9 min (45 s each)."
+    assert triage.pace_sentence(1, 30) == "You: 1 decision in 30 s (30 s each)."
+
+
+def test_slices_have_the_overviews_names_in_error_rank_order(imported_samples):
+    from core.analysis import runs
+    from core.store.project import Project
+    from core.views.overview import slice_labels
+
+    project = Project.open(imported_samples[0])
+    run = runs.get_run(project)
+    titles = triage.slice_titles(project, run.run_id)
+    _, table = runs.slices(project, run.run_id)
+    assert titles == slice_labels(table) and len(titles) == len(table)
+    ranks = [int(t.split(" ", 1)[0][1:]) for t in titles.values()]
+    assert ranks == sorted(ranks) and ranks[0] == 1
