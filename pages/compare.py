@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.errors import AmendError
-from core.evaluate.compare import LabelSource, compare, label_source_choices
+from core.evaluate.compare import LabelSource, compare, interval_sentence, label_source_choices
 from core.review import audit
 from core.store.project import Project
 from core.views.overview import slice_title
@@ -119,6 +119,10 @@ def _render_overall(result) -> None:
                    **_delta(after['accuracy'] - before['accuracy']))
     cols[2].metric("Macro-F1 before", f"{before['macro_f1']:.1%}")
     cols[3].metric("Macro-F1 after", f"{after['macro_f1']:.1%}", **_delta(after['macro_f1'] - before['macro_f1']))
+    interval = result.accuracy_difference
+    if interval is not None:
+        sentence = interval_sentence(interval)
+        {"better": st.success, "worse": st.warning}.get(interval["verdict"], st.info)(sentence)
     clean = result.side("clean")
     if clean:
         share = "-" if result.recovered_share is None else f"{result.recovered_share:.0%}"

@@ -26,8 +26,21 @@ def _render_header(summary) -> None:
     cols[1].metric("Labels", len(summary.labels))
     cols[2].metric("Representations", len(summary.representations))
     cols[3].metric("Rows not taken", f"{len(summary.rejects):,}")
+    _render_review(summary)
     for notice in summary.notices:
         st.info(notice, icon=":material/info:")
+
+
+def _render_review(summary) -> None:
+    """The way in: how many samples the latest analysis flagged, and a link to review them."""
+    review = summary.review
+    if review is None:
+        st.info(f"No analysis yet: run `amend analyse {summary.path}` to find the labels worth reviewing.",
+                icon=":material/search:")
+        return
+    with st.container(border=True):
+        st.page_link(state.page_path("triage.py"), label=review.sentence(), icon=":material/fact_check:")
+        st.caption(f"Latest analysis: {review.analysed_at}.")
 
 
 def _render_labels(summary) -> None:

@@ -37,6 +37,11 @@ PAGES = [
 ]
 
 
+def page_path(file: str) -> str:
+    """A page's script path, as st.page_link and st.switch_page take it."""
+    return str(PAGES_DIR / file)
+
+
 def project_path_or_warn() -> Path | None:
     """The open project's folder, or None after telling the person how to open one."""
     path = current_project_path()

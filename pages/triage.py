@@ -503,7 +503,7 @@ def _render_history(path: str, sample_id: str) -> None:
     past = decisions.history(Project.open(path), sample_id)
     if past.empty:
         return
-    with st.expander(f"History of {sample_id} ({len(past)} events)"):
+    with st.expander(f"History of {esc(sample_id)} ({len(past)} events)"):
         shown = past[["event_id", "actor", "created_at", "decision", "old_label", "new_label", "reason",
                       "guideline_version"]].copy()
         shown["created_at"] = shown["created_at"].map(triage.plain_time)
@@ -601,7 +601,7 @@ def render() -> None:
         position = queue_ids.index(current_id) + 1 if current_id in queue_ids else None
         where = (f"{position:,} of {len(queue_ids):,} in the queue" if position
                  else "not in this queue (decided, or outside the filters); N goes on with the queue")
-        st.subheader(f"{current_id}")
+        st.subheader(esc(current_id))  # an id is data: never markdown (a remote image in an id is a beacon)
         st.caption(f"{where} · deciding as {esc(who.name)} ({'login' if who.source == 'oidc' else 'local name'})")
         _render_labels(view)
         if conflict is not None:

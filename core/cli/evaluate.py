@@ -14,6 +14,8 @@ def _pct(value) -> str:
 
 
 def _compare_text(payload: dict) -> str:
+    from core.evaluate.compare import interval_sentence  # lazy: `amend --help` stays fast
+
     what = payload["what"]
     lines = [
         f"before: {what['before']['description']} -> accuracy {_pct(payload['before']['accuracy'])}, "
@@ -21,6 +23,8 @@ def _compare_text(payload: dict) -> str:
         f"after:  {what['after']['description']} -> accuracy {_pct(payload['after']['accuracy'])}, "
         f"macro-F1 {_pct(payload['after']['macro_f1'])}",
     ]
+    if payload.get("accuracy_difference"):
+        lines.append(interval_sentence(payload["accuracy_difference"]))
     if "clean" in payload:
         lines.append(f"clean:  {what['clean']['labels']} -> accuracy {_pct(payload['clean']['accuracy'])}; "
                      f"share of the loss recovered {_pct(payload['recovered_share'])}")

@@ -134,6 +134,8 @@ class CompareResult:
     confusion: dict  # {"labels": [...], "before": CxC list, "after": CxC list}
     recovered_share: Optional[float] = None
     notes: list[str] = field(default_factory=list)
+    #: after - before accuracy with its paired bootstrap interval (:func:`difference_interval`)
+    accuracy_difference: Optional[dict] = None
 
     def side(self, name: str) -> dict:
         row = self.overall[self.overall["side"] == name]
@@ -162,7 +164,59 @@ class CompareResult:
         ]
         out["confusion"] = self.confusion
         out["notes"] = self.notes
+        if self.accuracy_difference is not None:
+            out["accuracy_difference"] = self.accuracy_difference
         return out
+
+
+#: Bootstrap rounds for the interval of the accuracy difference (the interval's ends move by
+#: well under a point between seeds at this count).
+BOOTSTRAP_ROUNDS = 2000
+
+
+def interval_sentence(interval: Optional[dict]) -> str:
+    """The accuracy difference and its interval in words, with what it means for "did it help?"."""
+    if not interval or interval.get("difference") is None:
+        return "No evaluation samples: the difference cannot be measured."
+    points = lambda v: f"{v * 100:+.1f}"  # noqa: E731 - a local format
+    span = (f"{points(interval['difference'])} points of accuracy ({interval['level']:.0%} interval "
+            f"{points(interval['low'])} to {points(interval['high'])}, paired bootstrap over "
+            f"{interval['rows']:,} evaluation samples)")
+    if interval["verdict"] == "better":
+        return f"After is better: {span}."
+    if interval["verdict"] == "worse":
+        return f"After is worse: {span}."
+    return (f"Cannot tell: {span}. The interval includes no change, so the evaluation set is too small, or "
+            "the change too small, to tell it from chance.")
+
+
+def difference_interval(correct_before: np.ndarray, correct_after: np.ndarray, level: float = 0.95,
+                        rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> dict:
+    """After - before accuracy on the same evaluation samples, with a paired bootstrap interval.
+
+    Each round resamples the evaluation samples with replacement and takes the difference on the
+    same resample for both sides (paired: the two probes are judged on the same samples, so what
+    they share cancels). ``verdict`` is "better" / "worse" when the whole interval is above /
+    below zero and "cannot tell" otherwise: the evaluation set is too small, or the change too
+    small, to tell it from chance. The interval covers the choice of evaluation samples, not the
+    probe's own training noise.
+    """
+    before = np.asarray(correct_before, dtype=np.float64)
+    after = np.asarray(correct_after, dtype=np.float64)
+    n = before.size
+    if n == 0:
+        return {"difference": None, "low": None, "high": None, "level": level, "rows": 0, "verdict": "cannot tell"}
+    gain = after - before
+    # A sample's gain is +1 (only after is right), -1 (only before) or 0, so resampling n samples
+    # is drawing the three counts from a multinomial: the same bootstrap in O(rounds), not O(rounds * n).
+    shares = np.array([np.mean(gain > 0), np.mean(gain < 0), np.mean(gain == 0)])
+    counts = np.random.default_rng(seed).multinomial(n, shares / shares.sum(), size=rounds)
+    means = (counts[:, 0] - counts[:, 1]) / n
+    tail = (1 - level) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    verdict = "better" if low > 0 else "worse" if high < 0 else "cannot tell"
+    return {"difference": round(float(gain.mean()), 6), "low": round(float(low), 6), "high": round(float(high), 6),
+            "level": level, "rows": int(n), "verdict": verdict}
 
 
 def _r(value: Any) -> Optional[float]:
@@ -445,8 +499,10 @@ def compare(
     }
     if "clean" in sides:
         what["clean"] = {"labels": truth_text, "train_rows": sides["clean"].train_rows}
+    interval = difference_interval(sides["before"].predicted[evaluate] == truth[evaluate],
+                                   sides["after"].predicted[evaluate] == truth[evaluate])
     return CompareResult(what=what, overall=overall, per_class=per_class, per_slice=per_slice, confusion=confusion,
-                         recovered_share=recovered, notes=notes)
+                         recovered_share=recovered, notes=notes, accuracy_difference=interval)
 
 
 def _describe_side(side: _Side) -> dict:

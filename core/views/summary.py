@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 
@@ -30,6 +31,44 @@ class ProjectSummary:
     notices: list[str] = field(default_factory=list)
     #: captured training runs: run, model, layers, splits (epochs), updated_at
     captures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the latest analysis' flagged samples and how many of them someone decided (None: no analysis)
+    review: Optional["ReviewState"] = None
+
+
+@dataclass(frozen=True)
+class ReviewState:
+    """Where reviewing stands on the latest analysis, in the words the project page uses."""
+
+    flagged: int
+    reviewed: int
+    analysed_at: str
+
+    @property
+    def left(self) -> int:
+        return self.flagged - self.reviewed
+
+    def sentence(self) -> str:
+        if self.flagged == 0:
+            return "The latest analysis flagged no sample."
+        if self.left == 0:
+            return f"All {self.flagged:,} flagged samples are reviewed."
+        done = f" ({self.reviewed:,} reviewed, {self.left:,} to go)" if self.reviewed else ""
+        return f"{self.flagged:,} flagged{done} — start reviewing"
+
+
+def review_state(project) -> Optional[ReviewState]:
+    """The latest analysis' flagged count and how many of those samples have a decision."""
+    from core.analysis.runs import list_runs
+    from core.review import audit
+    from core.views import triage
+
+    runs = list_runs(project)
+    if not runs:
+        return None
+    run, flags = triage.load_flags(project, runs[-1].run_id)
+    current = triage.apply_decisions(flags, audit.read_events(project, kinds=["decision"]))
+    progress = triage.queue_progress(current, current.iloc[0:0])
+    return ReviewState(progress.flagged, progress.flagged_reviewed, triage.plain_time(run.created_at))
 
 
 def _type_name(values: list) -> str:
@@ -107,6 +146,7 @@ def summarise(project: Project) -> ProjectSummary:
         rejects=project.rejects(),
         notices=notices,
         captures=_captures(project),
+        review=review_state(project),
     )
 
 

@@ -34,6 +34,9 @@ def test_compare_page_shows_before_after_and_what_was_compared(fixed_project, mo
     assert app.title[0].value == "Compare"
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Accuracy before"] == "66.7%" and metrics["Accuracy after"] == "100.0%"
+    # 20 of 60 evaluation samples fixed: an interval clear of zero, said in words.
+    assert any(s.value.startswith("After is better: +33.3 points") and "60 evaluation samples" in s.value
+               for s in app.success)
     what = " ".join(m.value for m in app.markdown)
     assert "given labels (as ingested)" in what and "current labels" in what
     assert "split 'test' (60 samples)" in what and "`toy`" in what and "run-test-0001" in what
@@ -53,6 +56,8 @@ def test_compare_page_switches_sides_and_split(fixed_project, monkeypatch):
     assert not app.exception
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Accuracy before"] == metrics["Accuracy after"] == "100.0%"
+    assert [m.proto.delta for m in app.metric if m.label == "Accuracy after"] == ["no change"]  # not a green +0.0
+    assert any(i.value.startswith("Cannot tell: +0.0 points") for i in app.info)
     assert "5-fold cross-validation" in " ".join(m.value for m in app.markdown)
 
 

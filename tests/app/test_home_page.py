@@ -99,3 +99,24 @@ def test_home_page_lists_captured_training_runs(small_project, monkeypatch):
     assert runs.iloc[0]["run"] == "mlp-seed0" and runs.iloc[0]["layers"] == "hidden (1)"
     assert runs.iloc[0]["splits"] == "train: 1 epoch, 3 samples"
     assert any("--capture RUN" in c.value for c in app.caption)
+
+
+def test_home_page_says_how_many_are_flagged_and_links_to_triage(project_copy, monkeypatch):
+    from core.analysis.runs import flags
+    from core.review import decisions
+
+    project = project_copy("news20-sample")
+    _, frame = flags(project)
+    flagged = frame[frame["flagged"]]["id"].tolist()
+    decisions.decide(project, flagged[0], "keep", "ann")
+    app = _run("app.py", str(project.path), monkeypatch)  # the entry point: the page link needs its navigation
+    assert not app.exception, app.exception
+    links = {link.proto.label: link.proto.page for link in app.get("page_link")}
+    sentence = f"{len(flagged):,} flagged (1 reviewed, {len(flagged) - 1:,} to go) — start reviewing"
+    assert sentence in links and links[sentence].endswith("triage")
+
+
+def test_home_page_without_an_analysis_says_what_to_run(small_project, monkeypatch):
+    app = _run("pages/home.py", str(small_project), monkeypatch)
+    assert not app.exception
+    assert any("No analysis yet" in i.value and "amend analyse" in i.value for i in app.info)

@@ -220,3 +220,25 @@ def test_amend_compare_user_errors_exit_1_with_one_line(known, amend):
     assert err.count("\n") == 1 and "no sample is in split 'nope'" in err
     code, _, err = amend("compare", str(project.path), "--labels-a", "guideline:v9")
     assert code == 1 and "no guideline version 'v9'" in err
+
+
+def test_the_accuracy_difference_interval_tells_a_real_gain_from_chance():
+    from core.evaluate.compare import difference_interval
+
+    rng = np.random.default_rng(3)
+    before = rng.random(2000) < 0.70
+    after = before.copy()
+    fixed = np.flatnonzero(~before)[:200]  # 200 of 2000 samples go from wrong to right: +10 points
+    after[fixed] = True
+    clear = difference_interval(before, after)
+    assert clear["verdict"] == "better" and clear["difference"] == pytest.approx(0.10)
+    assert 0 < clear["low"] < 0.10 < clear["high"] < 0.2
+    worse = difference_interval(after, before)
+    assert worse["verdict"] == "worse" and worse["high"] < 0
+    # Three samples better and two worse out of forty: too few to tell.
+    small_before = np.array([False] * 3 + [True] * 2 + [True] * 35)
+    small_after = np.array([True] * 3 + [False] * 2 + [True] * 35)
+    tiny = difference_interval(small_before, small_after)
+    assert tiny["verdict"] == "cannot tell" and tiny["low"] < 0 < tiny["high"] and tiny["rows"] == 40
+    nothing = difference_interval(before, before)
+    assert nothing["verdict"] == "cannot tell" and nothing["difference"] == 0.0
