@@ -179,7 +179,7 @@ def flags_as_records(frame: pd.DataFrame) -> list[dict]:
 def accept_suggested(project: Project, reviewer: str, top: Optional[int] = None, ids: Optional[Sequence[str]] = None,
                      reason: str = "accepted suggestion", guideline_version: Optional[str] = None,
                      run_id: Optional[str] = None, min_precision: Optional[float] = None,
-                     identity_source: str = "local", all_flagged: bool = False):
+                     identity_source: str = "local", all_flagged: bool = False, os_user: Optional[str] = None):
     """Bulk decision: relabel flagged samples to their suggested label.
 
     Of the flagged samples chosen (all, ``ids``, the ``top`` best-ranked), only those whose
@@ -221,6 +221,6 @@ def accept_suggested(project: Project, reviewer: str, top: Optional[int] = None,
     ]
     result = decisions.decide_many(project, requests, reviewer=reviewer, reason=reason,
                                    guideline_version=guideline_version, run_id=run.run_id,
-                                   identity_source=identity_source)
+                                   identity_source=identity_source, os_user=os_user)
     result.skipped.extend(held)
     return result

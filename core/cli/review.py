@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from core.cli.output import output
+from core.cli.output import output, tell
 from core.cli.arguments import positive_int, share
 from core.errors import AmendError
 
@@ -19,8 +19,14 @@ def _read_ids(path: Path) -> list[str]:
     return [line.strip() for line in read_utf8(path, "ids file").splitlines() if line.strip()]
 
 
+def _claimed(name: str, os_user: str) -> None:
+    """Say once, on stderr, that the name is a claim and who ran the command (both are in the log)."""
+    tell(f"recorded as {name} (claimed) by OS user {os_user}")
+
+
 def _accept_suggested(args: argparse.Namespace, project) -> int:
     from core.analysis.runs import accept_suggested
+    from core.review import audit, identity
 
     if args.id or args.label or args.keep or args.ambiguous or args.exclude:
         raise AmendError("--accept-suggested decides many samples; do not combine it with --id or a decision.")
@@ -28,16 +34,18 @@ def _accept_suggested(args: argparse.Namespace, project) -> int:
     result = accept_suggested(
         project, reviewer=args.reviewer, top=args.top, ids=ids, reason=args.reason or "accepted suggestion",
         guideline_version=args.guideline, run_id=args.run, min_precision=args.min_precision, identity_source="cli",
-        all_flagged=args.all_flagged,
+        all_flagged=args.all_flagged, os_user=(who := identity.os_user()),
     )
     payload = result.to_dict()
     payload["skipped_samples"] = [{"id": sid, "reason": why} for sid, why in result.skipped]
     output(args, payload, f"decided {payload['decided']}, skipped {payload['skipped']}")
+    if result.decided:
+        _claimed(audit.check_actor(args.reviewer), who)
     return 0
 
 
 def cmd_decide(args: argparse.Namespace, progress) -> int:
-    from core.review import decisions
+    from core.review import decisions, identity
     from core.store.project import Project
 
     project = Project.open(args.project)
@@ -52,7 +60,7 @@ def cmd_decide(args: argparse.Namespace, progress) -> int:
     event = decisions.decide(
         project, args.id, kinds[0], reviewer=args.reviewer, label=args.label, reason=args.reason or "",
         guideline_version=args.guideline, run_id=args.run, expected_event=args.expected_event,
-        identity_source="cli",
+        identity_source="cli", os_user=identity.os_user(),
     )
     payload = {
         "event_id": event.event_id, "sample_id": event.sample_id, "decision": kinds[0],
@@ -61,11 +69,12 @@ def cmd_decide(args: argparse.Namespace, progress) -> int:
     }
     output(args, payload, f"event {event.event_id}: {event.sample_id} {kinds[0]} "
                           f"{payload['old_label']} -> {payload['new_label']}")
+    _claimed(event.actor, event.payload["os_user"])
     return 0
 
 
 def cmd_guideline(args: argparse.Namespace, progress) -> int:
-    from core.review import guidelines
+    from core.review import guidelines, identity
     from core.store.project import Project
     from core.util import read_utf8
 
@@ -77,10 +86,12 @@ def cmd_guideline(args: argparse.Namespace, progress) -> int:
         if not source.is_file():
             raise AmendError(f"{source} does not exist; give the guideline as a markdown file.")
         classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+        who = identity.os_user()
         record = guidelines.publish(project, read_utf8(source, "guideline"), args.version, args.author,
-                                    classes=classes, identity_source="cli")
+                                    classes=classes, identity_source="cli", os_user=who)
         output(args, record.to_dict(), f"published {record.version} (sha256 {record.sha256[:12]}…), "
                                        f"touching {', '.join(record.classes) or 'no class'}")
+        _claimed(record.author, who)
     elif args.action == "list":
         versions = [v.to_dict() for v in guidelines.list_versions(project)]
         output(args, {"versions": versions},
@@ -114,7 +125,7 @@ def cmd_audit_verify(args: argparse.Namespace, progress) -> int:
 
 
 def cmd_role(args: argparse.Namespace, progress) -> int:
-    from core.review import roles
+    from core.review import identity, roles
     from core.store.project import Project
 
     project = Project.open(args.project)
@@ -123,13 +134,16 @@ def cmd_role(args: argparse.Namespace, progress) -> int:
     if args.action in ("grant", "revoke"):
         if not args.user or not args.role:
             raise AmendError(f"{args.action} needs USER and --role reviewer|lead.")
-        event = getattr(roles, args.action)(project, args.user, args.role, by=args.by, identity_source="cli")
+        event = getattr(roles, args.action)(project, args.user, args.role, by=args.by, identity_source="cli",
+                                            os_user=identity.os_user())
         output(args, {"event_id": event.event_id, **roles.access(project).to_dict()},
                f"event {event.event_id}: {args.action} {args.role} {args.user}")
+        _claimed(event.actor, event.payload["os_user"])
     elif args.action in ("close", "reopen"):
-        event = getattr(roles, args.action)(project, by=args.by, identity_source="cli")
+        event = getattr(roles, args.action)(project, by=args.by, identity_source="cli", os_user=identity.os_user())
         output(args, {"event_id": event.event_id, **roles.access(project).to_dict()},
                f"event {event.event_id}: project {'closed' if args.action == 'close' else 'reopened'}")
+        _claimed(event.actor, event.payload["os_user"])
     else:
         state = roles.access(project).to_dict()
         output(args, state, json.dumps(state, indent=2))

@@ -100,17 +100,24 @@ def normalise_time(value: str | _dt.datetime) -> str:
 
 
 def check_actor(actor: str) -> str:
-    name = (actor or "").strip()
-    if not name:
+    """The name as the log stores it (:func:`core.review.identity.normalise_name`: NFKC, no
+    invisible or control characters, at most 200 characters), or a one-line refusal."""
+    from core.review.identity import normalise_name
+
+    if actor is None or (isinstance(actor, str) and not actor.strip()):
         raise AmendError("no user name given; pass --reviewer NAME (or log in) so the log can say who acted.")
-    if len(name) > 200 or any(ord(c) < 32 for c in name):
-        raise AmendError(f"user name {name!r} is not allowed: use at most 200 printable characters.")
-    return name
+    return normalise_name(actor)
 
 
 def check_identity_source(source: str) -> str:
+    """A known identity source; "oidc" only while the app's login is configured
+    (:func:`core.review.identity.oidc_configured`)."""
     if source not in IDENTITY_SOURCES:
         raise AmendError(f"identity source {source!r} is unknown; use one of {', '.join(IDENTITY_SOURCES)}.")
+    if source == "oidc":
+        from core.review.identity import check_oidc
+
+        check_oidc()
     return source
 
 
@@ -265,6 +272,18 @@ class LogWriter:
         self.appended: list[Event] = []
         row = con.execute(f"SELECT {_COLUMNS} FROM events ORDER BY event_id DESC LIMIT 1").fetchone()
         self._head: Optional[Event] = _row_to_event(row) if row else None
+        self._access = None  # the role state (core.review.roles.Access), read on first need
+        self._sources_checked: set[str] = set()
+
+    @property
+    def access(self):
+        """Who holds which role, and whether the project is closed, as of this transaction
+        (:class:`core.review.roles.Access`; kept current as events are appended)."""
+        if self._access is None:
+            from core.review import roles
+
+            self._access = roles.access_from_events(self.events(kinds=roles.ACCESS_KINDS))
+        return self._access
 
     @property
     def head(self) -> Optional[Event]:
@@ -299,7 +318,15 @@ class LogWriter:
         return latest
 
     def append(self, kind: str, actor: str, payload: dict, sample_id: Optional[str] = None) -> Event:
-        """Add one event to this transaction (visible to others only after COMMIT)."""
+        """Add one event to this transaction (visible to others only after COMMIT).
+
+        The one write path of the log: every event, whoever writes it, passes the role rules here
+        (:func:`core.review.roles.check_event`: a decision needs a reviewer, a guideline a lead, a
+        role change a lead unless the project has none), its names are normalised and may not be
+        look-alikes of names the project knows (:mod:`core.review.identity`), and an
+        ``identity_source`` of "oidc" needs the login configured. The friendly front doors are
+        core.review.decisions, core.review.guidelines and core.review.roles.
+        """
         if kind not in KINDS:
             raise AmendError(f"unknown event kind {kind!r}; known kinds: {', '.join(KINDS)}.")
         actor = check_actor(actor)
@@ -307,6 +334,7 @@ class LogWriter:
             raise AmendError("an event payload must be a JSON object.")
         text = canonical_json(payload)
         payload = json.loads(text)  # exactly what verify() will parse back
+        self._check(kind, actor, payload)
         head = self._head
         event_id = 1 if head is None else head.event_id + 1
         prev_hash = GENESIS if head is None else head.hash
@@ -322,7 +350,37 @@ class LogWriter:
         event = Event(event_id, kind, sample_id, payload, created_at, actor, prev_hash, digest)
         self._head = event
         self.appended.append(event)
+        from core.review import roles
+
+        roles.apply_event(self.access, event)
         return event
+
+    def _check(self, kind: str, actor: str, payload: dict) -> None:
+        from core.review import identity, roles
+
+        source = payload.get("identity_source")
+        if source is not None and source not in self._sources_checked:
+            check_identity_source(source)
+            self._sources_checked.add(source)
+        state = self.access
+        names = [actor]
+        if kind in ("role_granted", "role_revoked") and isinstance(payload.get("user"), str):
+            if check_actor(payload["user"]) != payload["user"]:
+                raise AmendError(f"the user name {payload['user']!r} is not in its normal form; pass it through "
+                                 "core.review.roles, which normalises it.")
+            names.append(payload["user"])
+        for name in names:
+            self.check_name(name)
+        roles.check_event(state, kind, actor, payload)
+
+    def check_name(self, name: str) -> None:
+        """Refuse (one line naming them) a name that is a look-alike of a name the project knows
+        (:func:`core.review.identity.lookalike`); a known name, or a new one unlike them, passes."""
+        from core.review import identity
+
+        known = self.access.known
+        if name not in known:
+            identity.refuse_lookalike(name, known)
 
 
 @contextlib.contextmanager

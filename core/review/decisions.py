@@ -7,8 +7,9 @@ whose payload records: decision, old_label (the label in force when it was writt
 new_label, given_label, reason, guideline_version (the version followed; default the latest
 published, null when none), run_id and evidence (the analysis the reviewer saw), seen_event (the
 latest event on the sample the reviewer saw: 0 = none, null = not claimed), previous_event (the
-latest event on the sample when it was written), identity_source. The reviewer is the event's
-actor; the time is the server's.
+latest event on the sample when it was written), identity_source, and os_user (the operating-system
+account that ran the command, when the caller gives it: the CLI does). The reviewer is the event's
+actor (the claimed name, normalised); the time is the server's.
 
 Concurrency: with ``expected_event`` given, a decision on a sample that has a newer event is
 refused with :class:`core.review.audit.StaleDecisionError` (a ConflictError, CLI exit 3) naming that
@@ -120,7 +121,7 @@ def _resolve_guideline(log: audit.LogWriter, version: Optional[str]) -> Optional
 
 def _write_one(log: audit.LogWriter, request: Decision, given: dict[str, str], label_set: Sequence[str],
                reviewer: str, reason: str, version: Optional[str], run_id: Optional[str],
-               identity_source: str) -> audit.Event:
+               identity_source: str, os_user: Optional[str] = None) -> audit.Event:
     if request.sample_id not in given:
         raise _Skip(f"sample {request.sample_id!r} is not in this project; check the id.")
     _check_kind(request.kind, request.label, label_set)
@@ -142,7 +143,7 @@ def _write_one(log: audit.LogWriter, request: Decision, given: dict[str, str], l
         "evidence": _plain(request.evidence) if request.evidence is not None else None,
         "seen_event": expected,
         "previous_event": latest.event_id if latest is not None else None,
-        "identity_source": identity_source,
+        **roles.claim(identity_source, os_user),
     }
     return log.append("decision", reviewer, payload, sample_id=request.sample_id)
 
@@ -154,7 +155,8 @@ def _given_labels(project: Any) -> dict[str, str]:
 
 def decide(project: Any, sample_id: str, kind: str, reviewer: str, label: Optional[str] = None, reason: str = "",
            guideline_version: Optional[str] = None, run_id: Optional[str] = None, evidence: Optional[dict] = None,
-           expected_event: Optional[int] = None, identity_source: str = "local") -> audit.Event:
+           expected_event: Optional[int] = None, identity_source: str = "local",
+           os_user: Optional[str] = None) -> audit.Event:
     """Record one decision and return its event once committed.
 
     Parameters
@@ -166,7 +168,9 @@ def decide(project: Any, sample_id: str, kind: str, reviewer: str, label: Option
     run_id, evidence : the analysis run and the per-sample evidence the reviewer saw.
     expected_event : the id of the latest event on this sample the reviewer saw (0: none). When
         a newer one exists: StaleDecisionError (exit 3), nothing written. None: not checked.
-    identity_source : "oidc", "local" or "cli" (recorded).
+    identity_source : "oidc" (only while the app's login is configured), "local" or "cli" (recorded).
+    os_user : the operating-system account that ran the command, recorded beside the claimed name
+        (the CLI passes ``getpass.getuser()``); None: not recorded.
 
     Raises
     ------
@@ -183,17 +187,17 @@ def decide(project: Any, sample_id: str, kind: str, reviewer: str, label: Option
         if kind not in DECISIONS:
             _check_kind(kind, label, label_set)
         with audit.writing(project) as log:
-            roles.require_reviewer(log, reviewer, identity_source)
+            roles.require_reviewer(log, reviewer, identity_source, os_user)
             version = _resolve_guideline(log, guideline_version)
             return _write_one(log, request, given, label_set, reviewer, reason or "", version, run_id,
-                              identity_source)
+                              identity_source, os_user)
     except _Skip as skip:
         raise AmendError(str(skip)) from None
 
 
 def decide_many(project: Any, decisions: Iterable[Decision], reviewer: str, reason: str = "",
                 guideline_version: Optional[str] = None, run_id: Optional[str] = None,
-                identity_source: str = "local") -> BulkResult:
+                identity_source: str = "local", os_user: Optional[str] = None) -> BulkResult:
     """Record many decisions in ONE transaction, skipping those that cannot be made.
 
     A request is skipped (with a reason) for an unknown sample, a label outside the label set, a
@@ -216,7 +220,7 @@ def decide_many(project: Any, decisions: Iterable[Decision], reviewer: str, reas
     result = BulkResult()
     seen: set[str] = set()
     with audit.writing(project) as log:
-        roles.require_reviewer(log, reviewer, identity_source)
+        roles.require_reviewer(log, reviewer, identity_source, os_user)
         version = _resolve_guideline(log, guideline_version)
         for request in requests:
             sid = str(request.sample_id)
@@ -226,7 +230,7 @@ def decide_many(project: Any, decisions: Iterable[Decision], reviewer: str, reas
             seen.add(sid)
             try:
                 event = _write_one(log, request, given, label_set, reviewer, reason, version, run_id,
-                                   identity_source)
+                                   identity_source, os_user)
             except (_Skip, audit.StaleDecisionError) as skip:
                 result.skipped.append((sid, str(skip)))
                 continue
@@ -271,7 +275,8 @@ def _undoable(log: audit.LogWriter, reviewer: str) -> Optional[audit.Event]:
     return None
 
 
-def undo_last(project: Any, reviewer: str, reason: str = "", identity_source: str = "local") -> audit.Event:
+def undo_last(project: Any, reviewer: str, reason: str = "", identity_source: str = "local",
+              os_user: Optional[str] = None) -> audit.Event:
     """Undo ``reviewer``'s latest decision that is not undone yet: a new ``decision`` event of kind
     ``undo`` (payload ``undoes``: the event id, ``old_label``: the label in force now,
     ``new_label`` / ``restored_status``: those before the undone decision). Nothing is removed
@@ -285,7 +290,7 @@ def undo_last(project: Any, reviewer: str, reason: str = "", identity_source: st
     audit.check_identity_source(identity_source)
     given = _given_labels(project)
     with audit.writing(project) as log:
-        roles.require_reviewer(log, reviewer, identity_source)
+        roles.require_reviewer(log, reviewer, identity_source, os_user)
         target = _undoable(log, reviewer)
         if target is None:
             raise AmendError(f"{reviewer} has no decision to undo.")
@@ -315,7 +320,7 @@ def undo_last(project: Any, reviewer: str, reason: str = "", identity_source: st
             "evidence": None,
             "seen_event": None,
             "previous_event": history[-1].event_id if history else None,
-            "identity_source": identity_source,
+            **roles.claim(identity_source, os_user),
         }
         return log.append("decision", reviewer, payload, sample_id=sample_id)
 

@@ -94,7 +94,7 @@ def touched_classes(old_text: str, new_text: str, labels: Sequence[str]) -> list
 
 
 def publish(project: Any, text_markdown: str, version: str, author: str, classes: Optional[Sequence[str]] = None,
-            identity_source: str = "local") -> GuidelineVersion:
+            identity_source: str = "local", os_user: Optional[str] = None) -> GuidelineVersion:
     """Publish a new guideline version (lead only; see core.review.roles) and return its record.
 
     ``classes``: the label classes this version changes (default: read from headings, see the
@@ -115,7 +115,7 @@ def publish(project: Any, text_markdown: str, version: str, author: str, classes
         classes = [label for label in labels if label in set(classes)]
     digest = hashlib.sha256(text_markdown.encode("utf-8")).hexdigest()
     with audit.writing(project) as log:
-        roles.require_lead(log, author, identity_source, "publish guidelines")
+        roles.require_lead(log, author, identity_source, "publish guidelines", os_user)
         existing = versions_from_events(log.events(kinds=["guideline_published"]))
         if any(v.version == version for v in existing):
             raise AmendError(f"guideline version {version!r} already exists; choose a new version name.")
@@ -130,7 +130,7 @@ def publish(project: Any, text_markdown: str, version: str, author: str, classes
         event = log.append("guideline_published", author, {
             "version": version, "text": text_markdown, "sha256": digest, "classes": touched,
             "classes_source": source, "previous_version": previous.version if previous else None,
-            "identity_source": identity_source,
+            **roles.claim(identity_source, os_user),
         })
     return _from_event(event)
 

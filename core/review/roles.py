@@ -17,8 +17,14 @@ The rules (enforced here, in core, for the CLI, the app and notebooks alike):
 - ``lead`` includes everything ``reviewer`` may do.
 
 Identity: the caller says where the name came from (``identity_source``: "oidc" when the app's
-login supplied it, "local" for a name chosen at start, "cli" for ``--reviewer``); it is recorded
-in every event's payload.
+login supplied it, refused unless a login is configured; "local" for a name chosen at start, "cli"
+for ``--reviewer``); it is recorded in every event's payload, with ``os_user`` (the operating-system
+account that ran the command) when the caller gives it, as the CLI does. Names are normalised and
+may not be look-alikes of names the project knows (:mod:`core.review.identity`).
+
+Where the rules live: :func:`check_event`, called by the log's one write path
+(:meth:`core.review.audit.LogWriter.append`) for every event, so ``audit.append(project,
+"role_granted", ...)`` from a notebook is held to the same rules as ``amend role grant``.
 """
 
 from __future__ import annotations
@@ -38,10 +44,12 @@ ACCESS_KINDS = ("role_granted", "role_revoked", "project_closed", "project_opene
 
 @dataclass
 class Access:
-    """Role state derived from the log: user -> set of roles, and whether the project is closed."""
+    """Role state derived from the log: user -> set of roles, whether the project is closed, and
+    every name the access events mention (``known``: the reviewers a new name may not imitate)."""
 
     roles: dict[str, set[str]] = field(default_factory=dict)
     closed: bool = False
+    known: set[str] = field(default_factory=set)
 
     @property
     def leads(self) -> list[str]:
@@ -55,18 +63,27 @@ class Access:
         return {"closed": self.closed, "roles": {u: sorted(r) for u, r in sorted(self.roles.items()) if r}}
 
 
+def apply_event(state: Access, event: audit.Event) -> None:
+    """Update ``state`` by one event (kinds other than the access kinds change nothing)."""
+    if event.kind not in ACCESS_KINDS:
+        return
+    state.known.add(event.actor)
+    if event.kind == "role_granted":
+        state.roles.setdefault(event.payload["user"], set()).add(event.payload["role"])
+        state.known.add(event.payload["user"])
+    elif event.kind == "role_revoked":
+        state.roles.setdefault(event.payload["user"], set()).discard(event.payload["role"])
+    elif event.kind == "project_closed":
+        state.closed = True
+    elif event.kind == "project_opened":
+        state.closed = False
+
+
 def access_from_events(events: Iterable[audit.Event]) -> Access:
     """Replay access events in chain order (other kinds are ignored)."""
     state = Access()
     for event in events:
-        if event.kind == "role_granted":
-            state.roles.setdefault(event.payload["user"], set()).add(event.payload["role"])
-        elif event.kind == "role_revoked":
-            state.roles.setdefault(event.payload["user"], set()).discard(event.payload["role"])
-        elif event.kind == "project_closed":
-            state.closed = True
-        elif event.kind == "project_opened":
-            state.closed = False
+        apply_event(state, event)
     return state
 
 
@@ -76,7 +93,49 @@ def access(project: Any) -> Access:
 
 
 def _access(log: audit.LogWriter) -> Access:
-    return access_from_events(log.events(kinds=ACCESS_KINDS))
+    return log.access
+
+
+def check_event(state: Access, kind: str, actor: str, payload: dict) -> None:
+    """The role rules, checked on every event in the log's one write path
+    (:meth:`core.review.audit.LogWriter.append`) against the role state just before it: refuses
+    (AmendError, nothing written) a decision by a name without the reviewer role, a guideline by a
+    non-lead, a role change or closing by a non-lead once a lead exists, a self-made lead while one
+    exists, revoking the last lead. The functions below check the same first, with kinder words."""
+    leads = ", ".join(state.leads) or "a lead"
+    if kind == "decision":
+        if not state.has(actor, "reviewer"):
+            raise AmendError(
+                f"{actor!r} is not a reviewer of this project; record decisions through core.review.decisions "
+                f"(which makes a new name reviewer of an open project) or ask {leads} for the reviewer role."
+            )
+    elif kind == "guideline_published":
+        if not state.has(actor, "lead"):
+            raise AmendError(f"only a lead may publish guidelines; {actor!r} is not a lead. Ask {leads}.")
+    elif kind == "role_granted":
+        user, role, rule = payload.get("user"), payload.get("role"), payload.get("rule")
+        if not isinstance(user, str) or role not in ROLES:
+            raise AmendError(f"a role grant needs a user and a role ({', '.join(ROLES)}).")
+        if rule == "open project":
+            allowed = user == actor and role == "reviewer" and not state.closed
+        elif rule in ("first publisher", "no lead yet"):
+            allowed = user == actor and role == "lead" and not state.leads
+        else:
+            allowed = not state.leads or state.has(actor, "lead")
+        if not allowed:
+            raise AmendError(f"{actor!r} may not make {user!r} {role}: only a lead grants roles once the project "
+                             f"has one; ask {leads} (core.review.roles.grant).")
+    elif kind == "role_revoked":
+        user, role = payload.get("user"), payload.get("role")
+        if not isinstance(user, str) or role not in ROLES:
+            raise AmendError(f"a role revocation needs a user and a role ({', '.join(ROLES)}).")
+        if not state.has(actor, "lead"):
+            raise AmendError(f"only a lead may revoke roles; ask {leads}.")
+        if role == "lead" and state.leads == [user]:
+            raise AmendError(f"{user!r} is the only lead; grant the lead role to someone else first.")
+    elif kind in ("project_closed", "project_opened"):
+        if not state.has(actor, "lead"):
+            raise AmendError(f"only a lead may close or reopen the project; ask {leads}.")
 
 
 def _check_role(role: str) -> str:
@@ -85,9 +144,16 @@ def _check_role(role: str) -> str:
     return role
 
 
-def require_reviewer(log: audit.LogWriter, user: str, identity_source: str) -> None:
+def claim(identity_source: str, os_user: Optional[str]) -> dict:
+    """The payload fields saying where a name came from: the identity source, and the OS user
+    that ran the command when one was given (the CLI gives it)."""
+    return {"identity_source": identity_source, **({"os_user": os_user} if os_user is not None else {})}
+
+
+def require_reviewer(log: audit.LogWriter, user: str, identity_source: str, os_user: Optional[str] = None) -> None:
     """Inside a log transaction: allow ``user`` to decide, recording an automatic reviewer grant on
     an open project, or refuse."""
+    log.check_name(user)
     state = _access(log)
     if state.has(user, "reviewer"):
         return
@@ -97,12 +163,14 @@ def require_reviewer(log: audit.LogWriter, user: str, identity_source: str) -> N
             f"{user!r} is not a reviewer of this closed project; ask {leads} to grant the reviewer role."
         )
     log.append("role_granted", user, {"user": user, "role": "reviewer", "granted_by": None,
-                                      "rule": "open project", "identity_source": identity_source})
+                                      "rule": "open project", **claim(identity_source, os_user)})
 
 
-def require_lead(log: audit.LogWriter, user: str, identity_source: str, action: str) -> None:
+def require_lead(log: audit.LogWriter, user: str, identity_source: str, action: str,
+                 os_user: Optional[str] = None) -> None:
     """Inside a log transaction: allow ``user`` a lead's ``action``; while no lead exists, make the
     user lead (``rule`` "first publisher" / "no lead yet")."""
+    log.check_name(user)
     state = _access(log)
     if state.has(user, "lead"):
         return
@@ -113,31 +181,36 @@ def require_lead(log: audit.LogWriter, user: str, identity_source: str, action: 
         )
     rule = "first publisher" if action.startswith("publish") else "no lead yet"
     log.append("role_granted", user, {"user": user, "role": "lead", "granted_by": None, "rule": rule,
-                                      "identity_source": identity_source})
+                                      **claim(identity_source, os_user)})
 
 
-def grant(project: Any, user: str, role: str, by: str, identity_source: str = "local") -> audit.Event:
+def grant(project: Any, user: str, role: str, by: str, identity_source: str = "local",
+          os_user: Optional[str] = None) -> audit.Event:
     """Give ``user`` a role (a lead acts; while no lead exists, anyone may)."""
     user, by = audit.check_actor(user), audit.check_actor(by)
     _check_role(role)
     audit.check_identity_source(identity_source)
     with audit.writing(project) as log:
+        log.check_name(by)
+        log.check_name(user)
         state = _access(log)
         if state.leads and not state.has(by, "lead"):
             raise AmendError(f"only a lead may grant roles; ask {', '.join(state.leads)}.")
         if role in state.roles.get(user, set()):
             raise AmendError(f"{user!r} already has the {role} role.")
         event = log.append("role_granted", by, {"user": user, "role": role, "granted_by": by, "rule": "grant",
-                                                "identity_source": identity_source})
+                                                **claim(identity_source, os_user)})
     return event
 
 
-def revoke(project: Any, user: str, role: str, by: str, identity_source: str = "local") -> audit.Event:
+def revoke(project: Any, user: str, role: str, by: str, identity_source: str = "local",
+           os_user: Optional[str] = None) -> audit.Event:
     """Take a role away (a lead acts). The last lead cannot be revoked."""
     user, by = audit.check_actor(user), audit.check_actor(by)
     _check_role(role)
     audit.check_identity_source(identity_source)
     with audit.writing(project) as log:
+        log.check_name(by)
         state = _access(log)
         if not state.has(by, "lead"):
             raise AmendError(f"only a lead may revoke roles; ask {', '.join(state.leads) or 'a lead'}.")
@@ -146,24 +219,26 @@ def revoke(project: Any, user: str, role: str, by: str, identity_source: str = "
         if role == "lead" and state.leads == [user]:
             raise AmendError(f"{user!r} is the only lead; grant the lead role to someone else first.")
         event = log.append("role_revoked", by, {"user": user, "role": role, "revoked_by": by,
-                                                "identity_source": identity_source})
+                                                **claim(identity_source, os_user)})
     return event
 
 
-def close(project: Any, by: str, identity_source: str = "local") -> audit.Event:
+def close(project: Any, by: str, identity_source: str = "local", os_user: Optional[str] = None) -> audit.Event:
     """Close the project: names without a role are refused from now on (a lead acts)."""
-    return _set_closed(project, by, identity_source, closed=True)
+    return _set_closed(project, by, identity_source, closed=True, os_user=os_user)
 
 
-def reopen(project: Any, by: str, identity_source: str = "local") -> audit.Event:
+def reopen(project: Any, by: str, identity_source: str = "local", os_user: Optional[str] = None) -> audit.Event:
     """Reopen the project: any name may decide again (a lead acts)."""
-    return _set_closed(project, by, identity_source, closed=False)
+    return _set_closed(project, by, identity_source, closed=False, os_user=os_user)
 
 
-def _set_closed(project: Any, by: str, identity_source: str, closed: bool) -> audit.Event:
+def _set_closed(project: Any, by: str, identity_source: str, closed: bool,
+                os_user: Optional[str] = None) -> audit.Event:
     by = audit.check_actor(by)
     audit.check_identity_source(identity_source)
     with audit.writing(project) as log:
+        log.check_name(by)
         state = _access(log)
         if not state.has(by, "lead"):
             who = ", ".join(state.leads) if state.leads else "a lead (publish a guideline or grant one first)"
@@ -171,5 +246,5 @@ def _set_closed(project: Any, by: str, identity_source: str, closed: bool) -> au
         if state.closed == closed:
             raise AmendError(f"the project is already {'closed' if closed else 'open'}.")
         kind = "project_closed" if closed else "project_opened"
-        event = log.append(kind, by, {"by": by, "identity_source": identity_source})
+        event = log.append(kind, by, {"by": by, **claim(identity_source, os_user)})
     return event

@@ -1,15 +1,16 @@
-"""Writer child for the kill loop: appends events forever, printing each one's id and token on
+"""Writer child for the kill loop: takes the reviewer role, then appends decision events forever, printing each one's id and token on
 stdout only AFTER append() has returned (= acknowledged). Usage: _writer.py PROJECT_DIR TAG."""
 
 import random
 import sys
 
-from core.review import audit
+from core.review import audit, roles
 
 
 def main() -> None:
     folder, tag = sys.argv[1], sys.argv[2]
     rng = random.Random(tag)
+    roles.grant(folder, tag, "reviewer", by=tag)  # the log's write path refuses decisions by a name without a role
     print("ready", flush=True)
     n = 0
     while True:

@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from core.errors import AmendError
-from core.review import audit, decisions
+from core.review import audit, decisions, roles
 
 
 def _fill(project, n=5):
@@ -165,6 +165,7 @@ def test_log_stamp_changes_with_every_write_and_only_then(tmp_path):
     project = tmp_path / "p"
     project.mkdir()
     assert audit.log_stamp(project) == (None, None)  # no log yet
+    roles.grant(project, "ann", "reviewer", by="ann")
     audit.append(project, "decision", "ann", {"decision": "keep"}, sample_id="s1")
     first = audit.log_stamp(project)
     assert first[0] is not None

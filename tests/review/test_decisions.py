@@ -10,7 +10,8 @@ from core.errors import AmendError, ConflictError
 from core.review import audit, decisions, guidelines, labels
 
 
-def test_a_decision_records_everything_the_issue_lists(project):
+def test_a_decision_records_everything_the_issue_lists(project, monkeypatch):
+    monkeypatch.setenv("AMEND_OIDC", '[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\n')
     guidelines.publish(project, "# cat\nwhiskers\n", "v1", "lead")
     event = decisions.decide(project, "s6", "relabel", "ann", label="cat", reason="it meows", run_id="run-7",
                              evidence={"probe": 0.91, "suggested": "cat"}, expected_event=0, identity_source="oidc")
