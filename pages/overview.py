@@ -22,6 +22,7 @@ from core.ingest.media import open_image
 from core.store import selections
 from core.store.project import Project
 from core.views import overview as ov
+from core.views.words import plain_time, run_title
 from pages import identity, state
 
 RUN_KEY = "overview.run"
@@ -65,9 +66,10 @@ def _render_header(project: Project, data: ov.Overview) -> None:
     run = data.run
     counts = run.record.get("counts", {})
     rep = run.representation or "model probabilities only"
-    st.caption(f"{_md(project.path.name)} · run `{run.run_id}` on {_md(rep)} · "
+    st.caption(f"{_md(project.path.name)} · analysis of {_md(plain_time(run.created_at))} on {_md(rep)} · "
                f"{counts.get('samples', len(data.points)):,} samples · {counts.get('flagged', 0):,} flagged · "
-               f"detectors: {_md(', '.join(c[4:] for c in data.detectors))}")
+               f"detectors: {_md(', '.join(c[4:] for c in data.detectors))}",
+               help=f"Analysis run {run.run_id}")
     flash = st.session_state.pop(FLASH_KEY, None)
     if flash:
         st.success(flash, icon=":material/check_circle:")
@@ -331,8 +333,9 @@ def render() -> None:
         run_id = run_ids[0]
         if len(run_ids) > 1:
             by_id = {r.run_id: r for r in all_runs}
-            run_id = st.sidebar.selectbox("Analysis run", run_ids, key=RUN_KEY,
-                                          format_func=lambda r: f"{r} ({by_id[r].representation or 'probabilities'})")
+            run_id = st.sidebar.selectbox("Analysis", run_ids, key=RUN_KEY,
+                                          format_func=lambda r: f"{run_title(by_id[r])} "
+                                                                f"({by_id[r].representation or 'probabilities'})")
         data = _load(str(project.path), run_id, ov.state_token(project))
     except AmendError as exc:
         st.title("Overview")

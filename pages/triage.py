@@ -17,7 +17,7 @@ from core.errors import AmendError
 from core.review import audit, decisions, guidelines
 from core.store import selections
 from core.store.project import Project
-from core.views import triage
+from core.views import triage, words
 from pages import identity, keyboard, state
 
 SELECTED_KEY = "triage.selected"
@@ -323,7 +323,7 @@ def _render_conflict(conflict: dict) -> None:
         "nothing was overwritten.",
         icon=":material/sync_problem:",
     )
-    st.button("Review again (G)", key="triage.review_again", shortcut="G", type="primary",
+    st.button("Review again", key="triage.review_again", shortcut="G", type="primary",
               on_click=_go, args=(conflict["sample_id"],))
 
 
@@ -341,23 +341,24 @@ def _render_actions(view: triage.SampleView, path: str, run: RunInfo, queue_ids:
     for kind, text, key in ACTIONS:
         label = suggested if kind == "accept" else None
         disabled = kind == "accept" and (suggested is None or suggested == row.get("current_label"))
-        bar.button(f"{text} ({key})", key=f"triage.do_{kind}", shortcut=key, disabled=disabled,
+        # Streamlit draws each button's key beside its label, so the label is the words alone.
+        bar.button(text, key=f"triage.do_{kind}", shortcut=key, disabled=disabled,
                    type="primary" if kind == "accept" else "secondary", on_click=_decide,
                    args=(path, run.run_id, sid, kind, label, seen, evidence, who, next_id))
-    bar.button("Skip (S)", key="triage.skip", shortcut="S", on_click=_go, args=(triage.step(queue_ids, sid, 1),))
-    bar.button("Previous (P)", key="triage.prev", shortcut="P", on_click=_go, args=(triage.step(queue_ids, sid, -1),))
-    bar.button("Next (N)", key="triage.next", shortcut="N", on_click=_go, args=(triage.step(queue_ids, sid, 1),))
-    bar.button("Undo my last (U)", key="triage.undo", shortcut="U", on_click=_undo, args=(path, who),
+    bar.button("Skip", key="triage.skip", shortcut="S", on_click=_go, args=(triage.step(queue_ids, sid, 1),))
+    bar.button("Previous", key="triage.prev", shortcut="P", on_click=_go, args=(triage.step(queue_ids, sid, -1),))
+    bar.button("Next", key="triage.next", shortcut="N", on_click=_go, args=(triage.step(queue_ids, sid, 1),))
+    bar.button("Undo my last", key="triage.undo", shortcut="U", on_click=_undo, args=(path, who),
                help="Takes back your latest decision with a new event (the log keeps both) and shows that "
                     "sample again.")
     others = [lab for lab in label_set if lab != row.get("current_label")]
-    pick, go = st.columns([3, 1], vertical_alignment="bottom")
+    pick, go, why = st.columns([4, 2, 5], vertical_alignment="bottom")
     target = pick.selectbox("Relabel to (type to search)", others, key=RELABEL_KEY, index=None,
                             placeholder="Choose any class…",
                             help="Type to search, Enter to choose, then L (or click Relabel).")
-    go.button("Relabel (L)", key="triage.relabel", shortcut="L", disabled=target is None, on_click=_decide,
+    go.button("Relabel", key="triage.relabel", shortcut="L", disabled=target is None, on_click=_decide,
               args=(path, run.run_id, sid, "relabel", target, seen, evidence, who, next_id))
-    st.text_input("Reason (optional, recorded with the decision)", key=REASON_KEY,
+    why.text_input("Reason (optional, recorded with the decision)", key=REASON_KEY,
                   help="Shortcuts do not fire while the cursor is in this box: press Esc (or Enter) first.")
 
 
@@ -506,7 +507,7 @@ def _render_history(path: str, sample_id: str) -> None:
     with st.expander(f"History of {esc(sample_id)} ({len(past)} events)"):
         shown = past[["event_id", "actor", "created_at", "decision", "old_label", "new_label", "reason",
                       "guideline_version"]].copy()
-        shown["created_at"] = shown["created_at"].map(triage.plain_time)
+        shown["created_at"] = shown["created_at"].map(words.plain_time)
         shown = shown.astype(object).where(shown.notna(), "")
         st.dataframe(shown.rename(columns={"event_id": "event", "actor": "who", "created_at": "when",
                                            "old_label": "from", "new_label": "to", "guideline_version": "guideline"}),
@@ -548,7 +549,7 @@ def render() -> None:
         return
     newest_first = runs[::-1]
     if len(newest_first) > 1:
-        titles = {r.run_id: triage.run_title(r) for r in newest_first}
+        titles = {r.run_id: words.run_title(r) for r in newest_first}
         run_id = st.selectbox("Analysis", list(titles), key=RUN_KEY, format_func=titles.get)
     else:
         run_id = newest_first[0].run_id

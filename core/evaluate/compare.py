@@ -186,6 +186,9 @@ def interval_sentence(interval: Optional[dict]) -> str:
         return f"After is better: {span}."
     if interval["verdict"] == "worse":
         return f"After is worse: {span}."
+    if interval["verdict"] == "no change":
+        return (f"No change: both probes are right on exactly the same {interval['rows']:,} evaluation samples "
+                "(the decisions so far did not change what the probe learns here).")
     return (f"Cannot tell: {span}. The interval includes no change, so the evaluation set is too small, or "
             "the change too small, to tell it from chance.")
 
@@ -197,8 +200,9 @@ def difference_interval(correct_before: np.ndarray, correct_after: np.ndarray, l
     Each round resamples the evaluation samples with replacement and takes the difference on the
     same resample for both sides (paired: the two probes are judged on the same samples, so what
     they share cancels). ``verdict`` is "better" / "worse" when the whole interval is above /
-    below zero and "cannot tell" otherwise: the evaluation set is too small, or the change too
-    small, to tell it from chance. The interval covers the choice of evaluation samples, not the
+    below zero, "no change" when the probes are right on exactly the same samples, and "cannot
+    tell" otherwise: the evaluation set is too small, or the change too small, to tell it from
+    chance. The interval covers the choice of evaluation samples, not the
     probe's own training noise.
     """
     before = np.asarray(correct_before, dtype=np.float64)
@@ -214,7 +218,10 @@ def difference_interval(correct_before: np.ndarray, correct_after: np.ndarray, l
     means = (counts[:, 0] - counts[:, 1]) / n
     tail = (1 - level) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
-    verdict = "better" if low > 0 else "worse" if high < 0 else "cannot tell"
+    if not gain.any():
+        verdict = "no change"  # both probes right and wrong on exactly the same samples
+    else:
+        verdict = "better" if low > 0 else "worse" if high < 0 else "cannot tell"
     return {"difference": round(float(gain.mean()), 6), "low": round(float(low), 6), "high": round(float(high), 6),
             "level": level, "rows": int(n), "verdict": verdict}
 

@@ -60,7 +60,7 @@ def review_state(project) -> Optional[ReviewState]:
     """The latest analysis' flagged count and how many of those samples have a decision."""
     from core.analysis.runs import list_runs
     from core.review import audit
-    from core.views import triage
+    from core.views import triage, words
 
     runs = list_runs(project)
     if not runs:
@@ -68,7 +68,7 @@ def review_state(project) -> Optional[ReviewState]:
     run, flags = triage.load_flags(project, runs[-1].run_id)
     current = triage.apply_decisions(flags, audit.read_events(project, kinds=["decision"]))
     progress = triage.queue_progress(current, current.iloc[0:0])
-    return ReviewState(progress.flagged, progress.flagged_reviewed, triage.plain_time(run.created_at))
+    return ReviewState(progress.flagged, progress.flagged_reviewed, words.plain_time(run.created_at))
 
 
 def _type_name(values: list) -> str:

@@ -201,23 +201,6 @@ def pace_sentence(decisions: int, seconds: float) -> str:
     return f"You: {decisions:,} decision{'s' if decisions != 1 else ''} in {took} ({seconds / decisions:.0f} s each)."
 
 
-def plain_time(iso: Any) -> str:
-    """An ISO time as a person reads it: "4 Dec 2026, 22:36 UTC" ("" for none)."""
-    if iso is None or (isinstance(iso, float) and np.isnan(iso)) or iso == "":
-        return ""
-    stamp = pd.Timestamp(iso)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC")
-    return f"{stamp.day} {stamp:%b %Y, %H:%M} UTC"
-
-
-def run_title(run: runs.RunInfo) -> str:
-    """An analysis run as a person names it: "Analysis of 4 Dec 2026, 22:36 UTC · 125 flagged"."""
-    flagged = (run.record.get("counts") or {}).get("flagged")
-    tail = f" · {int(flagged):,} flagged" if flagged is not None else ""
-    return f"Analysis of {plain_time(run.created_at)}{tail}"
-
-
 def queue_progress(flags: pd.DataFrame, queue: pd.DataFrame) -> QueueProgress:
     flagged = flags[flags["flagged"].astype(bool)]
     return QueueProgress(

@@ -57,7 +57,7 @@ def test_compare_page_switches_sides_and_split(fixed_project, monkeypatch):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Accuracy before"] == metrics["Accuracy after"] == "100.0%"
     assert [m.proto.delta for m in app.metric if m.label == "Accuracy after"] == ["no change"]  # not a green +0.0
-    assert any(i.value.startswith("Cannot tell: +0.0 points") for i in app.info)
+    assert any(i.value.startswith("No change: both probes are right on exactly the same") for i in app.info)
     assert "5-fold cross-validation" in " ".join(m.value for m in app.markdown)
 
 

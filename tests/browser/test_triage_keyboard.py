@@ -29,7 +29,7 @@ def test_three_samples_triaged_by_keyboard_show_up_in_the_audit_log(running_app,
     name.press("Enter")  # submits the name form; the form then gives way to the name
     page.get_by_text("Change name").wait_for(timeout=30_000)
     page.get_by_role("link", name="Triage").click()
-    page.get_by_text("Keep label (K)").wait_for(timeout=90_000)
+    page.get_by_role("button", name="Keep label").wait_for(timeout=90_000)
     page.locator(".stMain h3").first.wait_for(timeout=60_000)
     page.wait_for_timeout(1500)
     page.get_by_role("heading", name="Triage").first.click()  # focus on the page, not in an input
@@ -80,5 +80,5 @@ def test_triage_opened_before_choosing_a_name_offers_the_name_form(running_app, 
     box = page.locator("[data-testid=stMain]").get_by_role("textbox", name="Your name")
     box.fill("dana")
     box.press("Enter")
-    page.get_by_text("Keep label (K)").wait_for(timeout=90_000)
+    page.get_by_role("button", name="Keep label").wait_for(timeout=90_000)
     assert "dana" in page.inner_text("[data-testid=stSidebar]")

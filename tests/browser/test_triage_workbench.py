@@ -51,7 +51,7 @@ def _open_triage(page, url: str, project: str, name: str) -> None:
         page.get_by_role("option", name=project).click()
         page.get_by_role("heading", name=project).wait_for(timeout=30_000)
     page.get_by_role("link", name="Triage").click()
-    page.get_by_text("Keep label (K)").wait_for(timeout=90_000)
+    page.get_by_role("button", name="Keep label").wait_for(timeout=90_000)
     page.locator(".stMain h3").first.wait_for(timeout=60_000)
     page.wait_for_timeout(2000)  # let the queue grid and the focus script settle
 

@@ -241,4 +241,7 @@ def test_the_accuracy_difference_interval_tells_a_real_gain_from_chance():
     tiny = difference_interval(small_before, small_after)
     assert tiny["verdict"] == "cannot tell" and tiny["low"] < 0 < tiny["high"] and tiny["rows"] == 40
     nothing = difference_interval(before, before)
-    assert nothing["verdict"] == "cannot tell" and nothing["difference"] == 0.0
+    assert nothing["verdict"] == "no change" and nothing["difference"] == 0.0
+    # Gains and losses that cancel exactly are not "no change": the probes differ.
+    swap = difference_interval(small_before, small_before[::-1])
+    assert swap["verdict"] == "cannot tell" and swap["difference"] == 0.0
