@@ -21,6 +21,9 @@ from core.views import triage, words
 from pages import identity, keyboard, state
 
 SELECTED_KEY = "triage.selected"
+#: True when the page chose the shown sample itself (the next one after a decision), False when
+#: the reviewer did (a click, N/P, go to): only the page's own choice moves on when it left the queue.
+AUTO_KEY = "triage.selected_by_page"
 CONFLICT_KEY = "triage.conflict"
 FLASH_KEY = "triage.flash"
 GRID_LAST_KEY = "triage.grid_last"
@@ -99,6 +102,7 @@ def _prefetcher(path: str, run_id: str, guideline_version: Optional[str]) -> tri
 def _go(sample_id: Optional[str]) -> None:
     if sample_id is not None:
         st.session_state[SELECTED_KEY] = sample_id
+        st.session_state[AUTO_KEY] = False
     st.session_state.pop(CONFLICT_KEY, None)
     _clear_relabel_choice()
 
@@ -134,6 +138,7 @@ def _decide(path: str, run_id: str, sample_id: str, kind: str, label: Optional[s
     _count_decisions(1)
     if next_id is not None and next_id != sample_id:
         st.session_state[SELECTED_KEY] = next_id
+        st.session_state[AUTO_KEY] = True
 
 
 def _start_session() -> dict:
@@ -160,6 +165,7 @@ def _undo(path: str, who: identity.Identity) -> None:
     _clear_relabel_choice()
     _count_decisions(-1)
     st.session_state[SELECTED_KEY] = event.sample_id
+    st.session_state[AUTO_KEY] = False
 
 
 def _goto(known_ids: frozenset) -> None:
@@ -583,6 +589,12 @@ def render() -> None:
         current_id = conflict["sample_id"]
     elif current_id not in set(queue_ids) and current_id not in set(flags["id"]):
         current_id = None
+    elif current_id not in set(queue_ids) and st.session_state.get(AUTO_KEY):
+        # The sample the page chose after a decision was decided by someone else meanwhile: go on
+        # to the next one still in the queue instead of offering a second decision on it.
+        rank = int(flags.loc[flags["id"] == current_id, "rank"].iloc[0])
+        current_id = triage.first_after(queue, rank)
+        st.session_state[SELECTED_KEY] = current_id
     if current_id is None:
         current_id = triage.step(queue_ids, None, 0)
     with right:

@@ -221,6 +221,16 @@ def step(queue_ids: Sequence[str], current: Optional[str], offset: int) -> Optio
     return ids[position]
 
 
+def first_after(queue: pd.DataFrame, rank: int) -> Optional[str]:
+    """The queue's first sample ranked after ``rank`` (the queue is in rank order), else its first;
+    None for an empty queue. Where the page goes when the sample it was about to show left the
+    queue meanwhile (another reviewer decided it)."""
+    if queue.empty:
+        return None
+    later = queue.loc[queue["rank"] > rank, "id"]
+    return str(later.iloc[0]) if len(later) else str(queue["id"].iloc[0])
+
+
 def following(queue_ids: Sequence[str], current: Optional[str], count: int) -> list[str]:
     """Up to ``count`` ids after ``current`` (what to prefetch), then the one before it."""
     ids = list(queue_ids)

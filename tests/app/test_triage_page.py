@@ -163,3 +163,28 @@ def test_without_a_name_the_page_asks_for_one_first(project_copy, monkeypatch):
     assert "deciding as carol (local name)" in app.caption[0].value or any(
         "deciding as carol" in c.value for c in app.caption)
 
+
+
+def test_the_slice_filter_names_slices_as_the_overview_does(project_copy, monkeypatch):
+    from core.analysis import runs
+    from core.views.overview import slice_labels
+
+    project = project_copy("news20-sample")
+    _, table = runs.slices(project)
+    app = _page(project, monkeypatch)
+    options = app.multiselect(key="triage.slices").options
+    expected = list(slice_labels(table).values())  # "#1 …", "#2 …": error rank, as on the overview
+    assert options == [o for o in expected if o in options] and options[0].startswith("#1 ")
+
+
+def test_after_a_decision_the_page_skips_a_sample_someone_else_decided_meanwhile(project_copy, monkeypatch):
+    project = project_copy("news20-sample")
+    _, frame = flags(project)
+    ranked = frame[frame["flagged"]]["id"].tolist()
+    app = _page(project, monkeypatch)
+    assert _shown_id(app) == ranked[0]
+    decisions.decide(project, ranked[1], "exclude", "bob")  # bob takes the next one while alice looks
+    app.button(key="triage.do_keep").click().run()
+    assert not app.exception
+    assert _shown_id(app) == ranked[2]  # not bob's sample, offered for a second decision
+    assert [e.actor for e in audit.read_events(project, kinds=["decision"])] == ["bob", "alice"]
