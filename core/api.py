@@ -9,7 +9,9 @@
 >>> run, ranked = api.flags(project)           # every sample, most likely wrong first
 >>> api.decide(project, "t1234", "relabel", reviewer="ann", label="sci.med", expected_event=0)
 >>> api.compare(project).to_json()             # probe on given vs current labels, per slice
->>> api.export(project, "labels.parquet")      # labels + trail + manifest with the chain head
+>>> api.export(project, "labels.parquet")      # labels + trail + manifest + a signed checkpoint
+>>> api.checkpoint(project, to="~/witness/")   # the log's signed (size, head), kept outside the project
+>>> api.verify(project, checkpoints=["~/witness/"]).ok   # the chain, every recorded state, the checkpoints
 >>> api.upgrade("old-project")                 # a folder from an earlier Amend, to this schema
 
 For plain arrays (your own model's vectors or probabilities, no project), :func:`detect` returns
@@ -29,7 +31,7 @@ from core.evaluate.compare import CompareResult, compare
 from core.export import export
 from core.imports import import_predictions, import_vectors
 from core.ingest import IngestOptions, IngestReport, ingest
-from core.review.audit import verify
+from core.review.checkpoints import checkpoint, verify
 from core.review.decisions import decide, decide_many, undo_last
 from core.review.guidelines import publish as publish_guideline
 from core.review.labels import current_labels
@@ -38,7 +40,8 @@ from core.store.project import Project
 
 __all__ = [
     "AnalysisResult", "CaptureRun", "CompareResult", "DetectConfig", "Detection", "EmbedOptions", "EmbedReport",
-    "IngestOptions", "IngestReport", "Project", "accept_suggested", "analyse", "capture_runs", "compare", "create_project",
+    "IngestOptions", "IngestReport", "Project", "accept_suggested", "analyse", "capture_runs", "checkpoint", "compare",
+    "create_project",
     "current_labels", "decide", "decide_many", "undo_last", "detect", "embed", "export", "flags", "import_predictions",
     "import_vectors", "ingest", "open_project", "publish_guideline", "slices", "upgrade", "verify",
 ]

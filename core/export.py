@@ -13,14 +13,20 @@ Three files, named after the labels file ``<name>.<ext>``:
   (see :mod:`core.review.audit`).
 - ``<name>.manifest.json``: counts, the label set, the guideline version in force, the log's
   chain head as :func:`core.review.audit.verify` computed it, the analysis run ids, Amend's version,
-  the cutoff, and the sha256 of both data files; for CSV, ``csv_formula_cells_neutralised``.
+  the cutoff, and the sha256 of both data files; for CSV, ``csv_formula_cells_neutralised``;
+  ``checkpoint``: the signed checkpoint below.
+- ``<name>.checkpoint.json``: the log's (size, chain head) at the export, signed with the user's
+  key (:mod:`core.review.checkpoints`); :func:`export` also records it in the project.
+  ``amend audit verify PROJECT --checkpoint EXPORT_FOLDER`` checks the log still extends it: whoever
+  receives the export holds a witness of the log.
 
 CSV is opened in spreadsheets, so a string cell starting with ``=``, ``+``, ``-``, ``@``, a tab or
 a carriage return (a crafted label or reason) gets a leading ``'`` there (:mod:`core.csvsafe`) and
 the manifest counts and explains them; Parquet and JSONL keep every value verbatim.
 
 Reproducible: the same log, samples and options give byte-identical data files; the manifest
-differs only in ``exported_at``. An export refuses to run on a log that fails verification.
+differs only in ``exported_at`` and the checkpoint signed at that time. An export refuses to run on
+a log that fails verification (:func:`core.review.audit.verify`, anchors included).
 """
 
 from __future__ import annotations
@@ -252,8 +258,12 @@ class ExportBundle:
     def manifest_file(self) -> str:
         return f"{self.name}.manifest.json"
 
+    @property
+    def checkpoint_file(self) -> str:
+        return f"{self.name}.checkpoint.json"
+
     def write(self, directory: str | os.PathLike) -> dict[str, Path]:
-        """Write the three files into ``directory`` (each through a temporary file, then renamed)."""
+        """Write the files into ``directory`` (each through a temporary file, then renamed)."""
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
         written = {}
@@ -266,7 +276,7 @@ class ExportBundle:
         return written
 
     def zip_bytes(self) -> bytes:
-        """The three files in one zip (fixed member times, so equal exports give equal data)."""
+        """The files in one zip (fixed member times, so equal exports give equal data)."""
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name, data in self.files.items():
@@ -281,6 +291,7 @@ class ExportBundle:
         return {"rows": counts["rows"], "changed": counts["changed"], "excluded": counts["excluded"],
                 "chain_head": self.manifest["chain_head"], "trail_events": self.manifest["files"]["trail"]["rows"],
                 "format": self.format, "files": sorted(self.files), "reimport": self.manifest["reimport"],
+                "checkpoint": self.manifest.get("checkpoint"),
                 **({"csv_formula_cells_neutralised": self.manifest["csv_formula_cells_neutralised"]}
                    if "csv_formula_cells_neutralised" in self.manifest else {})}
 
@@ -323,7 +334,7 @@ def build_export(project: Project, fmt: str = "parquet", name: str = "labels", a
     """
     from core import __version__
     from core.analysis import runs as runs_mod
-    from core.review import guidelines
+    from core.review import checkpoints, guidelines
 
     if fmt not in FORMATS:
         raise AmendError(f"export format {fmt!r} is unknown; use one of {', '.join(FORMATS)}.")
@@ -332,6 +343,8 @@ def build_export(project: Project, fmt: str = "parquet", name: str = "labels", a
     if not check.ok:
         raise AmendError(f"the review log fails verification ({check.problem}); nothing was exported. "
                          "Run `amend audit verify` and restore the log first.")
+    exported_at = audit.utc_now()
+    statement = checkpoints.sign(project, check.events, check.chain_head, time=exported_at)
     limit, until = _cutoff(project, as_of, guideline_version, up_to_event)
     labels = label_rows(project, as_of=as_of, guideline_version=guideline_version, up_to_event=up_to_event)
     progress("export", 1, 4)
@@ -355,7 +368,7 @@ def build_export(project: Project, fmt: str = "parquet", name: str = "labels", a
         "format": EXPORT_FORMAT,
         "export_version": EXPORT_VERSION,
         "amend_version": __version__,
-        "exported_at": audit.utc_now(),
+        "exported_at": exported_at,
         "project": {"name": project.path.name, "path": str(project.path), "modality": modality},
         "files": {
             "labels": {"name": bundle.labels_file, "format": fmt, "rows": int(len(labels)),
@@ -375,6 +388,10 @@ def build_export(project: Project, fmt: str = "parquet", name: str = "labels", a
         "chain_head": check.chain_head,
         "log_events": check.events,
         "chain_verified": check.ok,
+        "anchors_verified": check.anchors,
+        "checkpoint": {"file": bundle.checkpoint_file, "size": statement["size"], "chain_head": statement["chain_head"],
+                       "time": statement["time"], "public_key": statement["public_key"],
+                       "signature": statement["signature"]},
         "runs": [r.run_id for r in runs_mod.list_runs(project)],
         "runs_cited_by_decisions": decisions_runs,
         "image_root": root,
@@ -390,6 +407,7 @@ def build_export(project: Project, fmt: str = "parquet", name: str = "labels", a
         bundle.labels_file: labels_bytes,
         bundle.trail_file: trail_bytes,
         bundle.manifest_file: (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
+        bundle.checkpoint_file: (json.dumps(statement, indent=2, sort_keys=True) + "\n").encode("utf-8"),
     }
     progress("export", 4, 4)
     return bundle
@@ -418,7 +436,13 @@ def export(project: Project, out: str | os.PathLike, fmt: Optional[str] = None, 
     name = target.name[: -len(target.suffix)] if target.suffix else target.name
     bundle = build_export(project, fmt=fmt, name=name, as_of=as_of, guideline_version=guideline_version,
                           up_to_event=up_to_event, progress=progress, suffix=target.suffix)
-    bundle.write(target.parent)
+    from core.review import checkpoints
+
+    written = bundle.write(target.parent)
+    checkpoint = bundle.manifest["checkpoint"]
+    checkpoints.record(project, checkpoint["size"], checkpoint["chain_head"], "export",
+                       str(written[bundle.checkpoint_file].resolve()),
+                       json.loads(bundle.files[bundle.checkpoint_file]))
     return bundle
 
 

@@ -76,3 +76,19 @@ def tiny_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     torch.save(model.state_dict(), path)
     return path, model
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _signing_keys_outside_home(tmp_path_factory):
+    """Checkpoints (every export signs one) use a key folder of the test session, never the user's
+    ~/.config/amend; tests that look at the key set AMEND_KEY_DIR themselves."""
+    folder = tmp_path_factory.mktemp("amend-keys")
+    saved = {k: os.environ.get(k) for k in ("AMEND_KEY_DIR", "AMEND_CHECKPOINT_DIR")}
+    os.environ["AMEND_KEY_DIR"] = str(folder / "keys")
+    os.environ["AMEND_CHECKPOINT_DIR"] = str(folder / "checkpoints")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

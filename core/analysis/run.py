@@ -2,7 +2,8 @@
 probabilities), stored as a run with its record. The single call for notebooks and the CLI.
 
 Detection runs on the labels in force now (given labels + decisions), so a re-run after
-corrections finds what is left; the run records the audit chain head it saw. Runs never change
+corrections finds what is left; the run records the audit log it saw (size and chain head: an anchor
+that `amend audit verify` checks the log against ever after). Runs never change
 decisions. Identical data and settings give an identical ranking (everything is seeded).
 """
 
@@ -183,7 +184,7 @@ def analyse(
             raise AmendError(f"{project.path} has no vectors and no predictions; run `amend embed` first.")
         probabilities = _aligned_predictions(project, predictions, ids, class_names) if predictions else None
         annotators = _annotator_matrix(project, samples, label_index)
-        chain_head = audit.chain_head(project)
+        chain_size, chain_head = audit.chain_tip(project)
         timings["load"] = round(time.perf_counter() - t, 3)
 
         detection = detect(
@@ -230,7 +231,8 @@ def analyse(
                 for source in detection.params["pool"]["sources"]
             ],
             "probability_pool": detection.params["pool"],
-            "labels_analysed": {"source": "labels in force (given + decisions)", "audit_chain_head": chain_head},
+            "labels_analysed": {"source": "labels in force (given + decisions)", "audit_chain_head": chain_head,
+                                "audit_chain_size": chain_size},
             "detectors": sorted(detection.results),
             "detector_params": {name: result.params for name, result in detection.results.items()},
             "config": config.as_dict(),

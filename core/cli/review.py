@@ -1,4 +1,4 @@
-"""`amend decide`, `amend guideline`, `amend audit verify`, `amend role`: the decision trail from the shell."""
+"""`amend decide`, `amend guideline`, `amend audit verify` / `checkpoint`, `amend role`: the decision trail from the shell."""
 
 from __future__ import annotations
 
@@ -112,16 +112,31 @@ def cmd_guideline(args: argparse.Namespace, progress) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace, progress) -> int:
-    from core.review import audit
+    from core.review import checkpoints
     from core.store.project import Project
 
-    result = audit.verify(Project.open(args.project), known_head=args.known_head)
+    given = args.checkpoint or []
+    result = checkpoints.verify(Project.open(args.project), checkpoints=given, known_head=args.known_head)
+    payload = {**result.to_dict(), "checkpoints_checked": result.details.get("checkpoints_checked", 0)}
     if result.ok:
-        output(args, result.to_dict(), f"ok: {result.events} events, chain head {result.chain_head}")
+        output(args, payload, result.summary())
         return 0
-    # The result (which names the bad event) is still the output; the exit status says it is broken.
-    output(args, result.to_dict(), f"BROKEN at event {result.first_bad_event}: {result.problem}")
-    raise AmendError(f"the audit log is broken at event {result.first_bad_event}: {result.problem}")
+    # The result (which names the bad event or anchor) is still the output; the exit status says it is broken.
+    output(args, payload, result.summary())
+    where = f" at event {result.first_bad_event}" if result.first_bad_event is not None else ""
+    raise AmendError(f"the audit log is broken{where}: {result.problem}")
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace, progress) -> int:
+    from core.review import checkpoints
+    from core.store.project import Project
+
+    made = checkpoints.checkpoint(Project.open(args.project), to=args.to)
+    output(args, made, f"checkpoint of {made['size']} events, chain head {made['chain_head']}, signed "
+                       f"{made['public_key'][:24]}… -> {made['file']}\n"
+                       "keep a copy where whoever can change this project cannot (a witness); "
+                       f"check it later with `amend audit verify {args.project} --checkpoint FILE`")
+    return 0
 
 
 def cmd_role(args: argparse.Namespace, progress) -> int:
@@ -181,9 +196,16 @@ def register(commands) -> None:
     p.add_argument("--author", metavar="NAME")
     p.add_argument("--classes", metavar="a,b", help="publish: the classes this version touches (default: read from headings)")
 
-    q = commands.group("audit", "the audit log").add("verify", cmd_audit_verify,
-                                                      "recompute the hash chain and name the first bad event")
+    audit_commands = commands.group("audit", "the audit log")
+    q = audit_commands.add("verify", cmd_audit_verify,
+                           "recompute the hash chain, name the first bad event, check every recorded state of the log")
     q.add_argument("--known-head", metavar="HASH", help="a chain head recorded earlier (e.g. in an export manifest)")
+    q.add_argument("--checkpoint", action="append", metavar="PATH",
+                   help="a signed checkpoint file, or a folder of them (an export folder); repeatable")
+    q = audit_commands.add("checkpoint", cmd_audit_checkpoint,
+                           "sign the log's size and chain head and write it outside the project (a witness keeps it)")
+    q.add_argument("--to", metavar="PATH", help="a .json file or a folder outside the project (default: $AMEND_CHECKPOINT_DIR, "
+                                                "else ~/.config/amend/checkpoints/PROJECT-ID/)")
 
     p = commands.add("role", cmd_role, "who may review and who leads (grant, revoke, close, reopen, show)")
     p.add_argument("action", choices=["grant", "revoke", "close", "reopen", "show"])

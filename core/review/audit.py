@@ -19,9 +19,14 @@ never goes backwards along the chain: if the clock steps back, an event takes it
 time, so "the log as of time T" is always a prefix of the chain.
 
 :func:`verify` recomputes everything and names the first bad event. What a chain alone cannot
-show is the loss of its *last* events or a rewrite of the whole tail; two tripwires cover that:
-the ``AUTOINCREMENT`` counter (``sqlite_sequence``) remembers the highest id ever written, and a
-chain head recorded elsewhere (an export manifest) can be passed as ``known_head``.
+show is the loss of its *last* events, a rewrite of the tail with the hashes recomputed, or the
+whole file replaced (by an older copy, an empty log, nothing). Anchors cover that: every analysis
+run and every checkpoint (each export, ``amend audit checkpoint``) records the log's (size, head)
+in ``project.sqlite``, and :func:`verify` checks that the log still extends each of them; signed
+checkpoints kept outside the project (:mod:`core.review.checkpoints`) are checked the same way and
+are the only ones someone holding the project folder cannot rewrite too. The ``AUTOINCREMENT``
+counter (``sqlite_sequence``) remembers the highest id ever written, a tripwire for a careless
+deletion.
 
 Functions take ``project``: a :class:`core.store.project.Project` or the project folder's path (this
 module imports nothing heavy, so a small writer process starts fast).
@@ -41,7 +46,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
 from core.errors import AmendError, ConflictError, SchemaVersionError, database_damage
-from core.store.schema import LOG_FILE, LOG_SCHEMA_VERSION, LOG_SQL, LOG_TRIGGERS, statements
+from core.review import access as access_rules
+from core.store.schema import LOG_FILE, LOG_SCHEMA_VERSION, LOG_SQL, LOG_TRIGGERS, PROJECT_DB, statements
 from core.util import utc_now
 
 logger = logging.getLogger(__name__)
@@ -127,12 +133,12 @@ def log_path(project: Any) -> Path:
 
 
 def log_stamp(project: Any) -> tuple:
-    """(size, modification time) of the log's files (the database and its write-ahead log): any
-    write, including an edit behind Amend's back, changes it, so a verification may be reused
-    for as long as the stamp is the same."""
+    """(size, modification time) of the files a verification reads (the log and project.sqlite,
+    where its anchors are, each with its write-ahead log): any write, including an edit behind
+    Amend's back, changes it, so a verification may be reused for as long as the stamp is the same."""
     stamp = []
-    for suffix in ("", "-wal"):
-        path = log_path(project).with_name(LOG_FILE + suffix)
+    for name in (LOG_FILE, LOG_FILE + "-wal", PROJECT_DB, PROJECT_DB + "-wal"):
+        path = log_path(project).with_name(name)
         try:
             info = path.stat()
         except FileNotFoundError:
@@ -272,17 +278,15 @@ class LogWriter:
         self.appended: list[Event] = []
         row = con.execute(f"SELECT {_COLUMNS} FROM events ORDER BY event_id DESC LIMIT 1").fetchone()
         self._head: Optional[Event] = _row_to_event(row) if row else None
-        self._access = None  # the role state (core.review.roles.Access), read on first need
+        self._access = None  # the role state (core.review.access.Access), read on first need
         self._sources_checked: set[str] = set()
 
     @property
     def access(self):
         """Who holds which role, and whether the project is closed, as of this transaction
-        (:class:`core.review.roles.Access`; kept current as events are appended)."""
+        (:class:`core.review.access.Access`; kept current as events are appended)."""
         if self._access is None:
-            from core.review import roles
-
-            self._access = roles.access_from_events(self.events(kinds=roles.ACCESS_KINDS))
+            self._access = access_rules.access_from_events(self.events(kinds=access_rules.ACCESS_KINDS))
         return self._access
 
     @property
@@ -321,7 +325,7 @@ class LogWriter:
         """Add one event to this transaction (visible to others only after COMMIT).
 
         The one write path of the log: every event, whoever writes it, passes the role rules here
-        (:func:`core.review.roles.check_event`: a decision needs a reviewer, a guideline a lead, a
+        (:func:`core.review.access.check_event`: a decision needs a reviewer, a guideline a lead, a
         role change a lead unless the project has none), its names are normalised and may not be
         look-alikes of names the project knows (:mod:`core.review.identity`), and an
         ``identity_source`` of "oidc" needs the login configured. The friendly front doors are
@@ -350,14 +354,10 @@ class LogWriter:
         event = Event(event_id, kind, sample_id, payload, created_at, actor, prev_hash, digest)
         self._head = event
         self.appended.append(event)
-        from core.review import roles
-
-        roles.apply_event(self.access, event)
+        access_rules.apply_event(self.access, event)
         return event
 
     def _check(self, kind: str, actor: str, payload: dict) -> None:
-        from core.review import identity, roles
-
         source = payload.get("identity_source")
         if source is not None and source not in self._sources_checked:
             check_identity_source(source)
@@ -371,7 +371,7 @@ class LogWriter:
             names.append(payload["user"])
         for name in names:
             self.check_name(name)
-        roles.check_event(state, kind, actor, payload)
+        access_rules.check_event(state, kind, actor, payload)
 
     def check_name(self, name: str) -> None:
         """Refuse (one line naming them) a name that is a look-alike of a name the project knows
@@ -459,11 +459,76 @@ def get_event(project: Any, event_id: int) -> Optional[Event]:
 
 def chain_head(project: Any) -> str:
     """The hash of the last event (GENESIS for an empty log): what exports record."""
+    return chain_tip(project)[1]
+
+
+def chain_tip(project: Any) -> tuple[int, str]:
+    """(size, head): the id of the last event (= the number of events of an intact log) and its
+    hash; (0, GENESIS) for an empty or missing log. What run records and checkpoints keep."""
     with connect(project, create=False) as con:
         if con is None:
-            return GENESIS
-        row = con.execute("SELECT hash FROM events ORDER BY event_id DESC LIMIT 1").fetchone()
-    return row[0] if row else GENESIS
+            return 0, GENESIS
+        row = con.execute("SELECT event_id, hash FROM events ORDER BY event_id DESC LIMIT 1").fetchone()
+    return (int(row[0]), row[1]) if row else (0, GENESIS)
+
+
+# --------------------------------------------------------------------------- anchors
+@dataclass(frozen=True)
+class Anchor:
+    """A state of the log recorded somewhere else: the log must still extend it.
+
+    ``size`` events with ``chain_head`` the hash of the last of them (the event with id ``size``
+    has exactly that hash). ``size`` None: only the head was recorded (run records of an earlier
+    Amend, ``--known-head``); then some event must have that hash. ``source`` says in words where
+    it was recorded ("run run-…", "checkpoint 3 (export, …)", "checkpoint file …").
+    """
+
+    source: str
+    chain_head: str
+    size: Optional[int] = None
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "size": self.size, "chain_head": self.chain_head}
+
+    def describe(self) -> str:
+        at = f"at {self.size} events " if self.size is not None else ""
+        return f"{self.source} recorded the log {at}with head {self.chain_head}"
+
+
+def recorded_anchors(project: Any) -> list[Anchor]:
+    """Every state of the log recorded inside the project (``project.sqlite``): the head each
+    analysis run saw (``record.labels_analysed``: ``audit_chain_size`` from schema 3 on, the head
+    alone before) and every row of ``checkpoints`` (exports and ``amend audit checkpoint``).
+    Empty when the folder has no project.sqlite (a bare log folder)."""
+    path = log_path(project).with_name(PROJECT_DB)
+    if not path.exists():
+        return []
+    anchors: list[Anchor] = []
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "runs" in tables:
+            rows = con.execute(  # read in SQLite: a run record can be large, only two fields matter here
+                "SELECT run_id, CASE WHEN json_valid(record) THEN json_extract(record, '$.labels_analysed.audit_chain_head') END, "
+                "CASE WHEN json_valid(record) THEN json_extract(record, '$.labels_analysed.audit_chain_size') END "
+                "FROM runs ORDER BY created_at, run_id")
+            for run_id, head, size in rows:
+                if isinstance(head, str) and len(head) == 64:
+                    anchors.append(Anchor(f"analysis run {run_id}", head, int(size) if isinstance(size, int) else None))
+        if "checkpoints" in tables:
+            rows = con.execute("SELECT checkpoint_id, source, location, size, chain_head FROM checkpoints "
+                               "ORDER BY checkpoint_id")
+            for number, source, location, size, head in rows:
+                where = f", {location}" if location else ""
+                anchors.append(Anchor(f"checkpoint {number} ({source}{where})", head, int(size)))
+    except sqlite3.DatabaseError as exc:
+        damage = database_damage(path, exc)
+        if damage is None:
+            raise
+        raise damage from exc
+    finally:
+        con.close()
+    return anchors
 
 
 # --------------------------------------------------------------------------- verify
@@ -471,10 +536,12 @@ def chain_head(project: Any) -> str:
 class VerifyResult:
     """The outcome of :func:`verify`.
 
-    ``ok``: the chain recomputes and the append-only triggers are in place. ``events``: rows read.
-    ``chain_head``: the stored hash of the last row (GENESIS when empty). ``first_bad_event``: the
-    id of the first event that is wrong or missing (None when ok, or when only the triggers are
-    missing). ``problem``: one sentence saying what is wrong.
+    ``ok``: the chain recomputes, the append-only triggers are in place and the log extends every
+    anchor. ``events``: rows read. ``chain_head``: the stored hash of the last row (GENESIS when
+    empty). ``first_bad_event``: the id of the first event that is wrong or missing (None when ok,
+    when only the triggers are missing, or when an anchor shows a rewrite without saying where it
+    began). ``problem``: one sentence saying what is wrong. ``anchors``: how many recorded states
+    of the log were checked; ``failed_anchor``: the one the log does not extend.
     """
 
     ok: bool
@@ -483,43 +550,75 @@ class VerifyResult:
     first_bad_event: Optional[int] = None
     problem: Optional[str] = None
     details: dict = field(default_factory=dict)
+    anchors: int = 0
+    failed_anchor: Optional[Anchor] = None
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "events": self.events, "chain_head": self.chain_head,
-                "first_bad_event": self.first_bad_event, "problem": self.problem}
+                "first_bad_event": self.first_bad_event, "problem": self.problem, "anchors_checked": self.anchors,
+                "failed_anchor": None if self.failed_anchor is None else self.failed_anchor.to_dict()}
+
+    def summary(self) -> str:
+        """One line: "ok: N events, ..." or "BROKEN at event K: ..."."""
+        if self.ok:
+            return f"ok: {self.events} events, chain head {self.chain_head}"
+        where = f" at event {self.first_bad_event}" if self.first_bad_event is not None else ""
+        return f"BROKEN{where}: {self.problem}"
 
 
-def verify(project: Any, known_head: Optional[str] = None) -> VerifyResult:
-    """Recompute the whole chain and name the first bad event.
+def verify(project: Any, known_head: Optional[str] = None, anchors: Optional[Iterable[Anchor]] = None,
+           recorded: bool = True) -> VerifyResult:
+    """Recompute the whole chain, name the first bad event, and check the log against every state
+    of it recorded elsewhere.
 
     Checks, in chain order: ids are consecutive from 1 (a gap = a deleted event, named by the
     missing id); each ``prev_hash`` is the previous event's hash (a reorder or fork); the payload
     is canonical JSON; the recomputed hash equals the stored one (an edit); times never go
     backwards; a guideline's ``sha256`` matches its text. Then: no events were cut from the end
-    (``sqlite_sequence``), ``known_head`` (a head recorded earlier, e.g. in an export manifest)
-    is still in the chain, and the append-only triggers exist. Reads one consistent snapshot, so
-    it can run while others write.
+    (``sqlite_sequence``); the log extends every anchor — the (size, head) pairs recorded inside
+    the project (:func:`recorded_anchors`, unless ``recorded=False``), those given in ``anchors``
+    (signed checkpoints held outside, :mod:`core.review.checkpoints`) and ``known_head`` (a head
+    recorded earlier, e.g. in an export manifest), so a log that is missing, emptied, cut short,
+    rolled back to an older copy or rewritten and re-hashed up to a recorded state fails, naming
+    the anchor; and the append-only triggers exist. Reads one consistent snapshot, so it can run
+    while others write; one pass over the log.
     """
+    given = list(anchors or [])
+    if known_head is not None:
+        given.append(Anchor("the head given (--known-head)", known_head))
+    checked = (recorded_anchors(project) if recorded else []) + given
     with connect(project, create=False) as con:
         if con is None:
-            if known_head not in (None, GENESIS):
-                return VerifyResult(False, 0, GENESIS, 1, f"the review log is missing but head {known_head} was recorded.")
-            return VerifyResult(True, 0, GENESIS)
+            needed = [a for a in checked if (a.size or 0) > 0 or (a.size is None and a.chain_head != GENESIS)]
+            if needed:
+                first = needed[0]
+                return VerifyResult(False, 0, GENESIS, 1,
+                                    f"the review log is missing but {first.describe()}: restore {LOG_FILE}.",
+                                    anchors=len(checked), failed_anchor=first)
+            return VerifyResult(True, 0, GENESIS, anchors=len(checked))
         con.execute("BEGIN")  # one snapshot for every read below
         try:
-            return _verify(con, known_head)
+            return _verify(con, checked)
         finally:
             con.execute("ROLLBACK")
 
 
-def _verify(con: sqlite3.Connection, known_head: Optional[str]) -> VerifyResult:
+def _verify(con: sqlite3.Connection, anchors: list[Anchor]) -> VerifyResult:
     count = 0
     prev_hash = GENESIS
     prev_time = ""
     expected_id = 1
     head = GENESIS
-    seen_known = known_head in (None, GENESIS)
     bad: Optional[tuple[int, str]] = None
+    by_size: dict[int, list[Anchor]] = {}
+    by_head: dict[str, list[Anchor]] = {}
+    for anchor in anchors:
+        if anchor.size is not None and anchor.size > 0:
+            by_size.setdefault(anchor.size, []).append(anchor)
+        elif anchor.size is None and anchor.chain_head != GENESIS:
+            by_head.setdefault(anchor.chain_head, []).append(anchor)
+    diverged: list[tuple[Anchor, str]] = []  # (anchor, the hash the log now has at its size)
+    found_heads: set[str] = set()
     cursor = con.execute(f"SELECT {_COLUMNS} FROM events ORDER BY event_id")
     for row in cursor:
         count += 1
@@ -560,23 +659,45 @@ def _verify(con: sqlite3.Connection, known_head: Optional[str]) -> VerifyResult:
                 bad = (event_id, f"event {event_id} (guideline {payload.get('version')!r}) has a sha256 that does "
                                  "not match its text.")
                 continue
-        if known_head is not None and stored_hash == known_head:
-            seen_known = True
+        if event_id in by_size:
+            diverged += [(a, stored_hash) for a in by_size[event_id] if a.chain_head != stored_hash]
+        if stored_hash in by_head:
+            found_heads.add(stored_hash)
         prev_hash, prev_time, expected_id = stored_hash, created_at, expected_id + 1
+    n_anchors = len(anchors)
     if bad is not None:
-        return VerifyResult(False, count, head, bad[0], bad[1])
+        return VerifyResult(False, count, head, bad[0], bad[1], anchors=n_anchors)
     seq = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     highest = int(seq[0]) if seq else 0
     if highest > expected_id - 1:
         return VerifyResult(
             False, count, head, expected_id,
             f"the log once held events up to {highest} but now ends at {expected_id - 1}: the last events were deleted.",
+            anchors=n_anchors,
         )
-    if not seen_known:
-        return VerifyResult(
-            False, count, head, None,
-            f"the recorded chain head {known_head} is not in the log: the log was rewritten or cut short.",
-        )
+    size = expected_id - 1
+    failures: list[tuple[int, Optional[int], str, Anchor]] = []  # (sort key, first bad event, problem, anchor)
+    for anchor, now in diverged:
+        failures.append((anchor.size, None,
+                         f"{anchor.describe()}, but the log's event {anchor.size} now has hash {now}: the log was "
+                         "rewritten (events edited, inserted or deleted and the hashes recomputed) at or before "
+                         f"event {anchor.size}.", anchor))
+    for anchor_size, group in by_size.items():
+        if anchor_size > size:
+            for anchor in group:
+                failures.append((anchor_size, size + 1,
+                                 f"{anchor.describe()}, but the log now holds only {size} events: it was cut short, "
+                                 "emptied or replaced by an older copy.", anchor))
+    for anchor_head, group in by_head.items():
+        if anchor_head not in found_heads:
+            for anchor in group:
+                failures.append((size + 1, None,
+                                 f"the recorded chain head {anchor_head} ({anchor.source}) is not in the log: the log "
+                                 "was rewritten or cut short.", anchor))
+    if failures:
+        failures.sort(key=lambda f: f[0])
+        _, first_bad, problem, anchor = failures[0]
+        return VerifyResult(False, count, head, first_bad, problem, anchors=n_anchors, failed_anchor=anchor)
     triggers = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
     missing = [t for t in LOG_TRIGGERS if t not in triggers]
     if missing:
@@ -584,5 +705,6 @@ def _verify(con: sqlite3.Connection, known_head: Optional[str]) -> VerifyResult:
             False, count, head, None,
             f"the chain recomputes but the append-only triggers are missing ({', '.join(missing)}): "
             "someone altered the database schema.",
+            anchors=n_anchors,
         )
-    return VerifyResult(True, count, head)
+    return VerifyResult(True, count, head, anchors=n_anchors)

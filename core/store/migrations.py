@@ -82,8 +82,29 @@ def _v1_to_v2(con: sqlite3.Connection, root: Path, info: dict) -> list[str]:
     return changes
 
 
+def _v2_to_v3(con: sqlite3.Connection, root: Path, info: dict) -> list[str]:
+    """Schema 3: table ``checkpoints`` (append-only), the review log's (size, chain head) at each
+    export and ``amend audit checkpoint``; a ``project_id`` in ``meta`` that signed checkpoints name."""
+    import uuid
+
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS checkpoints (checkpoint_id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, "
+        "size INTEGER NOT NULL, chain_head TEXT NOT NULL, source TEXT NOT NULL, location TEXT, statement TEXT)"
+    )
+    con.execute("CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints "
+                "BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END")
+    con.execute("CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints "
+                "BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END")
+    changes = ["created table checkpoints (the review log's size and chain head at each export and checkpoint)"]
+    if con.execute("SELECT 1 FROM meta WHERE key = 'project_id'").fetchone() is None:
+        con.execute("INSERT INTO meta (key, value) VALUES ('project_id', ?)", (uuid.uuid4().hex,))
+        changes.append("gave the project an id (meta.project_id) for its signed checkpoints")
+    return changes
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "record the schema version in schema_history; make the selections table", _v1_to_v2),
+    Migration(2, "make the checkpoints table; give the project an id", _v2_to_v3),
 ]
 
 

@@ -20,6 +20,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -123,6 +124,7 @@ class Project(SampleTables, VectorTables):
                 con.executescript(PROJECT_SQL)
             with project.transaction() as con:
                 record_version(con, SCHEMA_VERSION, "created", [], info["created_by"], info["created_at"])
+                con.execute("INSERT INTO meta (key, value) VALUES ('project_id', ?)", (uuid.uuid4().hex,))
             project.db.create_table(SAMPLES_TABLE, schema=sample_schema())
             yield project
             project._db = None  # its connection points into the staging folder

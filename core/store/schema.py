@@ -5,7 +5,9 @@ A project folder (schema :data:`SCHEMA_VERSION`):
 - ``amend.json``: format name and schema version, the sign on the door that
   :meth:`core.store.project.Project.open` reads before touching anything else;
 - ``project.sqlite``: the store of record for what is committed (:data:`PROJECT_SQL`), with
-  ``schema_history``, the record of every schema version the folder has had;
+  ``schema_history``, the record of every schema version the folder has had, and ``checkpoints``,
+  the review log's (size, chain head) at each export and checkpoint (see
+  :mod:`core.review.checkpoints`);
 - ``review.sqlite``: the append-only, hash-chained review log (:data:`LOG_SQL`, its own version in
   ``PRAGMA user_version``, see :mod:`core.review.audit`);
 - ``lance/``: the samples table (:func:`sample_schema`), one vector table per representation
@@ -33,8 +35,9 @@ if TYPE_CHECKING:
 
 #: The on-disk schema this Amend reads and writes. 1: Amend 0.1.0 (no ``schema_history``, the
 #: version in ``meta``, ``selections`` made on first use). 2: ``schema_history``; every table
-#: made when the project is.
-SCHEMA_VERSION = 2
+#: made when the project is. 3: ``checkpoints`` (append-only: the review log's (size, head) at
+#: each export and ``amend audit checkpoint``) and a ``project_id`` in ``meta``.
+SCHEMA_VERSION = 3
 FORMAT_NAME = "amend-project"
 
 INFO_FILE = "amend.json"
@@ -74,6 +77,14 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS selections (
     selection_id INTEGER PRIMARY KEY, name TEXT NOT NULL, source TEXT NOT NULL,
     created_by TEXT, created_at TEXT NOT NULL, ids TEXT NOT NULL);
+""" + """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    checkpoint_id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, size INTEGER NOT NULL,
+    chain_head TEXT NOT NULL, source TEXT NOT NULL, location TEXT, statement TEXT);
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 """
 
 #: The review log's schema version (``PRAGMA user_version`` of review.sqlite).

@@ -164,7 +164,7 @@ def test_a_payload_must_be_plain_json(project):
 def test_log_stamp_changes_with_every_write_and_only_then(tmp_path):
     project = tmp_path / "p"
     project.mkdir()
-    assert audit.log_stamp(project) == (None, None)  # no log yet
+    assert audit.log_stamp(project) == (None, None, None, None)  # no log (and no project.sqlite) yet
     roles.grant(project, "ann", "reviewer", by="ann")
     audit.append(project, "decision", "ann", {"decision": "keep"}, sample_id="s1")
     first = audit.log_stamp(project)
