@@ -27,6 +27,19 @@ def _sample_sources(sample_data: Path) -> list[tuple[str, dict]]:
     ]
 
 
+def open_or_create(path: Path, log: Callable[[str], None] = lambda message: None) -> Project:
+    """The sample project at ``path``, created when missing. One built by an earlier Amend's start
+    command is brought to this schema first (its log and chain are kept) instead of stopping the
+    start with "run amend upgrade": these are Amend's own sample projects."""
+    if not (path / "amend.json").exists():
+        return Project.create(path)
+    from core.store.migrations import upgrade
+
+    if upgrade(path)["upgraded"]:
+        log(f"{path.name}: upgraded to this Amend's project schema")
+    return Project.open(path)
+
+
 def prepare_sample_projects(
     directory: Path,
     sample_data: Path = SAMPLE_DATA,
@@ -50,7 +63,7 @@ def prepare_sample_projects(
     made: list[Path] = []
     for name, spec in _sample_sources(sample_data):
         path = directory / name
-        project = Project.open(path) if (path / "amend.json").exists() else Project.create(path)
+        project = open_or_create(path, log)
         report = ingest(project, spec["options"], progress=progress)
         log(f"{name}: {report.taken} new samples, {report.unchanged} unchanged, {report.rejected} rejected")
         result = embed(project, EmbedOptions(embedder="offline"), progress=progress)

@@ -159,3 +159,17 @@ def test_upgrade_refuses_a_newer_project_and_waits_for_no_writer(old_project):
     (old_project / "amend.json").write_text(json.dumps(dict(info, schema_version=SCHEMA_VERSION + 1)))
     with pytest.raises(SchemaVersionError, match="newer"):
         upgrade(old_project)
+
+
+def test_the_start_command_upgrades_its_own_sample_projects_built_by_an_older_amend(old_project):
+    from core.demo import open_or_create
+
+    said: list[str] = []
+    project = open_or_create(old_project, said.append)
+    with project.sql() as con:
+        assert recorded_version(con) == SCHEMA_VERSION
+    assert said == ["old: upgraded to this Amend's project schema"]
+    assert audit.verify(project).ok
+    again: list[str] = []
+    open_or_create(old_project, again.append)
+    assert again == []  # up to date: nothing to say
