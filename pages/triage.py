@@ -92,6 +92,11 @@ def _queue(path: str, run_id: str, head: str, parts: tuple) -> pd.DataFrame:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
+def _slice_titles(path: str, run_id: str) -> dict[int, str]:
+    return triage.slice_titles(Project.open(path), run_id)  # a run's slices never change
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
 def _prefetcher(path: str, run_id: str, guideline_version: Optional[str]) -> triage.Prefetcher:
     project = Project.open(path)
     run, base = _base(path, run_id)
@@ -563,7 +568,7 @@ def render() -> None:
     run, _ = _base(key_path, run_id)
     head = audit.chain_head(project)
     flags = _current(key_path, run_id, head)
-    parts = _render_filters(project, flags, triage.slice_titles(project, run_id))
+    parts = _render_filters(project, flags, _slice_titles(key_path, run_id))
     try:
         queue = _queue(key_path, run_id, head, parts)
     except AmendError as exc:

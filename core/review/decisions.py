@@ -148,8 +148,13 @@ def _write_one(log: audit.LogWriter, request: Decision, given: dict[str, str], l
     return log.append("decision", reviewer, payload, sample_id=request.sample_id)
 
 
-def _given_labels(project: Any) -> dict[str, str]:
-    frame = project.samples(columns=["id", "label"])
+def _given_labels(project: Any, only: Optional[Sequence[str]] = None) -> dict[str, str]:
+    """id -> given label, of every sample or only of ``only`` (one decision reads one row, not the
+    whole table: the triage page pays this on every key press)."""
+    where = None
+    if only is not None:
+        where = "id IN (" + ",".join("'" + str(i).replace("'", "''") + "'" for i in only) + ")"
+    frame = project.samples(columns=["id", "label"], where=where)
     return dict(zip(frame["id"].astype(str), frame["label"].astype(str)))
 
 
@@ -180,7 +185,7 @@ def decide(project: Any, sample_id: str, kind: str, reviewer: str, label: Option
     reviewer = audit.check_actor(reviewer)
     audit.check_identity_source(identity_source)
     label_set = project.labels()
-    given = _given_labels(project)
+    given = _given_labels(project, [str(sample_id)])
     request = Decision(sample_id=str(sample_id), kind=kind, label=label, reason=reason or "",
                        evidence=evidence, expected_event=expected_event)
     try:
@@ -288,13 +293,13 @@ def undo_last(project: Any, reviewer: str, reason: str = "", identity_source: st
     """
     reviewer = audit.check_actor(reviewer)
     audit.check_identity_source(identity_source)
-    given = _given_labels(project)
     with audit.writing(project) as log:
         roles.require_reviewer(log, reviewer, identity_source, os_user)
         target = _undoable(log, reviewer)
         if target is None:
             raise AmendError(f"{reviewer} has no decision to undo.")
         sample_id = str(target.sample_id)
+        given = _given_labels(project, [sample_id])
         history = log.events(kinds=["decision"], sample_id=sample_id)
         later = [e for e in history if e.event_id > target.event_id]
         undone_later = {e.payload.get("undoes") for e in later if e.payload.get("decision") == "undo"}
@@ -391,8 +396,13 @@ def events(project: Any, reviewer: Optional[str] = None, sample_id: Optional[str
 
 
 def history(project: Any, sample_id: str) -> pd.DataFrame:
-    """Every event on one sample, oldest first, corrected ones included (see ``superseded_by``)."""
-    return events(project, sample_id=sample_id)
+    """Every event on one sample, oldest first, corrected ones included (see ``superseded_by``).
+
+    Reads only that sample's events (an indexed query): ``superseded_by`` names the next decision
+    on the same sample, so the rest of the log does not change it, and the triage page asks for
+    this after every decision.
+    """
+    return _frame(audit.read_events(project, sample_id=sample_id))
 
 
 def latest_event_id(project: Any, sample_id: str) -> int:

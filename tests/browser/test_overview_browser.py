@@ -22,7 +22,7 @@ def _open_overview(page, url: str, project: str = "cifar10n-sample") -> None:
         _pick_project(page, project)
     page.get_by_role("link", name="Overview").click()
     page.get_by_role("heading", name="Overview").wait_for(timeout=60_000)
-    page.get_by_text(f"{project} · run").wait_for(timeout=60_000)
+    page.get_by_text(f"{project} · analysis of").wait_for(timeout=60_000)
     page.get_by_role("heading", name="Classes").wait_for(timeout=60_000)
     page.locator(".js-plotly-plot .nsewdrag").first.wait_for(timeout=30_000)
 

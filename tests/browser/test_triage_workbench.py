@@ -9,6 +9,7 @@ import re
 import shutil
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from core.review import audit
 from core.store.project import Project
@@ -16,6 +17,9 @@ from core.store.project import Project
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real browser on the embedded sample projects
 
 WIDTH, HEIGHT = 1440, 900
+# The shown sample's id heading differs from / equals the argument (null-safe: a rerun can remove it briefly).
+SHOWN_ANOTHER = "(id) => { const h = document.querySelector('.stMain h3'); return !!h && h.innerText.trim() !== id; }"
+SHOWN_THIS = "(id) => { const h = document.querySelector('.stMain h3'); return !!h && h.innerText.trim() === id; }"
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +51,17 @@ def _open_triage(page, url: str, project: str, name: str) -> None:
     box.press("Enter")
     page.get_by_text("Change name").wait_for(timeout=30_000)
     if project != "cifar10n-sample":
-        page.locator("[data-testid=stSidebar]").get_by_role("combobox", name="Project").click()
-        page.get_by_role("option", name=project).click()
-        page.get_by_role("heading", name=project).wait_for(timeout=30_000)
+        picker = page.locator("[data-testid=stSidebar]").get_by_role("combobox", name="Project")
+        for _ in range(5):  # a rerun of the page can close the list under the click: retry
+            picker.click()
+            try:
+                page.get_by_role("option", name=project).click(timeout=5_000)
+                page.get_by_role("heading", name=project).wait_for(timeout=15_000)
+                break
+            except PlaywrightTimeout:
+                page.keyboard.press("Escape")
+        else:
+            raise AssertionError(f"could not pick {project} in the project picker")
     page.get_by_role("link", name="Triage").click()
     page.get_by_role("button", name="Keep label").wait_for(timeout=90_000)
     page.locator(".stMain h3").first.wait_for(timeout=60_000)
@@ -78,7 +90,7 @@ def test_relabel_from_the_keyboard_and_the_next_l_writes_nothing(workbench, tab,
     tab.keyboard.press("Escape")  # must neither clear the choice nor keep the focus in the picker
     tab.wait_for_timeout(500)
     tab.keyboard.press("l")
-    tab.wait_for_function("(before) => document.querySelector('.stMain h3').innerText.trim() !== before",
+    tab.wait_for_function(SHOWN_ANOTHER,
                           arg=first, timeout=60_000)
     folder = folders["cifar10n-sample"]
     events = _decisions(folder)
@@ -106,7 +118,7 @@ def test_shortcuts_work_right_after_a_filter_change(workbench, tab):
     tab.wait_for_timeout(1500)
     before = _shown(tab)
     tab.keyboard.press("n")  # no click anywhere after the filter
-    tab.wait_for_function("(before) => document.querySelector('.stMain h3').innerText.trim() !== before",
+    tab.wait_for_function(SHOWN_ANOTHER,
                           arg=before, timeout=30_000)
 
 
@@ -124,7 +136,7 @@ def test_labels_in_full_and_a_text_shown_verbatim(workbench, tab, screenshot):
     goto = tab.get_by_role("textbox", name="Go to sample (exact id, then Enter)")
     goto.fill(str(chosen["id"]))
     goto.press("Enter")
-    tab.wait_for_function("(id) => document.querySelector('.stMain h3').innerText.trim() === id",
+    tab.wait_for_function(SHOWN_THIS,
                           arg=str(chosen["id"]), timeout=30_000)
     shown = tab.locator("[data-testid=amend-sample-text]").first
     shown.wait_for(timeout=30_000)
