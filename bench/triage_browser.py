@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import platform
 import shutil
 import socket
@@ -85,9 +86,14 @@ class Reviewer(threading.Thread):
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
                 page = browser.new_page(viewport={"width": 1440, "height": 900})
-                self._open(page)
-                self.start_together.wait(timeout=600)
-                self._session(page)
+                try:
+                    self._open(page)
+                    self.start_together.wait(timeout=600)
+                    self._session(page)
+                except Exception:
+                    if os.environ.get("AMEND_BENCH_SHOTS"):  # what the page showed when it got stuck
+                        page.screenshot(path=str(Path(os.environ["AMEND_BENCH_SHOTS"]) / f"{self.name}-stuck.png"))
+                    raise
                 browser.close()
         except Exception as exc:  # reported in the summary, the other reviewers go on
             self.error = f"{type(exc).__name__} after {len(self.decide_ms)} decisions: {str(exc)[:300]}"
@@ -122,8 +128,12 @@ class Reviewer(threading.Thread):
             " if (document.body.innerText.includes('Not saved: someone decided first')) return true;"
             " return h && h.innerText.trim() !== before; }", arg=before, timeout=60_000, polling=10)
         elapsed = (time.perf_counter() - started) * 1000
-        conflicted = "Not saved: someone decided first" in page.inner_text(".stMain")
-        return elapsed, ("conflict" if conflicted else before)
+        text = page.inner_text(".stMain")
+        if "Not saved: someone decided first" in text:
+            return elapsed, "conflict"
+        # The page's acknowledgement names the event it wrote: "Event 12: keep, label 'cat' on 36196."
+        found = re.search(r"Event (\d+): .*? on (\S+)\.", text)
+        return elapsed, (int(found.group(1)), found.group(2)) if found else (None, before)
 
     def _session(self, page) -> None:
         done = 0
@@ -206,20 +216,24 @@ def main() -> int:
     decided = [d for r in reviewers for d in r.decide_ms]
     print(f"| all | {_pct(moves, 50)} / {_pct(moves, 95)} | {_pct(decided, 50)} / {_pct(decided, 95)} | "
           f"{len(decided)} | {sum(r.conflicts for r in reviewers)} |")
-    acknowledged = sorted((r.name, s) for r in reviewers for s in r.acknowledged)
-    logged = sorted((e.actor, e.sample_id) for e in events)
+    # Acknowledged = the page said "Event N ... on ID" after the key press (what the reviewer saw).
+    acknowledged = sorted((r.name, event, sample) for r in reviewers for event, sample in r.acknowledged
+                          if event is not None)
+    unconfirmed = sum(1 for r in reviewers for event, _ in r.acknowledged if event is None)
+    logged = sorted((e.actor, e.event_id, e.sample_id) for e in events)
     lost = sorted(set(acknowledged) - set(logged))
     unacknowledged = sorted(set(logged) - set(acknowledged))
     print(f"acknowledged decisions: {len(acknowledged)}; in the log: {len(logged)}; acknowledged but not in the log: "
           f"{len(lost)}; in the log but never acknowledged: {len(unacknowledged)}")
-    samples = [s for _, s in logged]
-    for who, sample in lost:
-        print(f"  acknowledged, not in the log: {who} on {sample}")
-    for who, sample in unacknowledged:
-        print(f"  in the log, not acknowledged: {who} on {sample}")
-    print(f"samples decided twice: {len(samples) - len(set(samples))} (a second decision is only written by someone "
-          "who saw the first)")
-    return 0 if not lost and not any(r.error for r in reviewers) else 1
+    samples = [s for _, _, s in logged]
+    blind = [e for e in events if e.payload.get("previous_event") is not None
+             and e.payload.get("seen_event") != e.payload.get("previous_event")]
+    print(f"moves on without an acknowledgement on screen (the next key came first): {unconfirmed}")
+    for who, event, sample in lost:
+        print(f"  acknowledged, not in the log: {who}, event {event} on {sample}")
+    print(f"samples decided twice: {len(samples) - len(set(samples))}; of those second decisions, written without "
+          f"having seen the first: {len(blind)} (must be 0: a stale one is refused and shown as a conflict)")
+    return 0 if not lost and not blind and not any(r.error for r in reviewers) else 1
 
 
 if __name__ == "__main__":

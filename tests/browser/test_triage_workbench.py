@@ -154,3 +154,36 @@ def test_a_small_image_is_shown_as_pixels_and_the_app_has_no_developer_toolbar(w
     assert min(natural) >= 512  # the 32 px image arrives enlarged by whole pixels, not as 32 px to be smoothed
     assert tab.get_by_text("Deploy", exact=True).count() == 0
     screenshot(tab, "triage-cifar10n-1440x900")
+
+
+def _grid(page):
+    """The queue grid's document: AgGrid may draw in the page or in a component iframe."""
+    for frame in [page.main_frame, *page.frames]:
+        if frame.locator(".ag-header-cell-text").count():
+            return frame
+    raise AssertionError("the queue grid is not on the page")
+
+
+def test_queue_columns_show_whole_labels_and_a_bulk_action_leaves_nothing_ticked(workbench, tab, screenshot):
+    url, folders = workbench
+    _open_triage(tab, url, "cifar10n-sample", "wes")
+    tab.wait_for_timeout(2000)
+    grid = _grid(tab)
+    for selector in (".ag-header-cell-text", ".ag-cell[col-id=given_label]", ".ag-cell[col-id=suggested_label]"):
+        cells = grid.locator(selector)
+        assert cells.count() > 0
+        cut = cells.evaluate_all("els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)")
+        assert cut == [], f"cut to an ellipsis: {cut}"
+    boxes = grid.locator(".ag-row .ag-selection-checkbox input, .ag-row .ag-checkbox-input")
+    boxes.nth(0).click()
+    boxes.nth(1).click()
+    tab.get_by_text(re.compile(r"Bulk action \(2 ticked")).wait_for(timeout=30_000)
+    tab.get_by_text(re.compile(r"Bulk action \(2 ticked")).click()
+    before = len(_decisions(folders["cifar10n-sample"]))
+    tab.get_by_role("button", name=re.compile(r"Apply to 2 samples")).click()
+    tab.get_by_role("button", name=re.compile(r"Confirm: 2 samples")).click()
+    tab.get_by_text(re.compile(r"Bulk: 2 decided")).wait_for(timeout=60_000)
+    tab.get_by_text(re.compile(r"Bulk action \(0 ticked")).wait_for(timeout=30_000)
+    assert len(_decisions(folders["cifar10n-sample"])) == before + 2
+    assert "not in this queue" not in tab.inner_text(".stMain")
+    screenshot(tab, "triage-cifar10n-after-bulk")
