@@ -26,10 +26,48 @@ _STREAMLIT_LAUNCHER = (
     "    PagesManager.uses_pages_directory = False\n"
     "except (ImportError, AttributeError):\n"
     "    pass\n"
+    "from core.cli.launch import guard_hosts\n"
+    "guard_hosts()\n"
     "from streamlit.web.cli import main\n"
     "sys.argv = ['streamlit', *sys.argv[1:]]\n"
     "sys.exit(main())\n"
 )
+
+
+#: Names a browser may use for the app besides the address it is bound to (a page on any other
+#: name is refused: DNS rebinding lets a web page point its own name at 127.0.0.1 and drive a
+#: local app that has no login).
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+_WILDCARD_BINDS = ("0.0.0.0", "::", "")
+
+
+def trusted_hosts(bind_host: str, extra: Sequence[str] = ()) -> list[str]:
+    """The Host names the app answers: loopback names, the bound address and ``extra`` (e.g. a
+    machine name for a LAN setup). A wildcard bind without ``extra`` answers any name ("*")."""
+    if bind_host in _WILDCARD_BINDS and not extra:
+        return ["*"]
+    names = [*LOOPBACK_NAMES, *([] if bind_host in _WILDCARD_BINDS else [bind_host]), *extra]
+    return list(dict.fromkeys(n.strip().lower().strip("[]") for n in names if n.strip()))
+
+
+def guard_hosts() -> None:
+    """In the server process: put Starlette's TrustedHostMiddleware first in Streamlit's middleware
+    stack, with the names in AMEND_TRUSTED_HOSTS; HTTP requests and websockets with another Host
+    get 400 and never reach a session. Does nothing without the variable (a plain `streamlit run`)."""
+    names = [n for n in os.environ.get("AMEND_TRUSTED_HOSTS", "").split(",") if n]
+    if not names or names == ["*"]:
+        return
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    from streamlit.web.server.starlette import starlette_app
+
+    streamlit_middleware = starlette_app.create_streamlit_middleware
+
+    def with_host_check() -> list:
+        return [Middleware(TrustedHostMiddleware, allowed_hosts=names, www_redirect=False),
+                *streamlit_middleware()]
+
+    starlette_app.create_streamlit_middleware = with_host_check
 
 
 def _app_script() -> Path:
@@ -41,13 +79,14 @@ def _app_script() -> Path:
     return script
 
 
-def start_app(projects: Sequence[Path], host: str, port: int) -> int:
+def start_app(projects: Sequence[Path], host: str, port: int, allow_hosts: Sequence[str] = ()) -> int:
     """Run Streamlit on app.py with the given projects (blocking: this process becomes the server)."""
     from core.store.project import Project
 
     for project in projects:
         Project.open(project)  # fail here, clearly, rather than inside the browser
-    env = dict(os.environ, AMEND_PROJECTS=os.pathsep.join(str(Path(p).resolve()) for p in projects))
+    env = dict(os.environ, AMEND_PROJECTS=os.pathsep.join(str(Path(p).resolve()) for p in projects),
+               AMEND_TRUSTED_HOSTS=",".join(trusted_hosts(host, allow_hosts)))
     command = [
         sys.executable, "-c", _STREAMLIT_LAUNCHER, "run", str(_app_script()),
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
@@ -56,13 +95,16 @@ def start_app(projects: Sequence[Path], host: str, port: int) -> int:
         "--client.toolbarMode", "minimal",
     ]
     tell(f"Amend is starting at http://{host}:{port}  (Ctrl+C stops it)")
+    if env["AMEND_TRUSTED_HOSTS"] == "*":
+        tell("note: bound to every address with no --allow-host: any Host name is answered (no DNS-rebinding "
+             "check); pass --allow-host NAME for the names your reviewers use.")
     # Become the server (no child process): stopping `amend app` stops Streamlit with it.
     os.execve(sys.executable, command, env)
     return 0  # not reached
 
 
 def cmd_app(args: argparse.Namespace, progress) -> int:
-    return start_app([Path(p) for p in args.project], args.host, args.port)
+    return start_app([Path(p) for p in args.project], args.host, args.port, args.allow_host)
 
 
 def cmd_demo(args: argparse.Namespace, progress) -> int:
@@ -73,12 +115,15 @@ def cmd_demo(args: argparse.Namespace, progress) -> int:
     if args.no_app:
         output(args, {"projects": [str(p) for p in projects]}, lambda r: "\n".join(r["projects"]))
         return 0
-    return start_app(projects, args.host, args.port)
+    return start_app(projects, args.host, args.port, args.allow_host)
 
 
 def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="another name browsers reach the app by (repeatable); requests for any name but "
+                             "these, localhost and the bound address are refused")
 
 
 def register(commands) -> None:
