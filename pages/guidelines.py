@@ -95,7 +95,7 @@ def _render_versions(project: Project, versions: list) -> None:
     names = [v.version for v in versions]
     shown = st.selectbox("Read a version", names[::-1], key=SHOW_KEY)
     with st.expander(f"Guideline {shown}", expanded=False):
-        st.markdown(guidelines.get(project, shown).text)
+        st.markdown(guidelines.without_remote_images(guidelines.get(project, shown).text))
 
 
 def _render_diff(project: Project, versions: list) -> None:

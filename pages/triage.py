@@ -508,7 +508,7 @@ def _render_guidelines(view: triage.SampleView) -> None:
         return
     with st.expander(f"Guideline {view.guideline_version}: the labels in question", expanded=True):
         for label, text in view.guideline_sections.items():
-            st.markdown(text)
+            st.markdown(guidelines.without_remote_images(text))
 
 
 def _render_history(path: str, sample_id: str) -> None:

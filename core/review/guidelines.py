@@ -87,6 +87,26 @@ def class_sections(text: str, labels: Sequence[str]) -> dict[str, str]:
     return {label: "\n".join(lines).strip() for label, lines in sections.items()}
 
 
+# A markdown image whose source is a URL with a scheme or a protocol-relative one ("//host/x"):
+# inline ![alt](url "title") and reference-style [name]: url definitions used by images.
+_REMOTE_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?((?:[a-zA-Z][a-zA-Z0-9+.-]*:)?//[^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_IMAGE_REFERENCE = re.compile(r"!\[([^\]]*)\]\[([^\]]*)\]")
+
+
+def without_remote_images(text: str) -> str:
+    """Guideline markdown for display, with every image that would load from another server
+    replaced by a plain note naming it: a reviewer's browser must not fetch what a guideline
+    author (or anyone who can publish) points it at, e.g. a tracking pixel. Links stay links (they
+    load only when clicked); images inside the app are not affected (there are none: guidelines are
+    text)."""
+    def note(alt: str, url: str) -> str:
+        return f"[remote image not loaded: {alt or 'image'} — {url}]"
+
+    shown = _REMOTE_IMAGE.sub(lambda m: note(m.group(1), m.group(2)), text)
+    # Reference-style images: ![alt][ref] with "[ref]: url" elsewhere; markdown would fetch url.
+    return _IMAGE_REFERENCE.sub(lambda m: note(m.group(1), f"reference [{m.group(2) or m.group(1)}]"), shown)
+
+
 def touched_classes(old_text: str, new_text: str, labels: Sequence[str]) -> list[str]:
     """Labels whose heading sections differ between two texts, in label order."""
     old, new = class_sections(old_text, labels), class_sections(new_text, labels)

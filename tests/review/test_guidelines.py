@@ -127,3 +127,15 @@ def test_decisions_citing_and_the_review_queue(project):
     assert guidelines.review_queue_for_guideline(project, "v2")["sample_id"].tolist() == ["s1", "s6"]
     with pytest.raises(AmendError, match="no guideline version"):
         guidelines.review_queue_for_guideline(project, "v7")
+
+
+def test_remote_images_in_a_guideline_are_shown_as_a_note_not_loaded():
+    text = ("# cat\nSee ![whiskers](https://tracker.example/p.gif \"t\") and ![x](//cdn.example/y.png).\n"
+            "A [link](https://example.org/doc) stays a link. ![ref][pic]\n\n[pic]: http://tracker.example/q.png\n")
+    shown = guidelines.without_remote_images(text)
+    assert "![" not in shown  # no image markdown left: nothing is fetched on display
+    assert "[remote image not loaded: whiskers — https://tracker.example/p.gif]" in shown
+    assert "[remote image not loaded: x — //cdn.example/y.png]" in shown
+    assert "[remote image not loaded: ref — reference [pic]]" in shown
+    assert "[link](https://example.org/doc)" in shown and shown.startswith("# cat\n")
+    assert guidelines.without_remote_images("plain *text*") == "plain *text*"
