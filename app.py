@@ -13,6 +13,8 @@ from pages import identity, state
 st.set_page_config(page_title="Amend", page_icon="✏️", layout="wide")
 
 projects = state.available_projects()
+for project_path in projects:
+    state.start_checkpoint_schedule(str(project_path))  # a witness copy of the log head every so often
 with st.sidebar:
     st.markdown("### Amend")
     if projects:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 from pathlib import Path
+from typing import Optional
 
 import streamlit as st
+
+logger = logging.getLogger(__name__)
 
 PROJECT_KEY = "app.project"
 PAGES_DIR = Path(__file__).resolve().parent
@@ -35,6 +41,33 @@ PAGES = [
     ("compare.py", "Compare", ":material/compare_arrows:"),
     ("export.py", "Export", ":material/download:"),
 ]
+
+
+@st.cache_resource(show_spinner=False)
+def start_checkpoint_schedule(path: str) -> Optional[threading.Thread]:
+    """One background thread per project for the server's life: every minute, a signed checkpoint
+    when the log grew and the last one is older than AMEND_CHECKPOINT_MINUTES (default 15; 0 = off).
+    A failure is logged and tried again later; it never reaches a page."""
+    from core.review.checkpoints import checkpoint_if_grown, schedule_minutes
+    from core.store.project import Project
+
+    minutes = schedule_minutes()
+    if minutes <= 0:
+        return None
+
+    def run() -> None:
+        while True:
+            try:
+                made = checkpoint_if_grown(Project.open(path), minutes * 60)
+                if made:
+                    logger.info("checkpoint of %s at %s events written to %s", path, made["size"], made["file"])
+            except Exception:  # noqa: BLE001 - a schedule keeps going; the next minute tries again
+                logger.exception("scheduled checkpoint of %s failed", path)
+            time.sleep(60)
+
+    thread = threading.Thread(target=run, name=f"amend-checkpoints-{Path(path).name}", daemon=True)
+    thread.start()
+    return thread
 
 
 def page_path(file: str) -> str:

@@ -275,6 +275,37 @@ def checkpoint(project: Any, to: Optional[str | os.PathLike] = None) -> dict:
     return {**statement, "file": str(target), "checkpoint_id": number}
 
 
+#: How often the app checkpoints a log that grew (minutes; AMEND_CHECKPOINT_MINUTES, 0 = never).
+DEFAULT_SCHEDULE_MINUTES = 15.0
+
+
+def schedule_minutes() -> float:
+    """The app's checkpoint interval from AMEND_CHECKPOINT_MINUTES (default 15; 0 turns it off)."""
+    raw = os.environ.get("AMEND_CHECKPOINT_MINUTES", "").strip()
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_SCHEDULE_MINUTES
+    except ValueError:
+        return DEFAULT_SCHEDULE_MINUTES
+
+
+def checkpoint_if_grown(project: Any, min_age_seconds: float) -> Optional[dict]:
+    """A checkpoint (:func:`checkpoint`, default folder) when the log holds events that no
+    checkpoint covers yet and the newest checkpoint is at least ``min_age_seconds`` old; None
+    otherwise. What the app calls on its schedule: a witness copy of the head every so often while
+    people review, not one per decision."""
+    size = audit.chain_tip(project)[0]
+    existing = list_checkpoints(project)
+    if size == 0 or (existing and existing[-1]["size"] >= size):
+        return None
+    if existing:
+        last = _dt.datetime.fromisoformat(existing[-1]["created_at"])
+        if last.tzinfo is None:
+            last = last.replace(tzinfo=_dt.timezone.utc)
+        if (_dt.datetime.now(_dt.timezone.utc) - last).total_seconds() < min_age_seconds:
+            return None
+    return checkpoint(project)
+
+
 # --------------------------------------------------------------------------- verifying
 def load(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, Any]]:
     """(file, parsed JSON) of each checkpoint file given, or of each ``*.json`` checkpoint in a

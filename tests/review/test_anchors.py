@@ -89,3 +89,28 @@ def test_a_signature_covers_every_field(project, tmp_path):
     for field, value in [("size", 1), ("chain_head", "0" * 64), ("time", "2020-01-01T00:00:00+00:00"),
                          ("project_id", "other"), ("project_name", "x")]:
         assert "signature does not match" in checkpoints.signature_problem(dict(statement, **{field: value}))
+
+
+
+def test_the_apps_schedule_checkpoints_only_a_log_that_grew_and_not_too_often(project, tmp_path, monkeypatch):
+    monkeypatch.setenv("AMEND_CHECKPOINT_DIR", str(tmp_path / "witness"))
+    assert checkpoints.checkpoint_if_grown(project, 0) is None  # an empty log: nothing to vouch for
+    _fill(project, 2)
+    first = checkpoints.checkpoint_if_grown(project, 3600)
+    assert first is not None and first["size"] == len(audit.read_events(project))
+    assert checkpoints.checkpoint_if_grown(project, 0) is None  # the log did not grow since
+    _fill(project, 1)
+    assert checkpoints.checkpoint_if_grown(project, 3600) is None  # grew, but the last one is recent
+    second = checkpoints.checkpoint_if_grown(project, 0)
+    assert second is not None and second["size"] > first["size"]
+    assert len(list((tmp_path / "witness").glob("*.json"))) == 2
+    assert api.verify(project, checkpoints=[str(tmp_path / "witness")]).ok
+
+
+def test_the_schedule_interval_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv("AMEND_CHECKPOINT_MINUTES", raising=False)
+    assert checkpoints.schedule_minutes() == checkpoints.DEFAULT_SCHEDULE_MINUTES
+    monkeypatch.setenv("AMEND_CHECKPOINT_MINUTES", "0")
+    assert checkpoints.schedule_minutes() == 0
+    monkeypatch.setenv("AMEND_CHECKPOINT_MINUTES", "soon")
+    assert checkpoints.schedule_minutes() == checkpoints.DEFAULT_SCHEDULE_MINUTES
