@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -102,9 +104,13 @@ class ImageItems:
     """Dataset of (position, tensor | None, reason | None): read, verify, decode, preprocess."""
 
     def __init__(self, paths: list[str], hashes: list[str], preprocess) -> None:
+        from core.ingest import images, limits
+
         self.paths = paths
         self.hashes = hashes
         self.preprocess = preprocess
+        self.max_pixels = limits.max_pixels()  # an image past it (ingested under a higher limit) is skipped
+        images.allow_pixels(self.max_pixels)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -112,8 +118,12 @@ class ImageItems:
     def __getitem__(self, index: int):
         from PIL import Image, UnidentifiedImageError
 
+        from core.ingest.limits import too_many_pixels
+
         path = self.paths[index]
         try:
+            if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe or device put there since ingest would hang the read
+                return index, None, f"not a regular file (a pipe, device or socket): {path}"
             data = Path(path).read_bytes()
         except FileNotFoundError:
             return index, None, f"file missing: {path}"
@@ -124,8 +134,13 @@ class ImageItems:
             return index, None, f"file changed since ingest: {path} (sha256 {digest[:12]}..., ingest recorded {str(self.hashes[index])[:12]}...)"
         try:
             with Image.open(io.BytesIO(data)) as image:
+                too_large = too_many_pixels(*image.size, self.max_pixels)  # the header only: nothing decoded yet
+                if too_large:
+                    return index, None, f"{too_large.rstrip('.')}: {path}"
                 image.load()
                 tensor = self.preprocess(image.convert("RGB"))
+        except Image.DecompressionBombError as exc:
+            return index, None, f"image too large: {path} ({exc}; set AMEND_MAX_PIXELS to allow more)"
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             return index, None, f"not a decodable image: {path} ({exc})"
         return index, tensor, None

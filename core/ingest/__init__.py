@@ -43,6 +43,12 @@ correction is a decision). Ingesting the same source twice adds nothing.
 Reject reasons (``reason`` is one of these stable phrases; ``detail`` says the specifics):
 see :data:`REJECT_REASONS`.
 
+Limits (:mod:`core.ingest.limits`, each set by an environment variable): a table source that is
+not a regular file (a pipe, a device, a link to one) or is larger than ``AMEND_MAX_SOURCE_BYTES``
+is refused whole; an image whose header gives more than ``AMEND_MAX_PIXELS`` pixels is rejected
+"image too large" before it is decoded; a text, label, id or path longer than
+``AMEND_MAX_TEXT_CHARS`` is rejected "text too long".
+
 Content hashes: images, sha256 of the file bytes; texts, sha256 of the text's UTF-8 bytes.
 Images are never copied: a sample keeps the dataset ``root`` (absolute, resolved) and its
 ``path`` relative to it; :mod:`core.ingest.media` re-checks the hash when the file is shown.
@@ -66,6 +72,7 @@ import numpy as np
 
 from core.errors import AmendError
 from core.ingest import images as _images
+from core.ingest import limits as _limits
 from core.ingest.tables import Table, as_text, is_missing, open_table, surrogate_at
 from core.util import ProgressCallback, no_progress
 from core.store.project import Project
@@ -95,6 +102,10 @@ REJECT_REASONS: dict[str, str] = {
     "unreadable file": "the file exists but cannot be read (permissions)",
     "empty file": "the file has zero bytes",
     "not an image": "Pillow cannot identify the file as an image",
+    "image too large": "the image's header gives more pixels (width x height) than AMEND_MAX_PIXELS allows "
+                       "(default 100,000,000); checked before it is decoded",
+    "text too long": "the text, label, id or path has more characters than AMEND_MAX_TEXT_CHARS allows "
+                     "(default 1,000,000)",
     "truncated image": "the image data ends early",
     "corrupt image": "the image is identified but does not decode",
 }
@@ -313,6 +324,7 @@ class _Rows:
         self.total = total
         self.done = 0
         self.claimed: dict[str, int] = {}  # id -> the row that has it in this source
+        self.max_chars = _limits.max_text_chars()
 
     def tick(self) -> None:
         self.done += 1
@@ -342,6 +354,11 @@ class _Rows:
             self.reject(row, sample_id, "bad encoding",
                         f"The {what} has byte 0x{exc.object[exc.start]:02X} at offset {exc.start} of the value, "
                         f"not valid {encoding}.")
+            return None
+        if len(text) > self.max_chars:
+            self.reject(row, sample_id, "text too long",
+                        f"The {what} has {len(text):,} characters, over the limit of {self.max_chars:,} "
+                        "(set AMEND_MAX_TEXT_CHARS to allow more).")
             return None
         index = surrogate_at(text)
         if index is not None:

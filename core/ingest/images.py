@@ -13,12 +13,19 @@ import hashlib
 import io
 import os
 import stat
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator, Optional
 
 from PIL import Image, UnidentifiedImageError
+
+from core.ingest import limits
+
+# Pillow warns when an image's header gives more pixels than Image.MAX_IMAGE_PIXELS; Amend checks the
+# same header against AMEND_MAX_PIXELS and rejects (or skips) the image with a reason instead.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 CHUNK = 32  # files per pool task: small enough to balance, large enough to amortise the hand-off
 
@@ -70,9 +77,26 @@ def resolve_path(root_real: str, raw: str) -> tuple[Optional[str], Optional[str]
     return PurePosixPath(Path(rel)).as_posix(), None
 
 
-def check_file(full: str) -> FileCheck:
-    """Stat, read, hash and fully decode one image file (``img.load()`` catches truncation)."""
+PILLOW_MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's own guard, as Pillow ships it
+
+
+def allow_pixels(limit: int) -> None:
+    """Let Pillow open the header of an image up to ``limit`` pixels, so Amend's own check (which
+    rejects with a reason, before decoding) decides, not Pillow's decompression-bomb guard (which
+    raises past twice ``Image.MAX_IMAGE_PIXELS``). The guard is only ever raised to ``limit``, never
+    lowered below Pillow's default: a smaller limit is Amend's check alone."""
+    Image.MAX_IMAGE_PIXELS = max(PILLOW_MAX_PIXELS, limit) if PILLOW_MAX_PIXELS else None
+
+
+def check_file(full: str, max_pixels: Optional[int] = None) -> FileCheck:
+    """Stat, read, hash and fully decode one image file (``img.load()`` catches truncation).
+
+    An image whose header gives more than ``max_pixels`` (default: ``AMEND_MAX_PIXELS``) is
+    rejected "image too large" before it is decoded.
+    """
     name = os.path.basename(full)
+    if max_pixels is None:
+        max_pixels = limits.max_pixels()
     try:
         info = os.stat(full)
     except FileNotFoundError:
@@ -86,7 +110,12 @@ def check_file(full: str) -> FileCheck:
     if info.st_size == 0:
         return FileCheck("empty file", f"{name} has zero bytes.")
     try:
-        with open(full, "rb") as handle:
+        # Non-blocking, and checked again on the open descriptor: a file swapped for a pipe after
+        # the stat above must not hang the ingest.
+        fd = os.open(full, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return FileCheck("not a file", f"{full} is not a regular file (a device, pipe or socket).")
             data = handle.read()
     except OSError as exc:
         return FileCheck("unreadable file", f"{full} cannot be read ({exc.strerror or exc}).")
@@ -97,10 +126,16 @@ def check_file(full: str) -> FileCheck:
     try:
         with Image.open(io.BytesIO(data)) as img:
             kind = img.format
+            too_large = limits.too_many_pixels(*img.size, max_pixels)  # from the header: nothing decoded yet
+            if too_large:
+                return FileCheck("image too large", f"{name}: {too_large}")
             img.verify()  # checks chunk checksums where the format has them (PNG)
         with Image.open(io.BytesIO(data)) as img:
             img.load()  # full decode: truncated and corrupt data fail here
             width, height = img.size
+    except Image.DecompressionBombError as exc:  # over twice Pillow's limit: refused while reading the header
+        return FileCheck("image too large", f"{name}: image too large ({exc}); the limit is {max_pixels:,} pixels "
+                                            "(set AMEND_MAX_PIXELS to allow more).")
     except UnidentifiedImageError:
         return FileCheck("not an image", f"{name} ({len(data)} bytes) is not an image format Pillow can read.")
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, zlib.error, ...
@@ -113,8 +148,8 @@ def check_file(full: str) -> FileCheck:
     return FileCheck(content_hash=digest, width=int(width), height=int(height))
 
 
-def _check_chunk(paths: list[str]) -> list[FileCheck]:
-    return [check_file(p) for p in paths]
+def _check_chunk(paths: list[str], max_pixels: int) -> list[FileCheck]:
+    return [check_file(p, max_pixels) for p in paths]
 
 
 def check_files(paths: Iterable[str], workers: Optional[int] = None, window: int = 1024) -> Iterator[FileCheck]:
@@ -123,10 +158,12 @@ def check_files(paths: Iterable[str], workers: Optional[int] = None, window: int
     Submits ``window`` files at a time so memory stays bounded on large folders.
     """
     workers = workers or worker_count()
+    max_pixels = limits.max_pixels()
+    allow_pixels(max_pixels)
     paths = iter(paths)
     if workers == 1:
         for path in paths:
-            yield check_file(path)
+            yield check_file(path, max_pixels)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="amend-ingest") as pool:
         while True:
@@ -134,7 +171,7 @@ def check_files(paths: Iterable[str], workers: Optional[int] = None, window: int
             if not block:
                 return
             chunks = [block[i : i + CHUNK] for i in range(0, len(block), CHUNK)]
-            for results in pool.map(_check_chunk, chunks):
+            for results in pool.map(_check_chunk, chunks, [max_pixels] * len(chunks)):
                 yield from results
 
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 
 from core.errors import AmendError
+from core.ingest.limits import check_source_file, read_source
 
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
@@ -106,7 +107,7 @@ def _strip_bom(data: bytes, encoding: str) -> int:
 
 # --------------------------------------------------------------------------------------- CSV
 def _read_csv(path: Path, encoding: str, delimiter: str) -> Table:
-    data = path.read_bytes()
+    data = read_source(path)
     start = _strip_bom(data, encoding)
     try:
         text = data[start:].decode(encoding, errors="surrogateescape")
@@ -226,7 +227,7 @@ def _infer_converter(cells: list[str]) -> Callable[[Any], Any]:
 
 # --------------------------------------------------------------------------------------- JSONL
 def _read_jsonl(path: Path, encoding: str) -> Table:
-    data = path.read_bytes()
+    data = read_source(path)
     start = _strip_bom(data, encoding)
     parsed: list[Record] = []
     columns: dict[str, None] = {}
@@ -290,6 +291,7 @@ def _nested_deeper(value: Any, limit: int) -> bool:
 def _read_parquet(path: Path, encoding: str) -> Table:
     import pyarrow.parquet as pq
 
+    check_source_file(path)
     try:
         handle = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for files that are not Parquet
