@@ -23,7 +23,7 @@ import sys
 from typing import Optional, Sequence
 
 from core.cli.exits import run
-from core.cli.parser import build_parser
+from core.cli.parser import attach_dashed_values, build_parser
 
 __all__ = ["build_parser", "main"]
 
@@ -31,8 +31,9 @@ __all__ = ["build_parser", "main"]
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run `amend` with ``argv`` (default: the command line); return the exit status."""
     parser = build_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(attach_dashed_values(parser, words))
     except SystemExit as stop:  # --help and --version (0), or an argument error already said in one line (1)
         return stop.code if isinstance(stop.code, int) else 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,

@@ -65,3 +65,49 @@ def build_parser() -> Parser:
     for group in (project, embedding, launch, analysis, capture, review, evaluate):
         group.register(commands)
     return parser
+
+
+def _walk(parser: argparse.ArgumentParser):
+    """``parser`` and every subcommand parser under it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                yield from _walk(sub)
+
+
+def attach_dashed_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``--opt VALUE`` written ``--opt=VALUE`` where VALUE starts with '-' (an id such
+    as ``-2+3``, a reason such as ``- typo``) and is not itself an option Amend knows.
+
+    argparse takes any word that starts with '-' (other than a plain negative number) for an option,
+    so ``amend decide P --id -2+3`` would stop with "expected one argument"; an option that takes
+    exactly one value always takes the next word, so it is attached. ``--id --keep`` still fails
+    as before (``--keep`` is an option); ``--id=--keep`` names such an id. Nothing after ``--`` changes.
+    """
+    takes_one: set[str] = set()
+    known: set[str] = set()
+    for each in _walk(parser):
+        for action in each._actions:
+            known.update(action.option_strings)
+            if action.option_strings and action.nargs is None and not isinstance(
+                    action, (argparse._StoreConstAction, argparse._AppendConstAction, argparse._CountAction,
+                             argparse._HelpAction, argparse._VersionAction)):
+                takes_one.update(s for s in action.option_strings if s.startswith("--"))
+    words = list(argv)
+    out: list[str] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == "--":
+            out.extend(words[index:])
+            break
+        following = words[index + 1] if index + 1 < len(words) else None
+        if (word in takes_one and following is not None and following.startswith("-") and following != "--"
+                and following.split("=", 1)[0] not in known):
+            out.append(f"{word}={following}")
+            index += 2
+            continue
+        out.append(word)
+        index += 1
+    return out
