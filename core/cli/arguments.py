@@ -6,26 +6,24 @@ from __future__ import annotations
 import argparse
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (a count, a batch size)."""
+def _whole_at_least(text: str, minimum: int, why: str = "") -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}{why} (got {value})")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a count, a batch size)."""
+    return _whole_at_least(text, 1)
 
 
 def fold_count(text: str) -> int:
     """An argparse type: cross-validation folds, at least 2 (one fold leaves nothing to train on)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be at least 2: fewer folds leave nothing to train on (got {value})")
-    return value
+    return _whole_at_least(text, 2, ": fewer folds leave nothing to train on")
 
 
 def share(text: str) -> float:
