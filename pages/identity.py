@@ -111,7 +111,7 @@ def render_sidebar() -> Optional[Identity]:
 
 def _escape(text: str) -> str:
     """Markdown-escaped text (a name is user input: shown literally, never as markup)."""
-    specials = "\\`*_{}[]()#+-.!|<>~$:"
+    specials = "\\`*_{}[]()#+-.!|<>~$:@"  # @: an address would become a mailto link
     return "".join("\\" + c if c in specials else c for c in str(text))
 
 
