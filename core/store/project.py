@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import sqlite3
 import tempfile
 import uuid
@@ -75,6 +76,34 @@ def write_info(root: Path, info: dict) -> None:
         raise
 
 
+#: In a staging folder of :meth:`Project.creating`: "<host> <pid>" of the process building it.
+_CREATOR_FILE = ".creator"
+
+
+def _remove_abandoned_staging(target: Path) -> None:
+    """Remove staging folders of ``target`` left by an ``amend init`` that was killed: those whose
+    creator ran on this machine and is no longer running. A staging folder of a live process, of
+    another machine (a shared disk) or without a creator note is left alone."""
+    for folder in target.parent.glob(f".{target.name}.creating-*"):
+        try:
+            host, pid = (folder / _CREATOR_FILE).read_text(encoding="utf-8").split()
+            if host != socket.gethostname() or _running(int(pid)):
+                continue
+        except (OSError, ValueError):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
 class Project(SampleTables, VectorTables):
     """An Amend project folder. Open with :meth:`open`, make with :meth:`create`."""
 
@@ -110,8 +139,10 @@ class Project(SampleTables, VectorTables):
         _check_free(target)
         created_parent = _missing_parents(target.parent)
         target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_staging(target)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.creating-", dir=target.parent))
         try:
+            (staging / _CREATOR_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n", encoding="utf-8")
             info = {
                 "format": FORMAT_NAME,
                 "schema_version": SCHEMA_VERSION,
@@ -129,6 +160,7 @@ class Project(SampleTables, VectorTables):
             yield project
             project._db = None  # its connection points into the staging folder
             _check_free(target)  # another process may have taken the name meanwhile
+            (staging / _CREATOR_FILE).unlink(missing_ok=True)
             os.rename(staging, target)  # replaces an empty folder of that name in the same step
             project.path = target
         except BaseException:

@@ -75,3 +75,30 @@ def test_a_failed_init_never_touches_an_existing_project(amend, tmp_path, tiny_d
     empty.mkdir()
     amend.fails("init", tmp_path / "p", "--images", empty, says="already exists and is not empty")
     assert sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "p").rglob("*")) == files
+
+
+def test_a_staging_folder_left_by_a_killed_init_is_removed_by_the_next_one(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from core.store.project import Project
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid now names no running process
+
+    abandoned = tmp_path / ".demo.creating-abc123"
+    abandoned.mkdir()
+    (abandoned / ".creator").write_text(f"{socket.gethostname()} {dead.pid}\n")
+    (abandoned / "project.sqlite").write_bytes(b"half")
+    live = tmp_path / ".demo.creating-live01"
+    live.mkdir()
+    (live / ".creator").write_text(f"{socket.gethostname()} {os.getpid()}\n")  # this test is alive
+    elsewhere = tmp_path / ".demo.creating-other1"
+    elsewhere.mkdir()
+    (elsewhere / ".creator").write_text(f"another-machine {dead.pid}\n")
+    with Project.creating(tmp_path / "demo") as project:
+        pass
+    assert not abandoned.exists() and live.exists() and elsewhere.exists()
+    assert (tmp_path / "demo" / "amend.json").exists() and not (project.path / ".creator").exists()
