@@ -120,10 +120,16 @@ def _read_csv(path: Path, encoding: str, delimiter: str) -> Table:
     bad_chars = [m.start() for m in _ESCAPED_BYTE.finditer(text)]
     bad_offsets: list[int] = []
     char_pos, byte_pos = 0, start
-    for index in bad_chars:
-        byte_pos += len(text[char_pos:index].encode(encoding, "surrogateescape"))
-        bad_offsets.append(byte_pos)
-        char_pos = index
+    try:
+        for index in bad_chars:
+            byte_pos += len(text[char_pos:index].encode(encoding, "surrogateescape"))
+            bad_offsets.append(byte_pos)
+            char_pos = index
+    except UnicodeEncodeError as exc:  # utf-16/32 decode a lone surrogate, but cannot say where it was
+        raise AmendError(
+            f"{path} cannot be read as {encoding} (it holds bytes that are not {encoding} text); "
+            "give the file's encoding with --encoding."
+        ) from exc
 
     lines = _LineFeed(text)
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))

@@ -19,15 +19,17 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from core.errors import AmendError
 from core.ingest import REJECT_REASONS, IngestOptions, ingest
 from core.store.project import Project
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                      HealthCheck.function_scoped_fixture])
+# derandomize: the same examples on every run, so CI is red only when ingest changes; a wider
+# random search is `--hypothesis-seed=N` or a larger max_examples, run by hand.
+FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 MAX_CHARS = 300  # AMEND_MAX_TEXT_CHARS during the fuzz, so "very long" values cross it cheaply
 ENCODINGS = ["utf-8", "utf-8-sig", "latin-1", "cp1252", "shift_jis", "utf-16"]
 ROW_SAFE = {"utf-8", "utf-8-sig", "latin-1", "cp1252"}  # '\n' is one byte, and never inside a character
@@ -92,6 +94,8 @@ _HEADS = {".csv": b"text,label,path,id\n", ".tsv": b"text\tlabel\tpath\n",
 @FUZZ
 @given(data=st.binary(max_size=400), suffix=st.sampled_from([".csv", ".tsv", ".jsonl", ".parquet"]),
        encoding=st.sampled_from(ENCODINGS), manifest=st.booleans(), headed=st.booleans())
+# Found by this test in CI: a lone UTF-16 surrogate made the reject-offset pass raise UnicodeEncodeError.
+@example(data=b"\x80\xd8", suffix=".csv", encoding="utf-16", manifest=False, headed=False)
 def test_random_bytes_are_taken_rejected_or_refused(tmp_path_factory, data, suffix, encoding, manifest, headed):
     folder = tmp_path_factory.mktemp("bytes")
     path = folder / f"source{suffix}"
