@@ -19,14 +19,15 @@ from core.errors import AmendError
 # `kill -USR1 PID` makes the server write every thread's stack to its stderr: the way to see
 # where a server that stopped answering is stuck, without stopping it.
 _STREAMLIT_LAUNCHER = (
-    "import faulthandler, signal, sys\n"
+    "import faulthandler, os, signal, sys\n"
     "faulthandler.register(signal.SIGUSR1, all_threads=True)\n"
     "try:\n"
     "    from streamlit.runtime.pages_manager import PagesManager\n"
     "    PagesManager.uses_pages_directory = False\n"
     "except (ImportError, AttributeError):\n"
     "    pass\n"
-    "from core.cli.launch import guard_hosts\n"
+    "sys.path.insert(0, os.environ['AMEND_APP_DIR'])\n"
+    "from pages.hosts import guard_hosts\n"
     "guard_hosts()\n"
     "from streamlit.web.cli import main\n"
     "sys.argv = ['streamlit', *sys.argv[1:]]\n"
@@ -50,26 +51,6 @@ def trusted_hosts(bind_host: str, extra: Sequence[str] = ()) -> list[str]:
     return list(dict.fromkeys(n.strip().lower().strip("[]") for n in names if n.strip()))
 
 
-def guard_hosts() -> None:
-    """In the server process: put Starlette's TrustedHostMiddleware first in Streamlit's middleware
-    stack, with the names in AMEND_TRUSTED_HOSTS; HTTP requests and websockets with another Host
-    get 400 and never reach a session. Does nothing without the variable (a plain `streamlit run`)."""
-    names = [n for n in os.environ.get("AMEND_TRUSTED_HOSTS", "").split(",") if n]
-    if not names or names == ["*"]:
-        return
-    from starlette.middleware import Middleware
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
-    from streamlit.web.server.starlette import starlette_app
-
-    streamlit_middleware = starlette_app.create_streamlit_middleware
-
-    def with_host_check() -> list:
-        return [Middleware(TrustedHostMiddleware, allowed_hosts=names, www_redirect=False),
-                *streamlit_middleware()]
-
-    starlette_app.create_streamlit_middleware = with_host_check
-
-
 def _app_script() -> Path:
     script = Path(__file__).resolve().parents[2] / "app.py"
     if not script.is_file():
@@ -86,7 +67,8 @@ def start_app(projects: Sequence[Path], host: str, port: int, allow_hosts: Seque
     for project in projects:
         Project.open(project)  # fail here, clearly, rather than inside the browser
     env = dict(os.environ, AMEND_PROJECTS=os.pathsep.join(str(Path(p).resolve()) for p in projects),
-               AMEND_TRUSTED_HOSTS=",".join(trusted_hosts(host, allow_hosts)))
+               AMEND_TRUSTED_HOSTS=",".join(trusted_hosts(host, allow_hosts)),
+               AMEND_APP_DIR=str(_app_script().parent))  # where pages/hosts.py, the Host check, lives
     command = [
         sys.executable, "-c", _STREAMLIT_LAUNCHER, "run", str(_app_script()),
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
