@@ -4,7 +4,7 @@ model's out-of-sample probabilities.
 Protocol, per case (one data set under one label set):
 
 1. a fresh Amend project in a temporary folder: a ``.jsonl`` of ``{id, text, label}`` (the text
-   is a placeholder for images) through ``core.api.ingest``; the data set's vectors imported as
+   only names the sample: the model sees the image vectors) through ``core.api.ingest``; the data set's vectors imported as
    representation ``own`` (``core.api.import_vectors``, an ``.npy`` and an ids file);
 2. the user's model: an MLP (D -> 256 -> C, ReLU, dropout 0.1) on the standardised vectors,
    cross-entropy on the noisy labels, Adam lr 1e-3, batch 128, E epochs, seeded. Trained as K = 5

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 
 class AmendError(Exception):
     """A user error: the message says what is wrong and what to do. CLI exit 1."""
@@ -45,3 +48,18 @@ def database_damage(path: object, error: Exception) -> "DamagedStoreError | None
         f"{path} is damaged ({text}): it cannot be read as an SQLite database. Nothing was changed; "
         "restore the file from a backup (an export's manifest holds the chain head to check it against)."
     )
+@contextlib.contextmanager
+def damage_named(path: object) -> Iterator[None]:
+    """Inside, a sqlite3 error that says the file at ``path`` is damaged becomes the one-line
+    user error (:func:`database_damage`); any other error passes unchanged."""
+    import sqlite3
+
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        damage = database_damage(path, exc)
+        if damage is None:
+            raise
+        raise damage from exc
+
+

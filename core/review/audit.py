@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-from core.errors import AmendError, ConflictError, SchemaVersionError, database_damage
+from core.errors import AmendError, ConflictError, SchemaVersionError, damage_named
 from core.review import access as access_rules
 from core.store.schema import LOG_FILE, LOG_SCHEMA_VERSION, LOG_SQL, LOG_TRIGGERS, PROJECT_DB, statements
 from core.util import utc_now
@@ -222,21 +222,17 @@ def connect(project: Any, create: bool = True) -> Iterator[Optional[sqlite3.Conn
         return
     con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
-        _configure(con)
-        (version,) = con.execute("PRAGMA user_version").fetchone()
-        if version == 0:
-            _create_schema(con)
-        elif version > LOG_SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"{path} was written by a newer Amend (review log schema {version}); this Amend reads "
-                f"schema {LOG_SCHEMA_VERSION}. Upgrade Amend to open it."
-            )
-        yield con
-    except sqlite3.DatabaseError as exc:  # a log overwritten or corrupted: a user error naming the file
-        damage = database_damage(path, exc)
-        if damage is None:
-            raise
-        raise damage from exc
+        with damage_named(path):  # a log overwritten or corrupted: a user error naming the file
+            _configure(con)
+            (version,) = con.execute("PRAGMA user_version").fetchone()
+            if version == 0:
+                _create_schema(con)
+            elif version > LOG_SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"{path} was written by a newer Amend (review log schema {version}); this Amend reads "
+                    f"schema {LOG_SCHEMA_VERSION}. Upgrade Amend to open it."
+                )
+            yield con
     finally:
         con.close()
 
@@ -506,26 +502,22 @@ def recorded_anchors(project: Any) -> list[Anchor]:
     anchors: list[Anchor] = []
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
     try:
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "runs" in tables:
-            rows = con.execute(  # read in SQLite: a run record can be large, only two fields matter here
-                "SELECT run_id, CASE WHEN json_valid(record) THEN json_extract(record, '$.labels_analysed.audit_chain_head') END, "
-                "CASE WHEN json_valid(record) THEN json_extract(record, '$.labels_analysed.audit_chain_size') END "
-                "FROM runs ORDER BY created_at, run_id")
-            for run_id, head, size in rows:
-                if isinstance(head, str) and len(head) == 64:
-                    anchors.append(Anchor(f"analysis run {run_id}", head, int(size) if isinstance(size, int) else None))
-        if "checkpoints" in tables:
-            rows = con.execute("SELECT checkpoint_id, source, location, size, chain_head FROM checkpoints "
-                               "ORDER BY checkpoint_id")
-            for number, source, location, size, head in rows:
-                where = f", {location}" if location else ""
-                anchors.append(Anchor(f"checkpoint {number} ({source}{where})", head, int(size)))
-    except sqlite3.DatabaseError as exc:
-        damage = database_damage(path, exc)
-        if damage is None:
-            raise
-        raise damage from exc
+        with damage_named(path):
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "runs" in tables:
+                rows = con.execute(  # read in SQLite: a run record can be large, only two fields matter here
+                    "SELECT run_id, CASE WHEN json_valid(record) THEN json_extract(record, '$.labels_analysed.audit_chain_head') END, "
+                    "CASE WHEN json_valid(record) THEN json_extract(record, '$.labels_analysed.audit_chain_size') END "
+                    "FROM runs ORDER BY created_at, run_id")
+                for run_id, head, size in rows:
+                    if isinstance(head, str) and len(head) == 64:
+                        anchors.append(Anchor(f"analysis run {run_id}", head, int(size) if isinstance(size, int) else None))
+            if "checkpoints" in tables:
+                rows = con.execute("SELECT checkpoint_id, source, location, size, chain_head FROM checkpoints "
+                                   "ORDER BY checkpoint_id")
+                for number, source, location, size, head in rows:
+                    where = f", {location}" if location else ""
+                    anchors.append(Anchor(f"checkpoint {number} ({source}{where})", head, int(size)))
     finally:
         con.close()
     return anchors

@@ -27,7 +27,7 @@ from typing import Iterator, Optional
 
 from filelock import FileLock, Timeout
 
-from core.errors import AmendError, ConflictError, SchemaVersionError, database_damage
+from core.errors import AmendError, ConflictError, SchemaVersionError, damage_named
 from core.store.samples import SampleTables
 from core.store.schema import (
     FORMAT_NAME, INFO_FILE, LANCE_DIR, PROJECT_DB, PROJECT_SQL, RUN_SCOPED_PREFIXES, SAMPLES_TABLE, SCHEMA_VERSION,
@@ -204,15 +204,11 @@ class Project(SampleTables, VectorTables):
         """
         con = sqlite3.connect(self.path / PROJECT_DB, timeout=30, isolation_level=None)
         try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=FULL")
-            con.execute("PRAGMA foreign_keys=ON")
-            yield con
-        except sqlite3.DatabaseError as exc:
-            damage = database_damage(self.path / PROJECT_DB, exc)
-            if damage is None:
-                raise
-            raise damage from exc
+            with damage_named(self.path / PROJECT_DB):
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=FULL")
+                con.execute("PRAGMA foreign_keys=ON")
+                yield con
         finally:
             con.close()
 
