@@ -173,12 +173,13 @@ def _undo(path: str, who: identity.Identity) -> None:
     st.session_state[AUTO_KEY] = False
 
 
-def _goto(known_ids: frozenset) -> None:
+def _goto(path: str, run_id: str) -> None:
     """Open the sample whose id was typed (exact id), or say it is not in this run."""
     wanted = (st.session_state.get(GOTO_KEY) or "").strip()
     if not wanted:
         return
-    if wanted in known_ids:
+    _, base = _base(path, run_id)  # cached: the check costs nothing until someone types an id
+    if (base["id"] == wanted).any():
         _go(wanted)
     else:
         st.session_state[FLASH_KEY] = ("error", f"No sample {wanted!r} in this analysis run; check the id.")
@@ -585,16 +586,17 @@ def render() -> None:
         ticked = _render_queue(queue)
         _render_bulk(queue, ticked, key_path, run_id, who)
         st.text_input("Go to sample (exact id, then Enter)", key=GOTO_KEY, on_change=_goto,
-                      args=(frozenset(flags["id"].astype(str)),))
+                      args=(key_path, run_id))
         session = _start_session()
         if session["decisions"]:
             st.caption(triage.pace_sentence(session["decisions"], time.time() - session["started"]))
     current_id = st.session_state.get(SELECTED_KEY)
+    in_queue = current_id in queue_ids
     if conflict is not None:
         current_id = conflict["sample_id"]
-    elif current_id not in set(queue_ids) and current_id not in set(flags["id"]):
+    elif not in_queue and not (flags["id"] == current_id).any():
         current_id = None
-    elif current_id not in set(queue_ids) and st.session_state.get(AUTO_KEY):
+    elif not in_queue and st.session_state.get(AUTO_KEY):
         # The sample the page chose after a decision was decided by someone else meanwhile: go on
         # to the next one still in the queue instead of offering a second decision on it.
         rank = int(flags.loc[flags["id"] == current_id, "rank"].iloc[0])

@@ -188,3 +188,14 @@ def test_after_a_decision_the_page_skips_a_sample_someone_else_decided_meanwhile
     assert not app.exception
     assert _shown_id(app) == ranked[2]  # not bob's sample, offered for a second decision
     assert [e.actor for e in audit.read_events(project, kinds=["decision"])] == ["bob", "alice"]
+
+
+def test_go_to_sample_opens_an_id_and_names_an_unknown_one(project_copy, monkeypatch):
+    project = project_copy("news20-sample")
+    _, frame = flags(project)
+    unflagged = frame[~frame["flagged"]]["id"].iloc[0]
+    app = _page(project, monkeypatch)
+    app.text_input(key="triage.goto").input(unflagged).run()
+    assert _shown_id(app) == unflagged
+    app.text_input(key="triage.goto").input("no-such-id").run()
+    assert _shown_id(app) == unflagged and "No sample 'no-such-id'" in app.error[0].value.replace("\\", "")
