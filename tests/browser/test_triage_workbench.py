@@ -185,8 +185,15 @@ def test_queue_columns_show_whole_labels_and_a_bulk_action_leaves_nothing_ticked
     tab.get_by_text(re.compile(r"Bulk action \(2 ticked")).wait_for(timeout=30_000)
     tab.get_by_text(re.compile(r"Bulk action \(2 ticked")).click()
     before = len(_decisions(folders["cifar10n-sample"]))
-    tab.get_by_role("button", name=re.compile(r"Apply to 2 samples")).click()
-    tab.get_by_role("button", name=re.compile(r"Confirm: 2 samples")).click()
+    confirm = tab.get_by_role("button", name=re.compile(r"Confirm: 2 samples"))
+    for _ in range(3):  # under load a rerun can swallow the click on Apply: click again until it asks
+        tab.get_by_role("button", name=re.compile(r"Apply to 2 samples")).click()
+        try:
+            confirm.wait_for(timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    confirm.click()
     tab.get_by_text(re.compile(r"Bulk: 2 decided")).wait_for(timeout=60_000)
     tab.get_by_text(re.compile(r"Bulk action \(0 ticked")).wait_for(timeout=30_000)
     assert len(_decisions(folders["cifar10n-sample"])) == before + 2
