@@ -10,6 +10,8 @@ Arrays in, arrays / DataFrames / dataclasses out: no store, no streamlit.
 - :func:`project_2d` — UMAP map for drawing (cuML on a GPU when importable).
 - :func:`find_slices` — slice id per sample (k-means with silhouette-chosen k, or HDBSCAN).
 - :func:`split_error_slices` — second pass: cut a slice down to where its errors sit.
+- :func:`carve_error_regions` — third pass: carve the worst error regions out whole, at the
+  clustering scale where their errors stand out most.
 - :func:`slice_table` / :func:`error_slices` — per-slice metrics and the error ranking.
 - :func:`name_slices` — names in words.
 - :func:`domain_gap` — cross-validated two-sample AUROC per pair of sources.
@@ -17,7 +19,7 @@ Arrays in, arrays / DataFrames / dataclasses out: no store, no streamlit.
 - :func:`discover_slices` — all of it, with timings.
 """
 
-from core.slices.clustering import find_slices, select_k, split_error_slices
+from core.slices.clustering import carve_error_regions, find_slices, select_k, split_error_slices
 from core.slices.compare import domain_gap, representation_disagreement, source_like_columns
 from core.slices.discover import SliceResult, discover_slices
 from core.slices.metrics import error_slices, metadata_overrepresentation, slice_table, structured_findings
@@ -26,6 +28,7 @@ from core.slices.projection import drawing_sample, project_2d, reduce
 
 __all__ = [
     "SliceResult",
+    "carve_error_regions",
     "clip_terms",
     "discover_slices",
     "distinctive_terms",

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from core.slices.clustering import REDUCED_DIM, find_slices, split_error_slices
+from core.slices.clustering import REDUCED_DIM, carve_error_regions, find_slices, split_error_slices
 from core.slices.compare import domain_gap, source_like_columns
 from core.slices.metrics import slice_table
 from core.slices.naming import name_slices
@@ -89,7 +89,8 @@ def discover_slices(
     seed : int, default 0
     method, n_slices :
         As in :func:`core.slices.clustering.find_slices`; the slices then get the error-aware
-        second pass :func:`core.slices.clustering.split_error_slices` (probe errors).
+        second pass :func:`core.slices.clustering.split_error_slices` (probe errors) and the
+        multi-resolution third, :func:`core.slices.clustering.carve_error_regions`.
     with_map : bool, default True
         Compute the 2-D map (the slowest step); False leaves ``coords_2d`` as zeros.
     device : str, default "auto"
@@ -116,6 +117,7 @@ def discover_slices(
     lab = np.asarray(labels)
     wrong = (lab >= 0) & (np.asarray(probabilities).argmax(axis=1) != lab)
     ids = split_error_slices(ids, reduced, wrong, seed=seed, info=info)
+    ids = carve_error_regions(ids, reduced, lab, probabilities, seed=seed, info=info)
     tick("slices", t)
     t = time.perf_counter()
     table = slice_table(ids, labels, probabilities, flagged, np.asarray(probabilities).shape[1], class_names, metadata)
@@ -129,5 +131,5 @@ def discover_slices(
     gaps = {c: domain_gap(vectors, metadata[c].to_numpy(), seed=seed) for c in cols} if metadata is not None else {}
     tick("domain_gap", t)
     params = {"seed": seed, "method": info.get("method"), "n_slices": info.get("n_slices"), "silhouette": info.get("silhouette"),
-              "splits": info.get("splits", 0), "slices_after_split": int(ids.max()) + 1 if ids.size else 0, "map": with_map}
+              "splits": info.get("splits", 0), "carved": info.get("carved", 0), "slices_after_split": int(ids.max()) + 1 if ids.size else 0, "map": with_map}
     return SliceResult(coords, drawing_sample(ids, seed=seed), ids, table, gaps, params, timings)

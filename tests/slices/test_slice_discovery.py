@@ -179,3 +179,54 @@ def test_errors_that_share_one_confusion_outrank_as_many_spread_over_many():
     assert t.loc[0, "unexpected_errors"] == pytest.approx(t.loc[1, "unexpected_errors"])
     assert t.loc[1, "confusion_share"] == 1.0 and t.loc[0, "confusion_share"] <= 0.25
     assert t.loc[1, "error_rank"] == 1 and t.loc[0, "error_rank"] == 2
+
+
+def _blobs_with_split_region(seed: int = 0):
+    """Eight separated blobs of 120; blob 0 carries a structured error (30 % of its class-0 rows
+    labelled 1, which the probabilities call 0), and the given partition splits blob 0 in two,
+    each half merged with a clean neighbour blob."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(8, 32)) * 12.0
+    blob = np.repeat(np.arange(8), 120)
+    x = (centers[blob] + rng.normal(size=(blob.size, 32))).astype(np.float32)
+    truth = blob % 3
+    labels = truth.copy()
+    members = np.flatnonzero(blob == 0)
+    flips = rng.choice(members, 36, replace=False)
+    labels[flips] = 1
+    probs = np.full((blob.size, 3), 0.05)
+    probs[np.arange(blob.size), truth] = 0.9
+    given = blob.copy()
+    half = members[: members.size // 2]
+    given[half] = 1
+    given[members[members.size // 2:]] = 2
+    return x, labels, probs, given, members, flips
+
+
+def test_carving_takes_out_a_region_the_partition_split_in_two():
+    from core.slices import carve_error_regions
+
+    x, labels, probs, given, members, flips = _blobs_with_split_region()
+    before = slice_table(given, labels, probs, n_classes=3)
+    top_before = error_slices(before).iloc[0]
+    assert np.isin(flips, np.flatnonzero(given == top_before["slice_id"])).mean() < 0.75  # the split halves it
+    info = {}
+    carved = carve_error_regions(given, x, labels, probs, seed=0, info=info)
+    assert info["carved"] >= 1
+    top = error_slices(slice_table(carved, labels, probs, n_classes=3)).iloc[0]
+    inside = np.flatnonzero(carved == top["slice_id"])
+    assert np.isin(flips, inside).all()
+    assert np.isin(inside, members).mean() > 0.95  # the region, not its neighbours
+    assert top["confusion_share"] == 1.0
+
+
+def test_carving_leaves_a_partition_without_unexpected_errors_alone():
+    from core.slices import carve_error_regions
+
+    x, _, probs, given, _, _ = _blobs_with_split_region()
+    labels = probs.argmax(axis=1)  # every label what the model expects
+    info = {}
+    carved = carve_error_regions(given, x, labels, probs, seed=0, info=info)
+    assert info["carved"] == 0
+    # same partition up to the renumbering by size
+    assert pd.crosstab(carved, given).astype(bool).sum(axis=1).max() == 1
