@@ -332,8 +332,6 @@ def _slices_frame(slice_result, ids: list[str], findings: Optional[dict] = None)
     table = slice_result.table.copy()
     # JSON text always (also "null"), so the column keeps one type when no slice has a finding.
     table["finding"] = table["slice_id"].map(lambda sid: json.dumps((findings or {}).get(int(sid))))
-    error_order = table.sort_values(["error_score", "size"], ascending=[False, False], kind="stable")["slice_id"].tolist()
-    table["error_rank"] = table["slice_id"].map({sid: i + 1 for i, sid in enumerate(error_order)})
     id_array = np.array(ids, dtype=object)
     table["members"] = [list(id_array[slice_result.slice_ids == sid]) for sid in table["slice_id"]]
     for column in table.columns:

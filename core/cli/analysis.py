@@ -74,6 +74,8 @@ def _slice_records(frame) -> list[dict]:
             "flag_rate": _number(row.flag_rate),
             "p_value": float(row.p_value), "error_rank": int(row.error_rank),
             "error_score": round(float(row.error_score), 6),
+            # more unexpected errors than the model explains (stored runs of any version have the score)
+            "error_slice": bool(float(row.error_score) > 0),
             # absent in runs of an earlier Amend
             "confusion_share": _number(getattr(row, "confusion_share", None)),
             "members": list(row.members),

@@ -187,7 +187,8 @@ def slice_table(
         ``{class, share}``), ``top_class, top_class_share, flag_rate, accuracy, error_rate,
         error_rate_rest, error_rate_whole, relative_error`` (slice / whole), ``excess_errors,
         p_value`` (one-sided binomial vs the rest), ``p_adjusted`` (Bonferroni), ``error_score``
-        (module docstring), ``error_rank`` (1 = worst; 0 = not an error slice),
+        (module docstring), ``error_rank`` (every slice, 1 = worst; ties by size, then id), ``is_error_slice``
+        (``error_score > 0``),
         ``expected_errors`` (sum of 1 - max probability: the errors the probe itself expects) and
         ``unexpected_errors`` (observed minus expected: errors a confusable region does not
         explain) and ``unexpected_z`` (its z score): the inputs of ``error_score``;
@@ -282,16 +283,19 @@ def slice_table(
         table["error_basis"] = "excess"
     table["error_score"] = score
     table = table.drop(columns=["log10_p"])
-    ranked = table[table["error_score"] > 0].sort_values(["error_score", "slice_id"], ascending=[False, True])
+    # One order of every slice, worst first (ties: the larger slice, then the lower id); whether a
+    # slice is an error slice at all is its own column, so the rank has one meaning everywhere.
+    ranked = table.sort_values(["error_score", "size", "slice_id"], ascending=[False, False, True], kind="stable")
     table["error_rank"] = 0
     table.loc[ranked.index, "error_rank"] = np.arange(1, len(ranked) + 1)
+    table["is_error_slice"] = table["error_score"] > 0
     cols = [c for c in table.columns if c != "metadata_overrepresentation"] + ["metadata_overrepresentation"]
     return table[cols]
 
 
 def error_slices(table: pd.DataFrame) -> pd.DataFrame:
     """The error slices, worst first: rows of ``table`` with ``error_score > 0`` by ``error_rank``."""
-    return table[table["error_rank"] > 0].sort_values("error_rank")
+    return table[table["error_score"] > 0].sort_values("error_rank")
 
 
 def structured_findings(

@@ -77,7 +77,10 @@ def test_slices_as_json_and_text(amend, analysed_once):
         members |= set(record["members"])
     assert members <= {f"s{i}" for i in range(60)}
     ranks = [r["error_rank"] for r in slices]
-    assert ranks == sorted(ranks)
+    assert ranks == list(range(1, len(slices) + 1))  # every slice ranked, worst first
+    assert all(r["error_slice"] == (r["error_score"] > 0) for r in slices)
+    scores = [r["error_score"] for r in slices]
+    assert scores == sorted(scores, reverse=True)
     text = amend("slices", project).out.splitlines()
     assert text[0] == f"run {run['run_id']}: {len(slices)} slices, worst first"
     assert slices[0]["name"] in text[1]

@@ -45,7 +45,7 @@ def test_slice_table_figures_are_right_on_a_hand_case():
     assert t.loc[0, "error_rate_whole"] == pytest.approx(0.2)
     assert t.loc[0, "relative_error"] == pytest.approx(2.5)
     assert t.loc[0, "class_mix"] == [{"class": "cat", "share": 0.5}, {"class": "dog", "share": 0.5}]
-    assert t.loc[1, "error_rate"] == 0 and t.loc[1, "error_score"] == 0 and t.loc[1, "error_rank"] == 0
+    assert t.loc[1, "error_rate"] == 0 and t.loc[1, "error_score"] == 0 and not t.loc[1, "is_error_slice"]
     # Rest of slice 0 has rate 0: any error is "impossible" under the rest's rate.
     assert t.loc[0, "p_value"] == 0 and t.loc[0, "excess_errors"] == 2
 
@@ -119,7 +119,7 @@ def test_confident_errors_outrank_a_naturally_hard_slice():
     assert t.loc[0, "excess_errors"] > t.loc[1, "excess_errors"]  # worse vs the rest ...
     assert t.loc[1, "error_rank"] == 1  # ... but the confident errors rank first
     assert t.loc[1, "unexpected_z"] > 4 and t.loc[0, "error_score"] < t.loc[1, "error_score"]
-    assert t.loc[2, "error_rank"] == 0
+    assert not t.loc[2, "is_error_slice"] and t.loc[2, "error_rank"] == 3  # ranked, but not an error slice
 
 
 def test_split_error_slices_cuts_a_slice_down_to_where_its_errors_sit():
