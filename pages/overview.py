@@ -34,7 +34,6 @@ SEND_MAP_KEY = "overview.send_map"
 SEND_SLICE_KEY = "overview.send_slice"
 FLASH_KEY = "overview.flash"
 #: The triage page's selection picker: set before switching so triage opens on the new selection.
-TRIAGE_SELECTION_KEY = "triage.selection"
 TRIAGE_PAGE = state.PAGES_DIR / "triage.py"
 
 GALLERY_SIZE = 12
@@ -123,7 +122,7 @@ def _send(project: Project, ids: list[str], name: str, source: str) -> None:
         return
     message = f"Selection #{saved.selection_id} “{saved.name}” ({len(saved.ids):,} samples) is in the triage queue's selection list."
     if TRIAGE_PAGE.is_file():
-        st.session_state[TRIAGE_SELECTION_KEY] = saved.selection_id
+        st.session_state[state.TRIAGE_SELECTION_KEY] = saved.selection_id
         try:
             st.switch_page(str(TRIAGE_PAGE))
         except StreamlitAPIException:

@@ -14,6 +14,9 @@ import streamlit as st
 logger = logging.getLogger(__name__)
 
 PROJECT_KEY = "app.project"
+#: Keys more than one page writes or reads live here (a page's own keys sit at its top, named
+#: "<page>.<what>"): the selection the triage page filters by, which the overview sets.
+TRIAGE_SELECTION_KEY = "triage.selection"
 PAGES_DIR = Path(__file__).resolve().parent
 
 
