@@ -153,12 +153,6 @@ def score(
         outside = ~inside
         if np.unique(labels[outside]).size < 2:
             continue
-        if _structured_confusion(labels[inside], held_out[inside], min_members, z_needed) is None:
-            # Under the fold probe its errors spread over many confusions: a region that is hard
-            # for a model that never saw it. The confirming fit is skipped there: on 10,000 clean
-            # vectors it ran for 10 such regions and cost 10 of the detector's 12 s. (On the
-            # planted-region protocol no region found before was lost, bench/README.md.)
-            continue
         # Group k-fold holds other regions out together with this one; confirm with a probe that
         # misses only this region (it sees every other region of the same classes).
         alone = fit_predict(x[outside], labels[outside], x[inside], n_classes, DEFAULT_C, 100)
