@@ -38,17 +38,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def mixture(n: int, dim: int, n_classes: int, noise: float, seed: int = 0):
-    """(vectors float32 (n, dim) on the unit sphere, noisy labels, true labels)."""
-    rng = np.random.default_rng(seed)
-    centres = 0.12 * rng.normal(size=(n_classes, dim)).astype(np.float32)
-    offsets = 0.08 * rng.normal(size=(n_classes, 4, dim)).astype(np.float32)
-    truth = rng.integers(0, n_classes, n)
-    x = centres[truth] + offsets[truth, rng.integers(0, 4, n)] + rng.normal(size=(n, dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    labels = truth.copy()
-    flip = rng.random(n) < noise
-    labels[flip] = (truth[flip] + rng.integers(1, n_classes, flip.sum())) % n_classes
-    return x, labels, truth
+    """bench/analyse_speed.py's mixture, on the unit sphere (as embedders give vectors)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from analyse_speed import mixture as gaussian_mixture
+
+    x, labels, truth = gaussian_mixture(n, dim, n_classes, noise, seed)
+    return x / np.linalg.norm(x, axis=1, keepdims=True), labels, truth
 
 
 def user_probabilities(x: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
