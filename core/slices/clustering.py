@@ -318,32 +318,27 @@ CARVE_ALPHA = 0.05
 CARVE_MAX_OVERLAP = 0.5
 
 
-def cluster_error_scores(ids: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, with_z: bool = False):
+def cluster_error_scores(ids: np.ndarray, labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """The error score of every cluster of ``ids`` (0..K-1), as the error-slice ranking computes it
     (:func:`core.slices.metrics.error_score`: unexpected errors, weighted by their z and by the
     share of the cluster's errors in its most common label -> predicted pair). Unlabelled rows
-    (label < 0) are left out. With ``with_z``, (scores, z of the unexpected errors)."""
+    (label < 0) are left out."""
     from core.slices.metrics import error_score
 
     ids = np.asarray(ids, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
-    probs = np.asarray(probabilities, dtype=np.float64)
-    n_classes = probs.shape[1]
+    n_classes = np.asarray(probabilities).shape[1]
     k = int(ids.max()) + 1 if ids.size else 0
-    labelled = labels >= 0
-    predicted = probs.argmax(axis=1)
-    wrong = labelled & (predicted != labels)
-    expected = np.where(labelled, 1.0 - probs.max(axis=1), 0.0)
+    wrong, expected, spread = _error_terms(labels, probabilities)
     errors = np.bincount(ids, weights=wrong, minlength=k)
-    expect = np.bincount(ids, weights=expected, minlength=k)
-    spread = np.bincount(ids, weights=expected * (1.0 - expected), minlength=k)
-    unexpected = errors - expect
-    z = unexpected / np.sqrt(np.maximum(spread, 1e-9))
-    pair = (ids[wrong] * n_classes + labels[wrong]) * n_classes + predicted[wrong]
+    unexpected = errors - np.bincount(ids, weights=expected, minlength=k)
+    z = unexpected / np.sqrt(np.maximum(np.bincount(ids, weights=spread, minlength=k), 1e-9))
+    is_wrong = wrong > 0
+    predicted = np.asarray(probabilities).argmax(axis=1)
+    pair = (ids[is_wrong] * n_classes + labels[is_wrong]) * n_classes + predicted[is_wrong]
     pair_counts = np.bincount(pair, minlength=k * n_classes * n_classes).reshape(k, n_classes * n_classes)
     share = np.where(errors > 0, pair_counts.max(axis=1) / np.maximum(errors, 1), 0.0)
-    scores = error_score(unexpected, z, share)
-    return (scores, z) if with_z else scores
+    return error_score(unexpected, z, share)
 
 
 #: Random placements of the errors behind the carving's significance level ...
