@@ -33,7 +33,6 @@ SELECTION_NAME_KEY = "overview.selection_name"
 SEND_MAP_KEY = "overview.send_map"
 SEND_SLICE_KEY = "overview.send_slice"
 FLASH_KEY = "overview.flash"
-#: The triage page's selection picker: set before switching so triage opens on the new selection.
 TRIAGE_PAGE = state.PAGES_DIR / "triage.py"
 
 GALLERY_SIZE = 12
@@ -122,6 +121,7 @@ def _send(project: Project, ids: list[str], name: str, source: str) -> None:
         return
     message = f"Selection #{saved.selection_id} “{saved.name}” ({len(saved.ids):,} samples) is in the triage queue's selection list."
     if TRIAGE_PAGE.is_file():
+        # triage's selection picker, set before switching so triage opens on the new selection
         st.session_state[state.TRIAGE_SELECTION_KEY] = saved.selection_id
         try:
             st.switch_page(str(TRIAGE_PAGE))
