@@ -12,6 +12,8 @@ Arrays in, arrays / DataFrames / dataclasses out: no store, no streamlit.
 - :func:`split_error_slices` — second pass: cut a slice down to where its errors sit.
 - :func:`carve_error_regions` — third pass: carve the worst error regions out whole, at the
   clustering scale where their errors stand out most.
+- :func:`error_aware_slices` — the three passes in one call (the slices and the structured-error
+  detector's regions).
 - :func:`slice_table` / :func:`error_slices` — per-slice metrics and the error ranking.
 - :func:`name_slices` — names in words.
 - :func:`domain_gap` — cross-validated two-sample AUROC per pair of sources.
@@ -19,7 +21,7 @@ Arrays in, arrays / DataFrames / dataclasses out: no store, no streamlit.
 - :func:`discover_slices` — all of it, with timings.
 """
 
-from core.slices.clustering import carve_error_regions, find_slices, select_k, split_error_slices
+from core.slices.clustering import carve_error_regions, error_aware_slices, find_slices, select_k, split_error_slices
 from core.slices.compare import domain_gap, representation_disagreement, source_like_columns
 from core.slices.discover import SliceResult, discover_slices
 from core.slices.metrics import error_slices, metadata_overrepresentation, slice_table, structured_findings
@@ -29,6 +31,7 @@ from core.slices.projection import drawing_sample, project_2d, reduce
 __all__ = [
     "SliceResult",
     "carve_error_regions",
+    "error_aware_slices",
     "clip_terms",
     "discover_slices",
     "distinctive_terms",

@@ -37,7 +37,7 @@ from core.slices.projection import reduce
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["carve_error_regions", "cluster_error_scores", "find_slices", "select_k", "split_error_slices", "K_GRID"]
+__all__ = ["carve_error_regions", "cluster_error_scores", "error_aware_slices", "find_slices", "select_k", "split_error_slices", "K_GRID"]
 
 #: Candidate numbers of slices for the silhouette criterion.
 K_GRID = (6, 8, 10, 12, 15, 20, 25, 30)
@@ -467,6 +467,40 @@ def carve_error_regions(
         carved[fresh] = True
         next_id += 1
         regions += 1
+    ids = _by_size(ids)
     if info is not None:
         info["carved"] = regions
-    return _by_size(ids)
+        info["carved_slices"] = sorted(int(i) for i in np.unique(ids[carved]))
+    return ids
+
+
+def error_aware_slices(
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    seed: int = 0,
+    method: str = "auto",
+    n_slices: int | None = None,
+    reduced: np.ndarray | None = None,
+    info: dict | None = None,
+) -> np.ndarray:
+    """The error slices' cut, all three passes: :func:`find_slices` (the geometry), then
+    :func:`split_error_slices` (where the errors of ``probabilities`` sit inside a slice), then
+    :func:`carve_error_regions` (regions whose errors concentrate beyond chance, at their own scale).
+
+    The slices of the analysis and the regions of the structured-error detector
+    (:mod:`core.detect.regions`) are cut by this one function, so a structured finding and the
+    error slice it belongs to are the same rows. ``info`` gets every pass's choices, among them
+    ``carved_slices``: the ids of the carved (significant) regions.
+
+    Returns
+    -------
+    np.ndarray
+        int64, (N,), slice ids 0..S-1 by decreasing size.
+    """
+    x = reduce(vectors, REDUCED_DIM, seed) if reduced is None else np.asarray(reduced, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    ids = find_slices(vectors, seed=seed, method=method, n_slices=n_slices, reduced=x, info=info)
+    wrong = (labels >= 0) & (np.asarray(probabilities).argmax(axis=1) != labels)
+    ids = split_error_slices(ids, x, wrong, seed=seed, info=info)
+    return carve_error_regions(ids, x, labels, probabilities, seed=seed, info=info)

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from core.slices.clustering import REDUCED_DIM, carve_error_regions, find_slices, split_error_slices
+from core.slices.clustering import REDUCED_DIM, error_aware_slices
 from core.slices.compare import domain_gap, source_like_columns
 from core.slices.metrics import slice_table
 from core.slices.naming import name_slices
@@ -113,11 +113,8 @@ def discover_slices(
     t = time.perf_counter()
     info: dict = {}
     reduced = reduce(vectors, REDUCED_DIM, seed)
-    ids = find_slices(vectors, seed=seed, method=method, n_slices=n_slices, reduced=reduced, info=info)
-    lab = np.asarray(labels)
-    wrong = (lab >= 0) & (np.asarray(probabilities).argmax(axis=1) != lab)
-    ids = split_error_slices(ids, reduced, wrong, seed=seed, info=info)
-    ids = carve_error_regions(ids, reduced, lab, probabilities, seed=seed, info=info)
+    ids = error_aware_slices(vectors, labels, probabilities, seed=seed, method=method, n_slices=n_slices,
+                             reduced=reduced, info=info)
     tick("slices", t)
     t = time.perf_counter()
     table = slice_table(ids, labels, probabilities, flagged, np.asarray(probabilities).shape[1], class_names, metadata)

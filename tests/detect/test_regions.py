@@ -35,6 +35,12 @@ def test_the_planted_region_is_found_and_its_flips_flagged():
     assert caught.mean() >= 0.9
     # nothing outside the region is called structured
     assert not d.results["regions"].flagged[~region].any()
+    # a bulk acceptance relabels the structured picks, and inside the region nothing else
+    structured = d.results["regions"]
+    covered = structured.evidence["covered"]
+    assert covered[flipped].mean() >= 0.9
+    assert (d.accept_in_bulk[flipped] & (d.suggested[flipped] == 0)).mean() >= 0.9
+    assert not (d.accept_in_bulk & covered & ~structured.flagged).any()
 
 
 def test_clean_data_has_no_structured_region():
@@ -43,3 +49,23 @@ def test_clean_data_has_no_structured_region():
     p[np.arange(truth.size), truth] = 0.7
     result = score(x, truth, p, 4)
     assert result.evidence["regions"] == [] and not result.flagged.any()
+
+
+def test_a_confusion_counts_as_structured_only_where_it_is_more_common_than_elsewhere():
+    from core.detect.regions import structured_confusion
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    labels = rng.integers(0, 3, n)
+    inside = np.zeros(n, dtype=bool)
+    inside[:300] = True
+    predicted = labels.copy()
+    # everywhere: 10 % of label 1 predicted 2 (a confusable pair, not an error of one region)
+    confusable = np.flatnonzero((labels == 1) & (rng.random(n) < 0.1))
+    predicted[confusable] = 2
+    assert structured_confusion(labels, predicted, inside, 3) is None
+    # in the region only: 35 % of label 0 predicted 1 (a labelling error made there)
+    planted = np.flatnonzero(inside & (labels == 0) & (rng.random(n) < 0.35))
+    predicted[planted] = 1
+    given, looks, count = structured_confusion(labels, predicted, inside, 3)
+    assert (given, looks, count) == (0, 1, planted.size)
