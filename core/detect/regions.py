@@ -132,7 +132,8 @@ def score(
         score = the two views' mean probability of the suggested class against the given one for
         flagged members, else 0; suggested = the confusion's other class; evidence ``regions``
         (list of dicts: region, members, label, looks_like, count, of, z), ``region`` (N,) slice
-        id per sample, ``covered`` (N,) bool, members of a region with a finding.
+        id per sample, ``covered`` (N,) bool, members of a region with a finding, ``slicing``
+        (the cut's choices; with ``region``, the analysis's slices need not be cut again).
     """
     from core.detect.probe import DEFAULT_C, fit_predict
     from core.slices.clustering import REDUCED_DIM, error_aware_slices
@@ -188,7 +189,7 @@ def score(
         name=NAME, description=DESCRIPTION, scores=scores, flagged=flagged, suggested=suggested,
         params={"min_members": min_members, "alpha": alpha, "carve_z_needed": info.get("carve_z_needed"),
                 "regions_tested": len(carved)},
-        evidence={"regions": found, "region": region.astype(np.int64), "covered": covered},
+        evidence={"regions": found, "region": region.astype(np.int64), "covered": covered, "slicing": info},
     )
 
 

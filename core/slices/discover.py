@@ -74,6 +74,7 @@ def discover_slices(
     with_map: bool = True,
     device: str = "auto",
     progress: Callable[[str, int, int | None], None] | None = None,
+    cut: tuple[np.ndarray, dict] | None = None,
 ) -> SliceResult:
     """Map, slice, measure, rank and name one representation.
 
@@ -97,6 +98,10 @@ def discover_slices(
         For the map (:func:`project_2d`).
     progress : callable, optional
         ``progress(step, done, total)`` after each step.
+    cut : (np.ndarray, dict), optional
+        Slice ids and choices that :func:`core.slices.clustering.error_aware_slices` made already
+        with the same vectors, labels, probabilities, seed and method (the structured-error
+        detector's regions, :mod:`core.detect.regions`): used as they are instead of cutting again.
     """
     steps = ["map", "slices", "table", "names", "domain_gap"]
     timings: dict[str, float] = {}
@@ -111,10 +116,14 @@ def discover_slices(
     coords = project_2d(vectors, seed=seed, device=device) if with_map else np.zeros((n, 2), dtype=np.float32)
     tick("map", t)
     t = time.perf_counter()
-    info: dict = {}
-    reduced = reduce(vectors, REDUCED_DIM, seed)
-    ids = error_aware_slices(vectors, labels, probabilities, seed=seed, method=method, n_slices=n_slices,
-                             reduced=reduced, info=info)
+    if cut is not None:
+        ids, info = np.asarray(cut[0], dtype=np.int64), dict(cut[1])
+        if ids.shape != (n,):
+            raise ValueError(f"the given cut has {ids.shape} slice ids for {n} vectors")
+    else:
+        info = {}
+        ids = error_aware_slices(vectors, labels, probabilities, seed=seed, method=method, n_slices=n_slices,
+                                 reduced=reduce(vectors, REDUCED_DIM, seed), info=info)
     tick("slices", t)
     t = time.perf_counter()
     table = slice_table(ids, labels, probabilities, flagged, np.asarray(probabilities).shape[1], class_names, metadata)

@@ -69,3 +69,17 @@ def test_a_confusion_counts_as_structured_only_where_it_is_more_common_than_else
     predicted[planted] = 1
     given, looks, count = structured_confusion(labels, predicted, inside, 3)
     assert (given, looks, count) == (0, 1, planted.size)
+
+
+def test_the_analysis_slices_are_the_detector_regions_without_cutting_twice():
+    from core.slices import discover_slices
+
+    x, truth, noisy, flipped, region = _regions_data()
+    d = detect(x, noisy, 4, config=DetectConfig(device="cpu"))
+    evidence = d.results["regions"].evidence
+    fresh = discover_slices(x, noisy, d.probabilities, d.flagged, with_map=False)
+    reused = discover_slices(x, noisy, d.probabilities, d.flagged, with_map=False,
+                             cut=(evidence["region"], evidence["slicing"]))
+    assert np.array_equal(fresh.slice_ids, reused.slice_ids)
+    assert fresh.params["carved"] == reused.params["carved"] >= 1
+    assert fresh.table["error_score"].tolist() == reused.table["error_score"].tolist()
