@@ -205,10 +205,16 @@ def analyse(
             if "split" in samples and samples["split"].notna().any():
                 metadata["split"] = samples["split"].to_numpy()
             texts = samples["text"].fillna("").tolist() if samples["modality"].iloc[0] == "text" else None
+            # The structured-error detector cut the same slices already (same vectors, labels,
+            # pooled probabilities and seed): reuse its cut rather than cutting twice.
+            regions = detection.results.get("regions")
+            cut = (regions.evidence["region"], regions.evidence["slicing"]) \
+                if regions is not None and "slicing" in regions.evidence else None
             slice_result = discover_slices(
                 vectors, labels, detection.probabilities, detection.flagged, class_names=class_names,
                 metadata=metadata if len(metadata.columns) else None, texts=texts,
                 text_tower=_text_tower(rep.model), seed=config.seed, device=config.device, progress=progress,
+                cut=cut,
             )
             timings.update({f"slices.{k}": v for k, v in slice_result.timings.items()})
             timings["slices"] = round(time.perf_counter() - t, 3)
