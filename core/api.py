@@ -13,6 +13,10 @@
 >>> api.checkpoint(project, to="~/witness/")   # the log's signed (size, head), kept outside the project
 >>> api.verify(project, checkpoints=["~/witness/"]).ok   # the chain, every recorded state, the checkpoints
 >>> api.upgrade("old-project")                 # a folder from an earlier Amend, to this schema
+>>> api.explain_failures(project, "http://127.0.0.1:11434", "qwen2.5vl:7b")  # why? one hypothesis per failure
+>>> api.hypotheses(project)                    # them, with their cause / fix clusters and verdicts
+>>> api.review_hypothesis(project, 3, "agree", reviewer="ann")   # recorded in the audit log
+>>> api.hypothesis_actions(project)            # the fix clusters as a ranked list of targeted actions
 
 For plain arrays (your own model's vectors or probabilities, no project), :func:`detect` returns
 the ranked detection directly.
@@ -29,6 +33,10 @@ from core.detect import DetectConfig, Detection, detect
 from core.embed.pipeline import EmbedOptions, EmbedReport, embed
 from core.evaluate.compare import CompareResult, compare
 from core.export import export
+from core.hypotheses.generate import generate as explain_failures
+from core.hypotheses.review import actions as hypothesis_actions
+from core.hypotheses.review import listing as hypotheses
+from core.hypotheses.review import review as review_hypothesis
 from core.imports import import_predictions, import_vectors
 from core.ingest import IngestOptions, IngestReport, ingest
 from core.review.checkpoints import checkpoint, verify
@@ -42,7 +50,8 @@ __all__ = [
     "AnalysisResult", "CaptureRun", "CompareResult", "DetectConfig", "Detection", "EmbedOptions", "EmbedReport",
     "IngestOptions", "IngestReport", "Project", "accept_suggested", "analyse", "capture_runs", "checkpoint", "compare",
     "create_project",
-    "current_labels", "decide", "decide_many", "undo_last", "detect", "embed", "export", "flags", "import_predictions",
+    "current_labels", "decide", "decide_many", "undo_last", "detect", "embed", "explain_failures", "export", "flags",
+    "hypotheses", "hypothesis_actions", "import_predictions", "review_hypothesis",
     "import_vectors", "ingest", "open_project", "publish_guideline", "slices", "upgrade", "verify",
 ]
 

@@ -39,6 +39,7 @@ PAGES = [
     ("home.py", "Project", ":material/home:"),
     ("overview.py", "Overview", ":material/scatter_plot:"),
     ("triage.py", "Triage", ":material/fact_check:"),
+    ("hypotheses.py", "Why did it fail?", ":material/psychology:"),
     ("guidelines.py", "Guidelines", ":material/menu_book:"),
     ("audit.py", "Audit log", ":material/history:"),
     ("compare.py", "Compare", ":material/compare_arrows:"),

@@ -10,6 +10,9 @@
   end-to-end and browser tests (marked ``slow``) pay for the real offline embedder.
 - :func:`overview_project` / :func:`save_overview_run`: a small synthetic text project with a run
   stored in the real run format (no detectors run), for the overview view-model and page tests.
+- :func:`failing_image_project` / :func:`failing_text_project`: small analysed projects (no slices,
+  seconds) whose probe gets a good share wrong, for the hypotheses tests; the images are the
+  sample data's own files.
 """
 
 from __future__ import annotations
@@ -186,3 +189,51 @@ def overview_project(path, n: int = 60, n_slices: int = 3) -> Project:
     ], source="texts.csv")
     save_overview_run(project, n_slices, "minilm")
     return project
+
+
+def failing_image_project(folder: Path, n: int = 60) -> Path:
+    """The first ``n`` CIFAR-10N sample images of three classes, ingested for real, with imported
+    vectors that follow the given label for two samples in three (the probe fails on many of the
+    rest), analysed without slices."""
+    from core.analysis.run import analyse
+    from core.ingest import IngestOptions, ingest
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = ["airplane", "cat", "frog"]
+    manifest = pd.read_csv(SAMPLE_DATA / "cifar10n" / "manifest.csv", dtype=str)
+    manifest = manifest[manifest["label"].isin(classes)].head(n)
+    manifest.to_csv(folder / "manifest.csv", index=False)
+    project = Project.create(folder / "images")
+    ingest(project, IngestOptions(manifest=folder / "manifest.csv", root=SAMPLE_DATA / "cifar10n"))
+    ids = project.sample_ids()
+    given = dict(zip(manifest["id"], manifest["label"]))
+    truth = [given[s] if i % 3 else classes[(i // 3) % 3] for i, s in enumerate(ids)]
+    import_vectors(project, "vectors", ids, clustered_vectors(truth, dim=8, spread=0.5), folder=folder / "vectors")
+    analyse(project, with_slices=False)
+    return project.path
+
+
+def failing_text_project(folder: Path, n: int = 30) -> Path:
+    """``n`` short texts of three classes; the vectors put every fourth in the next class."""
+    from core.analysis.run import analyse
+
+    folder = Path(folder)
+    labels = ["sport", "space", "cooking"]
+    rows = [{"id": f"t{i:02d}", "text": f"Post {i}: a few words about {labels[i % 3]} and the week.",
+             "label": labels[i % 3]} for i in range(n)]
+    project = text_project(folder / "texts", rows)
+    truth = [labels[(i + (i % 4 == 0)) % 3] for i in range(n)]
+    import_vectors(project, "vectors", [r["id"] for r in rows], clustered_vectors(truth, dim=8),
+                   folder=folder / "text-vectors")
+    analyse(project, with_slices=False)
+    return project.path
+
+
+def one_hot_texts(texts) -> np.ndarray:
+    """An embedder for tests where clustering is not under test: one axis per distinct text."""
+    index = {t: i for i, t in enumerate(dict.fromkeys(texts))}
+    out = np.zeros((len(texts), max(len(index), 2)), dtype=np.float32)
+    for row, text in enumerate(texts):
+        out[row, index[text]] = 1.0
+    return out

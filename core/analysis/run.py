@@ -307,6 +307,11 @@ def _evidence_frame(ids: list[str], class_names: list[str], labels: np.ndarray, 
         frame["p_label"] = probs[rows, labels].astype(np.float64)
         frame["p_suggested"] = np.where(suggested >= 0, probs[rows, np.clip(suggested, 0, None)], np.nan)
         frame["p_top_label"] = names[probs.argmax(axis=1)]
+        # The three most probable classes with their probabilities: what a hypothesis prompt shows a
+        # model server (core.hypotheses.failures); the whole matrix is not kept per run.
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :3]
+        frame["top_labels"] = [list(names[row]) for row in top]
+        frame["top_probabilities"] = [[float(probs[i, j]) for j in row] for i, row in enumerate(top)]
     for name, scores in sorted(detection.detector_scores.items()):
         frame[f"det_{name}"] = np.asarray(scores, dtype=np.float64)
     id_array = np.array(ids, dtype=object)

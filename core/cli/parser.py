@@ -56,13 +56,13 @@ class Commands:
 def build_parser() -> Parser:
     """The whole `amend` parser. Building it imports only the command modules, never their libraries."""
     from core import __version__
-    from core.cli import analysis, capture, embedding, evaluate, launch, project, review
+    from core.cli import analysis, capture, embedding, evaluate, hypotheses, launch, project, review
 
     parser = Parser(prog="amend", description="Find and fix wrong labels, with an audit trail.")
     parser.add_argument("--version", action="version", version=f"amend {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens on stderr")
     commands = Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), _json_parent())
-    for group in (project, embedding, launch, analysis, capture, review, evaluate):
+    for group in (project, embedding, launch, analysis, capture, review, evaluate, hypotheses):
         group.register(commands)
     return parser
 

@@ -69,7 +69,7 @@ def check_event(state: Access, kind: str, actor: str, payload: dict) -> None:
     non-lead, a role change or closing by a non-lead once a lead exists, a self-made lead while one
     exists, revoking the last lead. The functions below check the same first, with kinder words."""
     leads = ", ".join(state.leads) or "a lead"
-    if kind == "decision":
+    if kind in ("decision", "hypothesis_reviewed"):
         if not state.has(actor, "reviewer"):
             raise AmendError(
                 f"{actor!r} is not a reviewer of this project; record decisions through core.review.decisions "

@@ -56,9 +56,11 @@ GENESIS = "0" * 64
 BUSY_TIMEOUT_S = 30.0
 
 #: Event kinds. ``decision`` is written by core.review.decisions, ``guideline_published`` by
-#: core.review.guidelines, the role / access kinds by core.review.roles.
+#: core.review.guidelines, the role / access kinds by core.review.roles, ``hypothesis_reviewed``
+#: (agree / disagree / skip on a model server's explanation of a failure) by core.hypotheses.review.
 KINDS = (
     "decision",
+    "hypothesis_reviewed",
     "guideline_published",
     "role_granted",
     "role_revoked",

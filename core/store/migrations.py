@@ -102,9 +102,51 @@ def _v2_to_v3(con: sqlite3.Connection, root: Path, info: dict) -> list[str]:
     return changes
 
 
+#: Schema 4's DDL as that step wrote it (the current HYPOTHESES_SQL may move on; this step must not).
+_V4_SQL = """
+CREATE TABLE IF NOT EXISTS hypothesis_prompts (
+    version TEXT PRIMARY KEY, text TEXT NOT NULL, vocabulary TEXT NOT NULL, sha256 TEXT NOT NULL,
+    author TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS hypothesis_prompts_no_update BEFORE UPDATE ON hypothesis_prompts
+BEGIN SELECT RAISE(ABORT, 'prompt versions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS hypothesis_prompts_no_delete BEFORE DELETE ON hypothesis_prompts
+BEGIN SELECT RAISE(ABORT, 'prompt versions are append-only'); END;
+CREATE TABLE IF NOT EXISTS hypothesis_runs (
+    run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, finished_at TEXT, server TEXT NOT NULL,
+    api TEXT NOT NULL, model TEXT NOT NULL, prompt_version TEXT NOT NULL, prompt_sha256 TEXT NOT NULL,
+    temperature REAL NOT NULL, failures TEXT NOT NULL, analysis_run TEXT, settings TEXT NOT NULL,
+    counts TEXT);
+CREATE TABLE IF NOT EXISTS hypotheses (
+    hypothesis_id INTEGER PRIMARY KEY, run_id TEXT NOT NULL REFERENCES hypothesis_runs(run_id),
+    sample_id TEXT NOT NULL, model TEXT NOT NULL, prompt_sha256 TEXT NOT NULL, status TEXT NOT NULL,
+    data_quality TEXT, cause TEXT, fix TEXT, reason TEXT, raw TEXT, given_label TEXT NOT NULL,
+    predictions TEXT NOT NULL, slice_id INTEGER, seconds REAL, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS hypotheses_by_key ON hypotheses (sample_id, model, prompt_sha256, status);
+CREATE TABLE IF NOT EXISTS hypothesis_clusterings (
+    clustering_id INTEGER PRIMARY KEY, dimension TEXT NOT NULL, created_at TEXT NOT NULL,
+    k INTEGER NOT NULL, silhouette REAL, settings TEXT NOT NULL, clusters TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hypothesis_cluster_members (
+    clustering_id INTEGER NOT NULL REFERENCES hypothesis_clusterings(clustering_id),
+    hypothesis_id INTEGER NOT NULL REFERENCES hypotheses(hypothesis_id), cluster INTEGER NOT NULL,
+    compressed TEXT NOT NULL, PRIMARY KEY (clustering_id, hypothesis_id));
+"""
+
+
+def _v3_to_v4(con: sqlite3.Connection, root: Path, info: dict) -> list[str]:
+    """Schema 4: the tables of per-failure hypotheses from a model server (core.hypotheses): prompt
+    versions (append-only), runs, answers, clusterings and their members."""
+    from core.store.schema import statements
+
+    for statement in statements(_V4_SQL):
+        con.execute(statement)
+    return ["created tables hypothesis_prompts (append-only), hypothesis_runs, hypotheses, hypothesis_clusterings "
+            "and hypothesis_cluster_members (per-failure hypotheses from a model server)"]
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "record the schema version in schema_history; make the selections table", _v1_to_v2),
     Migration(2, "make the checkpoints table; give the project an id", _v2_to_v3),
+    Migration(3, "make the hypotheses tables", _v3_to_v4),
 ]
 
 

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 #: The on-disk schema this Amend reads and writes. 1: Amend 0.1.0 (no ``schema_history``, the
 #: version in ``meta``, ``selections`` made on first use). 2: ``schema_history``; every table
 #: made when the project is. 3: ``checkpoints`` (append-only: the review log's (size, head) at
-#: each export and ``amend audit checkpoint``) and a ``project_id`` in ``meta``.
-SCHEMA_VERSION = 3
+#: each export and ``amend audit checkpoint``) and a ``project_id`` in ``meta``. 4: the tables of
+#: per-failure hypotheses (:data:`HYPOTHESES_SQL`, see :mod:`core.hypotheses.store`).
+SCHEMA_VERSION = 4
 FORMAT_NAME = "amend-project"
 
 INFO_FILE = "amend.json"
@@ -86,6 +87,39 @@ BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 """
+
+#: Schema 4: hypotheses from a model server (core.hypotheses). Prompt versions are append-only like
+#: the guidelines they imitate; one row per answer (explained or failed, with the reason); each
+#: clustering of a free-text dimension is a row, its members another table. Reviews of hypotheses
+#: are events in the review log, not rows here.
+HYPOTHESES_SQL = """
+CREATE TABLE IF NOT EXISTS hypothesis_prompts (
+    version TEXT PRIMARY KEY, text TEXT NOT NULL, vocabulary TEXT NOT NULL, sha256 TEXT NOT NULL,
+    author TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS hypothesis_prompts_no_update BEFORE UPDATE ON hypothesis_prompts
+BEGIN SELECT RAISE(ABORT, 'prompt versions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS hypothesis_prompts_no_delete BEFORE DELETE ON hypothesis_prompts
+BEGIN SELECT RAISE(ABORT, 'prompt versions are append-only'); END;
+CREATE TABLE IF NOT EXISTS hypothesis_runs (
+    run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, finished_at TEXT, server TEXT NOT NULL,
+    api TEXT NOT NULL, model TEXT NOT NULL, prompt_version TEXT NOT NULL, prompt_sha256 TEXT NOT NULL,
+    temperature REAL NOT NULL, failures TEXT NOT NULL, analysis_run TEXT, settings TEXT NOT NULL,
+    counts TEXT);
+CREATE TABLE IF NOT EXISTS hypotheses (
+    hypothesis_id INTEGER PRIMARY KEY, run_id TEXT NOT NULL REFERENCES hypothesis_runs(run_id),
+    sample_id TEXT NOT NULL, model TEXT NOT NULL, prompt_sha256 TEXT NOT NULL, status TEXT NOT NULL,
+    data_quality TEXT, cause TEXT, fix TEXT, reason TEXT, raw TEXT, given_label TEXT NOT NULL,
+    predictions TEXT NOT NULL, slice_id INTEGER, seconds REAL, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS hypotheses_by_key ON hypotheses (sample_id, model, prompt_sha256, status);
+CREATE TABLE IF NOT EXISTS hypothesis_clusterings (
+    clustering_id INTEGER PRIMARY KEY, dimension TEXT NOT NULL, created_at TEXT NOT NULL,
+    k INTEGER NOT NULL, silhouette REAL, settings TEXT NOT NULL, clusters TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hypothesis_cluster_members (
+    clustering_id INTEGER NOT NULL REFERENCES hypothesis_clusterings(clustering_id),
+    hypothesis_id INTEGER NOT NULL REFERENCES hypotheses(hypothesis_id), cluster INTEGER NOT NULL,
+    compressed TEXT NOT NULL, PRIMARY KEY (clustering_id, hypothesis_id));
+"""
+PROJECT_SQL += HYPOTHESES_SQL
 
 #: The review log's schema version (``PRAGMA user_version`` of review.sqlite).
 LOG_SCHEMA_VERSION = 1

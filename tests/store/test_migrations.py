@@ -53,7 +53,7 @@ def test_an_old_project_upgrades_and_then_opens_with_its_samples_log_and_decisio
     head = audit.verify(old_project).chain_head
     report = api.upgrade(old_project)
     assert (report["from_version"], report["to_version"], report["upgraded"]) == (1, SCHEMA_VERSION, True)
-    assert [(s["from_version"], s["to_version"]) for s in report["steps"]] == [(1, 2), (2, 3)]
+    assert [(s["from_version"], s["to_version"]) for s in report["steps"]] == [(1, 2), (2, 3), (3, 4)]
     assert any("schema_history" in change for change in report["changes"])
     assert report["log"] == {"ok": True, "events": 7, "chain_head": head}
 
@@ -68,7 +68,7 @@ def test_an_old_project_upgrades_and_then_opens_with_its_samples_log_and_decisio
     labels = current_labels(project).set_index("id")
     assert labels.loc["t06", "current_label"] == "dog" and labels.loc["t10", "current_label"] == "bird"
     assert labels.loc["t01", "status"] == "kept"
-    assert [v["version"] for v in migrations.history(project)] == [1, 2, 3]
+    assert [v["version"] for v in migrations.history(project)] == [1, 2, 3, 4]
 
     # and it is a working project: a selection and a decision go in, the chain stays whole
     save_selection(project, ["t02"], "one", "test")
