@@ -349,7 +349,10 @@ def _frame(events: Sequence[audit.Event]) -> pd.DataFrame:
         p = e.payload
         rows.append({
             "event_id": e.event_id, "kind": e.kind, "sample_id": e.sample_id, "actor": e.actor,
-            "created_at": e.created_at, "decision": p.get("decision"), "old_label": p.get("old_label"),
+            "created_at": e.created_at, "old_label": p.get("old_label"),
+            # a reviewer's verdict on a model's hypothesis reads like a decision in the log's table
+            "decision": p.get("decision") if e.kind != "hypothesis_reviewed"
+            else f"hypothesis {p.get('hypothesis_id')} on {p.get('sample_id')}: {p.get('verdict')}",
             "new_label": p.get("new_label"), "given_label": p.get("given_label"), "reason": p.get("reason"),
             "guideline_version": p.get("guideline_version") if e.kind == "decision" else p.get("version"),
             "run_id": p.get("run_id"),

@@ -99,6 +99,10 @@ def test_reviews_are_in_the_audit_log_with_who_and_rates_follow(explained):
     assert first.payload["sample_id"] == frame.set_index("hypothesis_id").loc[issues[0], "sample_id"]
     assert first.payload["model"] == "vlm" and first.payload["identity_source"] == "local" and first.created_at
     assert audit.verify(project).ok
+    # the audit page's table says what each review was
+    shown = decisions.events(project, kinds=[review.KIND])["decision"].tolist()
+    assert shown[0] == f"hypothesis {issues[0]} on {first.payload['sample_id']}: agree"
+    assert shown[1].endswith(": disagree")
     tags = review.agreement(project, "data_quality").set_index("data_quality")
     assert (tags.loc["annotation_issue", "agree"], tags.loc["annotation_issue", "disagree"]) == (2, 2)
     assert tags.loc["annotation_issue", "rate"] == pytest.approx(0.5)
