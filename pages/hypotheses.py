@@ -250,16 +250,15 @@ def _render_actions(project: Project, path: str, board: pd.DataFrame, who: ident
         st.caption("No fix clusters yet.")
         return
     st.markdown("**Targeted actions**, the fix clusters most failures share first (a fix reviewers rejected sinks):")
-    shown = pd.DataFrame([{k: a[k] for k in ("rank", "kind", "example", "hypotheses", "agreement_rate",
-                                             "class_pairs")} for a in actions[:10]])
-    st.dataframe(shown, hide_index=True, width="stretch",
-                 column_config={"rank": st.column_config.NumberColumn("#", width="small"),
-                                "kind": st.column_config.TextColumn("kind", width="medium"),
-                                "example": st.column_config.TextColumn("typical fix", width="large"),
-                                "hypotheses": st.column_config.NumberColumn("failures", width="small"),
-                                "agreement_rate": st.column_config.ProgressColumn(
-                                    "agreement", format="percent", min_value=0.0, max_value=1.0),
-                                "class_pairs": st.column_config.TextColumn("given → predicted", width="medium")})
+    # A numbered list, not a table: each action is a sentence, and a table either cut the sentence
+    # or pushed the class pairs out of view at 1,400 px.
+    lines = []
+    for a in actions[:10]:
+        rate = a["agreement_rate"]
+        agreement = "not reviewed yet" if rate is None or rate != rate else f"{rate:.0%} of reviews agree"
+        lines.append(f"{a['rank']}. **{esc(str(a['kind']))}**: {esc(str(a['example']))}  \n"
+                     f"   :small[{a['hypotheses']} failures · {agreement} · {esc(str(a['class_pairs']))}]")
+    st.markdown("\n".join(lines))
     downloads = st.container(horizontal=True, gap="small")
     downloads.download_button("Download actions (CSV)", review.actions_csv(actions), file_name="actions.csv",
                               mime="text/csv", key="hypotheses.download_csv", icon=":material/download:")
