@@ -51,12 +51,6 @@ def _send_to_triage(path: str, version: str, ids: list[str], who: str | None) ->
                                               "the Triage page under Selection.")
 
 
-def _render_flash() -> None:
-    flash = st.session_state.pop(FLASH_KEY, None)
-    if flash:
-        kind, message = flash
-        (st.success if kind == "success" else st.error)(esc(message))
-
 
 def _render_write(project: Project, versions: list, who: identity.Identity | None) -> None:
     st.subheader("Write and publish")
@@ -147,7 +141,7 @@ def render() -> None:
         st.error(str(exc))
         return
     who = identity.current()
-    _render_flash()
+    state.show_flash(FLASH_KEY)
     _render_write(project, versions, who)
     if not versions:
         st.info("No guideline published yet.", icon=":material/menu_book:")

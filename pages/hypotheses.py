@@ -93,12 +93,6 @@ def _send_to_triage(path: str, who: identity.Identity) -> None:
 
 
 # --------------------------------------------------------------------------- pieces
-def _render_flash() -> None:
-    flash = st.session_state.pop(FLASH_KEY, None)
-    if flash:
-        kind, message = flash
-        (st.success if kind == "success" else st.error)(esc(message))
-
 
 def _render_empty(path: str) -> None:
     st.info("No hypotheses yet. Ask a vision-language model on your own machine why each failure happened:",
@@ -284,7 +278,7 @@ def render() -> None:
         _render_empty(str(path))
         return
     _render_run(project, board)
-    _render_flash()
+    state.show_flash(FLASH_KEY)
     if who is None:
         st.info("Choose who you are before reviewing.", icon=":material/person:")
         identity.render_chooser()

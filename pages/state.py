@@ -94,3 +94,17 @@ def page_list() -> list:
         for file, title, icon in PAGES
         if (PAGES_DIR / file).is_file()
     ]
+
+
+def show_flash(key: str) -> None:
+    """Show, once, the outcome a button's callback left under ``key`` as ``(kind, message)``.
+
+    Callbacks run before the page is drawn, so they cannot draw; they leave their outcome here and
+    the page shows it at its top on the rerun that follows (success in green, anything else red).
+    """
+    from pages.identity import escape_markdown
+
+    flash = st.session_state.pop(key, None)
+    if flash:
+        kind, message = flash
+        (st.success if kind == "success" else st.error)(escape_markdown(message))

@@ -526,12 +526,6 @@ def _render_history(path: str, sample_id: str) -> None:
                      hide_index=True, width="stretch")
 
 
-def _render_flash() -> None:
-    flash = st.session_state.pop(FLASH_KEY, None)
-    if flash:
-        kind, message = flash
-        (st.success if kind == "success" else st.error)(esc(message))
-
 
 def _guideline_version(project: Project) -> Optional[str]:
     """The latest guideline version's name (None before the first), to key the view cache."""
@@ -577,7 +571,7 @@ def render() -> None:
         return
     progress = triage.queue_progress(flags, queue)
     st.progress(progress.fraction, text=progress.sentence())
-    _render_flash()
+    state.show_flash(FLASH_KEY)
     conflict = st.session_state.get(CONFLICT_KEY)
     left, right = st.columns([2, 3], gap="medium")
     queue_ids = queue["id"].tolist()
