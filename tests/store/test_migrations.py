@@ -173,3 +173,32 @@ def test_the_start_command_upgrades_its_own_sample_projects_built_by_an_older_am
     again: list[str] = []
     open_or_create(old_project, again.append)
     assert again == []  # up to date: nothing to say
+
+
+SCHEMA3_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "schema3-project"
+
+
+def test_a_schema3_project_upgrades_to_the_hypotheses_schema_and_keeps_its_log_checkpoint_and_selection(tmp_path):
+    """``tests/fixtures/schema3-project`` was written by Amend at commit 45c245c (schema 3, see
+    ``tests/fixtures/make_schema3_project.py``), the day the hypotheses tables (schema 4) came."""
+    from core.hypotheses import review as hypotheses_review
+    from core.review.checkpoints import list_checkpoints
+
+    target = tmp_path / "old3"
+    shutil.copytree(SCHEMA3_FIXTURE, target)
+    assert json.loads((target / "amend.json").read_text())["schema_version"] == 3
+    with Project(target, {}).sql() as con:
+        assert recorded_version(con) == 3
+    before = [(e.event_id, e.hash) for e in audit.read_events(Project(target, {}))]
+    report = api.upgrade(target)
+    assert (report["from_version"], report["to_version"], report["upgraded"]) == (3, SCHEMA_VERSION, True)
+    project = api.open_project(target)
+    assert [(e.event_id, e.hash) for e in audit.read_events(project)] == before and len(before) == 7
+    assert audit.verify(project).ok
+    labels = current_labels(project)
+    assert dict(zip(labels["id"], labels["current_label"]))["t06"] == "dog"
+    assert [c["size"] for c in list_checkpoints(project)] == [7]
+    assert [s.name for s in list_selections(project)] == ["dogs to check"]
+    assert hypotheses_review.listing(project) == []  # the new tables exist and are empty
+    Project.create(tmp_path / "new")
+    assert _tables(target) == _tables(tmp_path / "new")
