@@ -210,11 +210,13 @@ def analyse(
             regions = detection.results.get("regions")
             cut = (regions.evidence["region"], regions.evidence["slicing"]) \
                 if regions is not None and "slicing" in regions.evidence else None
+            map_key = _map_key(rep.name, ids, vectors, config.seed)
+            reused_from, coords = _earlier_map(project, map_key, ids)
             slice_result = discover_slices(
                 vectors, labels, detection.probabilities, detection.flagged, class_names=class_names,
                 metadata=metadata if len(metadata.columns) else None, texts=texts,
                 text_tower=_text_tower(rep.model), seed=config.seed, device=config.device, progress=progress,
-                cut=cut,
+                cut=cut, coords=coords,
             )
             timings.update({f"slices.{k}": v for k, v in slice_result.timings.items()})
             timings["slices"] = round(time.perf_counter() - t, 3)
@@ -252,6 +254,8 @@ def analyse(
             ],
             "slices": None if slice_result is None else {
                 "params": slice_result.params,
+                "map_key": map_key,
+                "map_reused_from": reused_from,
                 "domain_gaps": {column: frame.to_dict(orient="records") for column, frame in slice_result.domain_gaps.items()},
             },
             "counts": {
@@ -337,6 +341,43 @@ def _evidence_frame(ids: list[str], class_names: list[str], labels: np.ndarray, 
         drawn[slice_result.draw_index] = True
         frame["drawn"] = drawn
     return frame
+
+
+def _map_key(representation: str, ids: list[str], vectors: np.ndarray, seed: int) -> str:
+    """What the 2-D map depends on (the representation's vectors, in sample order, and the seed),
+    as one hash: equal keys mean the earlier map can be drawn again."""
+    import hashlib
+
+    from core.slices.projection import MAP_VERSION
+
+    digest = hashlib.sha256()
+    for part in (MAP_VERSION, representation, str(int(seed)), "\n".join(ids)):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    digest.update(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def _earlier_map(project: Project, map_key: str, ids: list[str]) -> tuple[Optional[str], Optional[np.ndarray]]:
+    """(run id, coords) of the newest earlier run whose map was made from the same vectors and
+    seed, or (None, None). Users re-analyse after every batch of decisions; the map (UMAP, the
+    slowest step) depends only on the vectors, so it is drawn again rather than recomputed."""
+    from core.analysis.runs import list_runs
+
+    for run in reversed(list_runs(project)):
+        made = (run.record.get("slices") or {})
+        if made.get("map_key") != map_key or run.evidence_table is None:
+            continue
+        try:
+            frame = project.db.open_table(run.evidence_table).search().select(["id", "x", "y"]).limit(None).to_pandas()
+        except Exception as exc:  # a damaged or unreadable table: project again rather than fail the analysis
+            logger.info("map of run %s not reusable: %s", run.run_id, exc)
+            continue
+        frame = frame.set_index("id")
+        if not frame.index.is_unique or not set(ids) <= set(frame.index):
+            continue
+        return run.run_id, frame.loc[ids, ["x", "y"]].to_numpy(dtype=np.float32)
+    return None, None
 
 
 def _slices_frame(slice_result, ids: list[str], findings: Optional[dict] = None) -> pd.DataFrame:

@@ -75,6 +75,7 @@ def discover_slices(
     device: str = "auto",
     progress: Callable[[str, int, int | None], None] | None = None,
     cut: tuple[np.ndarray, dict] | None = None,
+    coords: np.ndarray | None = None,
 ) -> SliceResult:
     """Map, slice, measure, rank and name one representation.
 
@@ -102,6 +103,9 @@ def discover_slices(
         Slice ids and choices that :func:`core.slices.clustering.error_aware_slices` made already
         with the same vectors, labels, probabilities, seed and method (the structured-error
         detector's regions, :mod:`core.detect.regions`): used as they are instead of cutting again.
+    coords : np.ndarray, optional
+        (N, 2) map made already for these same vectors and seed (an earlier analysis of an
+        unchanged representation): drawn as it is instead of projecting again.
     """
     steps = ["map", "slices", "table", "names", "domain_gap"]
     timings: dict[str, float] = {}
@@ -113,7 +117,15 @@ def discover_slices(
 
     n = np.asarray(vectors).shape[0]
     t = time.perf_counter()
-    coords = project_2d(vectors, seed=seed, device=device) if with_map else np.zeros((n, 2), dtype=np.float32)
+    coords_given = coords is not None
+    if coords_given:
+        coords = np.asarray(coords, dtype=np.float32)
+        if coords.shape != (n, 2):
+            raise ValueError(f"the given map has shape {coords.shape}, expected ({n}, 2)")
+    elif with_map:
+        coords = project_2d(vectors, seed=seed, device=device)
+    else:
+        coords = np.zeros((n, 2), dtype=np.float32)
     tick("map", t)
     t = time.perf_counter()
     if cut is not None:
@@ -137,5 +149,6 @@ def discover_slices(
     gaps = {c: domain_gap(vectors, metadata[c].to_numpy(), seed=seed) for c in cols} if metadata is not None else {}
     tick("domain_gap", t)
     params = {"seed": seed, "method": info.get("method"), "n_slices": info.get("n_slices"), "silhouette": info.get("silhouette"),
-              "splits": info.get("splits", 0), "carved": info.get("carved", 0), "slices_after_split": int(ids.max()) + 1 if ids.size else 0, "map": with_map}
+              "splits": info.get("splits", 0), "carved": info.get("carved", 0), "slices_after_split": int(ids.max()) + 1 if ids.size else 0,
+              "map": "given" if coords_given else with_map}
     return SliceResult(coords, drawing_sample(ids, seed=seed), ids, table, gaps, params, timings)

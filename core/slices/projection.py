@@ -19,6 +19,9 @@ __all__ = ["reduce", "project_2d", "drawing_sample"]
 
 #: PCA is fitted on at most this many rows (then applied to all).
 PCA_FIT_MAX = 20_000
+#: Changes when :func:`project_2d` would draw different maps from the same vectors and seed, so
+#: that an analysis does not reuse a map an older projection made (core.analysis.run).
+MAP_VERSION = "umap-1"
 
 
 def reduce(vectors: np.ndarray, n_components: int = 32, seed: int = 0) -> np.ndarray:
