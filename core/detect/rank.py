@@ -205,15 +205,16 @@ def rank(
         # structured noise this halved the relabels and most of the wrong ones (bench/README.md).
         accept_in_bulk = flagged & (suggested >= 0) & (suggested != labels) & (
             np.asarray(evidence["most_likely_label"]) == suggested)
-        structured = results.get("regions")
-        if structured is not None and "covered" in structured.evidence:
+        for name, r in results.items():
+            key = REGISTRY[name].decides_bulk_in if name in REGISTRY else None
+            if key is None or key not in r.evidence or r.suggested is None:
+                continue
             # Inside a region with a structured finding the finding decides what is relabelled:
             # the per-sample posterior there comes from models that learned the region's noise.
             # On planted region noise this fixed more of the flips with fewer other relabels
             # (bench/README.md, "Structured errors fixed as a group").
-            covered = np.asarray(structured.evidence["covered"], dtype=bool)
-            accept_in_bulk = (accept_in_bulk & ~covered) | (
-                structured.flagged & (structured.suggested >= 0) & (suggested == structured.suggested))
+            inside = np.asarray(r.evidence[key], dtype=bool)
+            accept_in_bulk = (accept_in_bulk & ~inside) | (r.flagged & (r.suggested >= 0) & (suggested == r.suggested))
     return Ranking(
         score=combined,
         order=order,

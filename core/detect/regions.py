@@ -213,6 +213,7 @@ def explain(row: Mapping[str, Any], context: Mapping[str, Any]) -> Optional[str]
 @register(
     NAME, DESCRIPTION, needs=("vectors", "probabilities"), weight=0.0, suggestion_priority=25,
     speaks_when_flagged=True, params={"min_members": MIN_MEMBERS, "alpha": ALPHA}, explain=explain,
+    decides_bulk_in="covered",
 )
 def run(inputs: DetectInputs, **params) -> DetectorResult:
     """Registry entry: :func:`score` on the vectors and the pooled probabilities."""

@@ -165,6 +165,9 @@ class DetectorSpec:
         See :data:`Explain`.
     evidence_columns : mapping
         See :data:`EvidenceColumns`.
+    decides_bulk_in : str or None
+        Name of a bool (N,) evidence array: inside it, this detector's flags, not the per-sample
+        rule, are what a bulk acceptance relabels (a structured finding reviewed as a group).
     """
 
     name: str
@@ -179,6 +182,7 @@ class DetectorSpec:
     explain: Optional[Explain] = None
     evidence_columns: EvidenceColumns = field(default_factory=dict)
     fuse_rank: bool = False
+    decides_bulk_in: Optional[str] = None
 
 
 #: name -> spec; filled by :func:`register` when the detector modules are imported.
@@ -197,6 +201,7 @@ def register(
     explain: Optional[Explain] = None,
     evidence_columns: Optional[EvidenceColumns] = None,
     fuse_rank: bool = False,
+    decides_bulk_in: Optional[str] = None,
 ) -> Callable[[Callable[..., DetectorResult]], Callable[..., DetectorResult]]:
     """Register a detector entry point ``run(inputs: DetectInputs, **params) -> DetectorResult``.
 
@@ -211,7 +216,7 @@ def register(
     default : bool, default True
         Whether it runs when the caller names no detectors. A detector joins the default
         list only once it has been measured on the shared data (see bench/README.md).
-    weight, suggestion_priority, speaks_when_flagged, params, explain, evidence_columns, fuse_rank :
+    weight, suggestion_priority, speaks_when_flagged, params, explain, evidence_columns, fuse_rank, decides_bulk_in :
         See :class:`DetectorSpec`.
     """
     if not name:
@@ -223,6 +228,7 @@ def register(
         REGISTRY[name] = DetectorSpec(
             name, description, fn, tuple(needs), default, float(weight), int(suggestion_priority),
             bool(speaks_when_flagged), dict(params or {}), explain, dict(evidence_columns or {}), bool(fuse_rank),
+            decides_bulk_in,
         )
         return fn
 
