@@ -44,18 +44,28 @@ def read_utf8(path: str | os.PathLike, what: str) -> str:
         ) from None
 
 
+UNIT_NORM_TOLERANCE = 1e-6
+
+
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
     """float32 rows scaled to unit L2 norm (zero rows stay zero).
 
     Each row is first divided by its largest absolute value: the squares of a float32 row with
     values near 1e20 overflow to inf (and of one near 1e-23 underflow to 0), which would turn a
     valid vector into zeros; after the scaling every value lies in [-1, 1] and the norm is exact.
+
+    A row already of unit length (within :data:`UNIT_NORM_TOLERANCE`, about eight float32 steps;
+    normalising leaves rows within one) is returned as it is: normalising twice changes no bit, so
+    vectors exported from a table (``amend vectors export``) import back identical.
     """
     matrix = np.asarray(matrix, dtype=np.float32)
     peak = np.abs(matrix).max(axis=1, keepdims=True) if matrix.size else np.ones((matrix.shape[0], 1), np.float32)
     scaled = matrix / np.where(peak == 0, 1.0, peak).astype(np.float32)
     norms = np.linalg.norm(scaled, axis=1, keepdims=True)
-    return scaled / np.where(norms == 0, 1.0, norms)
+    unit = scaled / np.where(norms == 0, 1.0, norms)
+    with np.errstate(over="ignore", invalid="ignore"):  # a row beyond float64's reach is simply not unit
+        already = np.abs(np.linalg.norm(matrix.astype(np.float64), axis=1, keepdims=True) - 1.0) <= UNIT_NORM_TOLERANCE
+    return np.where(already, matrix, unit)
 
 
 def resolve_device(device: str = "auto") -> str:

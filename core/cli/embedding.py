@@ -1,4 +1,4 @@
-"""`amend embed`, `amend vectors import`, `amend predictions import`: vectors and probabilities."""
+"""`amend embed`, `amend vectors import` / `export`, `amend predictions import`: vectors and probabilities."""
 
 from __future__ import annotations
 
@@ -50,6 +50,17 @@ def cmd_vectors_import(args: argparse.Namespace, progress) -> int:
     return 0
 
 
+def cmd_vectors_export(args: argparse.Namespace, progress) -> int:
+    from core.store.project import Project
+    from core.vectors_export import export_vectors
+
+    project = Project.open(args.project)
+    result = export_vectors(project, Path(args.out), name=args.name, progress=progress)
+    output(args, result, lambda r: f"exported {r['exported']} vectors ({r['dim']}-d) of representation "
+                                   f"{r['representation']} to {args.out}")
+    return 0
+
+
 def cmd_predictions_import(args: argparse.Namespace, progress) -> int:
     from core.imports import import_predictions
     from core.store.project import Project
@@ -64,7 +75,7 @@ def cmd_predictions_import(args: argparse.Namespace, progress) -> int:
 
 
 def register(commands) -> None:
-    """Add `embed`, `vectors import` and `predictions import` to the `amend` parser."""
+    """Add `embed`, `vectors import` / `vectors export` and `predictions import` to the `amend` parser."""
     p = commands.add("embed", cmd_embed, "embed every sample not yet embedded into a representation")
     p.add_argument("--model", help="OpenCLIP model name (default ViT-B-32)")
     p.add_argument("--pretrained", metavar="TAG", help="OpenCLIP pretrained tag (default laion2b_s34b_b79k)")
@@ -75,11 +86,15 @@ def register(commands) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="image decoding workers (default: by device)")
     p.add_argument("--name", metavar="REP", help="representation name (default: from the model)")
 
-    q = commands.group("vectors", "bring your own vectors").add(
-        "import", cmd_vectors_import, "import vectors (.npy with --ids, or Parquet id + vector)")
+    vectors = commands.group("vectors", "bring your own vectors, or take a representation's out")
+    q = vectors.add("import", cmd_vectors_import, "import vectors (.npy with --ids, or Parquet id + vector)")
     q.add_argument("file", metavar="FILE")
     q.add_argument("--name", required=True, metavar="REP")
     q.add_argument("--ids", metavar="FILE", help="one sample id a line, in the .npy's row order")
+    q = vectors.add("export", cmd_vectors_export,
+                    "write a representation's vectors to Parquet (id + vector; replaces OUT), as import reads them")
+    q.add_argument("out", metavar="OUT.parquet")
+    q.add_argument("--name", required=True, metavar="REP")
 
     q = commands.group("predictions", "bring your own model's probabilities").add(
         "import", cmd_predictions_import,
