@@ -25,12 +25,14 @@ the ranked detection directly.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping, Optional
 
 from core.analysis.run import AnalysisResult, analyse
 from core.analysis.runs import accept_suggested, flags, slices
 from core.capture.store import CaptureRun, capture_runs
 from core.detect import DetectConfig, Detection, detect
 from core.embed.pipeline import EmbedOptions, EmbedReport, embed
+from core.errors import AmendError
 from core.evaluate.compare import CompareResult, compare
 from core.export import export
 from core.hypotheses.generate import generate as explain_failures
@@ -62,6 +64,17 @@ def open_project(path: str | Path) -> Project:
     return Project.open(path)
 
 
-def create_project(path: str | Path) -> Project:
-    """Create an empty project folder (atomically)."""
-    return Project.create(path)
+def create_project(path: str | Path, data: Optional[str] = None,
+                   storage_options: Optional[Mapping[str, str]] = None) -> Project:
+    """Create an empty project folder (atomically).
+
+    ``data`` (default None: the folder's ``lance/``): an object-storage URI (``s3://bucket/prefix``,
+    ``gs://``, ``az://``) for the LanceDB tables, as ``amend init --data``; ``storage_options``: non-secret
+    Lance storage options kept with the project (credentials are refused: they come from the environment).
+    """
+    from core.store.location import DataLocation
+
+    if data is None and storage_options:
+        raise AmendError("storage_options apply to tables on object storage: give data='s3://...' with them.")
+    location = DataLocation.parse(data, [f"{k}={v}" for k, v in (storage_options or {}).items()]) if data else None
+    return Project.create(path, location)

@@ -58,14 +58,26 @@ def cmd_init(args: argparse.Namespace, progress) -> int:
     source = options.images or options.manifest or options.texts
     if not Path(source).exists():
         raise AmendError(f"{source} does not exist; check the path of the data to ingest.")
-    # All or nothing: a source refused, or one that gives no sample, leaves no project folder, so
-    # the same command can be run again once the input is fixed.
-    with Project.creating(Path(args.project)) as project:
+    data = _data_location(args)
+    # All or nothing: a source refused, or one that gives no sample, leaves no project folder (and
+    # no tables at --data), so the same command can be run again once the input is fixed.
+    with Project.creating(Path(args.project), data) as project:
         report = ingest(project, options, progress=progress)
         if report.taken == 0:
             raise AmendError(_nothing_taken(source, report))
     output(args, report.to_json(), _ingest_text)
     return 0
+
+
+def _data_location(args: argparse.Namespace):
+    """Where init puts the LanceDB tables: None for the project folder, else the --data location."""
+    from core.store.location import DataLocation
+
+    if args.data is None:
+        if args.storage_option:
+            raise AmendError("--storage-option applies to tables on object storage: give --data URI with it.")
+        return None
+    return DataLocation.parse(args.data, args.storage_option or ())
 
 
 def _nothing_taken(source, report) -> str:
@@ -129,6 +141,18 @@ def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 def register(commands) -> None:
     """Add `init` and `ingest` to the `amend` parser."""
-    _add_source_arguments(commands.add("init", cmd_init, "create a project and ingest a dataset into it"))
+    init = commands.add("init", cmd_init, "create a project and ingest a dataset into it")
+    _add_source_arguments(init)
+    init.add_argument(
+        "--data", metavar="URI",
+        help="keep the LanceDB tables at this object-storage URI (s3://bucket/prefix; gs:// and az:// also work) "
+             "instead of the project folder; credentials come from the environment (AWS_ACCESS_KEY_ID, "
+             "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION; AWS_ALLOW_HTTP=true for a plain-HTTP endpoint)",
+    )
+    init.add_argument(
+        "--storage-option", action="append", metavar="KEY=VALUE",
+        help="a Lance storage option for --data, kept with the project (repeatable; e.g. aws_region=eu-west-1); "
+             "credentials are refused here: they are read from the environment at every open",
+    )
     _add_source_arguments(commands.add("ingest", cmd_ingest, "add more samples to an existing project"))
     commands.add("upgrade", cmd_upgrade, "migrate a project written by an earlier Amend (log and chain intact)")

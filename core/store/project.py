@@ -1,7 +1,8 @@
 """A project is one folder (its layout: :mod:`core.store.schema`). This module is the folder
 itself: create and open it, its connections, the writer lock and crash recovery. What is kept in
 it comes in from :mod:`core.store.samples` and :mod:`core.store.vectors`, one part each of
-:class:`Project`.
+:class:`Project`. Its LanceDB tables may live on object storage instead of in ``lance/``
+(:mod:`core.store.location`); the SQLite files always stay in the folder.
 
 Commit points. LanceDB appends are atomic per call but a project write often touches several
 tables, so SQLite is the store of record for "what is committed": an ingest's sample rows carry
@@ -28,9 +29,10 @@ from typing import Iterator, Optional
 from filelock import FileLock, Timeout
 
 from core.errors import AmendError, ConflictError, SchemaVersionError, damage_named
+from core.store.location import INFO_KEY, DataLocation
 from core.store.samples import SampleTables
 from core.store.schema import (
-    FORMAT_NAME, INFO_FILE, LANCE_DIR, PROJECT_DB, PROJECT_SQL, RUN_SCOPED_PREFIXES, SAMPLES_TABLE, SCHEMA_VERSION,
+    FORMAT_NAME, INFO_FILE, PROJECT_DB, PROJECT_SQL, RUN_SCOPED_PREFIXES, SAMPLES_TABLE, SCHEMA_VERSION,
     WRITER_LOCK, record_version, sample_schema,
 )
 from core.store.vectors import VectorTables
@@ -114,19 +116,20 @@ class Project(SampleTables, VectorTables):
 
     # ----------------------------------------------------------------- create / open
     @classmethod
-    def create(cls, path: str | os.PathLike) -> "Project":
-        """Create an empty project at ``path`` (which must not exist or be an empty folder).
+    def create(cls, path: str | os.PathLike, data: Optional[DataLocation] = None) -> "Project":
+        """Create an empty project at ``path`` (which must not exist or be an empty folder), its
+        LanceDB tables in the folder or, with ``data``, at an object-storage URI.
 
         The folder is built under a temporary name beside it and renamed into place, so a killed
         ``init`` never leaves a half-made project behind.
         """
-        with cls.creating(path) as project:
+        with cls.creating(path, data) as project:
             pass
         return project
 
     @classmethod
     @contextlib.contextmanager
-    def creating(cls, path: str | os.PathLike) -> Iterator["Project"]:
+    def creating(cls, path: str | os.PathLike, data: Optional[DataLocation] = None) -> Iterator["Project"]:
         """Create a project at ``path`` and fill it inside the ``with`` block, all or nothing.
 
         The project is built in a hidden staging folder beside ``path`` (``.<name>.creating-*``);
@@ -134,9 +137,16 @@ class Project(SampleTables, VectorTables):
         an error is it renamed to ``path``, and the yielded project's ``path`` updated. On an error
         the staging folder is removed and ``path`` is as it was (absent, or the empty folder it was),
         so the same command can run again once its input is fixed.
+
+        ``data``: an object-storage location for the LanceDB tables (default: the folder's
+        ``lance/``). It must hold no tables yet (two projects must never share tables, and the
+        clean-up below may then remove everything there); on an error the tables made there are
+        dropped again, and when that fails too the error says what is left at the URI.
         """
         target = Path(path).resolve()
         _check_free(target)
+        location = data or DataLocation()
+        remote_db = _connect_empty(location) if location.remote else None
         created_parent = _missing_parents(target.parent)
         target.parent.mkdir(parents=True, exist_ok=True)
         _remove_abandoned_staging(target)
@@ -149,8 +159,11 @@ class Project(SampleTables, VectorTables):
                 "created_by": amend_version(),
                 "created_at": utc_now(),
             }
+            if location.remote:
+                info[INFO_KEY] = location.to_info()
             write_info(staging, info)
             project = cls(staging, info)
+            project._db = remote_db  # the connection of the emptiness check (None: lance/ in the staging folder)
             with project.sql() as con:
                 con.executescript(PROJECT_SQL)
             with project.transaction() as con:
@@ -163,11 +176,17 @@ class Project(SampleTables, VectorTables):
             (staging / _CREATOR_FILE).unlink(missing_ok=True)
             os.rename(staging, target)  # replaces an empty folder of that name in the same step
             project.path = target
-        except BaseException:
+        except BaseException as failure:
             shutil.rmtree(staging, ignore_errors=True)
             for folder in created_parent:  # parents this call made, innermost first, if still empty
                 with contextlib.suppress(OSError):
                     folder.rmdir()
+            if remote_db is not None:
+                left = _drop_remote_tables(location, remote_db)
+                if left and isinstance(failure, Exception):
+                    raise AmendError(f"{' '.join(str(failure).split())}; and the tables this init made at "
+                                     f"{location.uri} could not be removed ({left}): delete that prefix before "
+                                     "running init again.") from failure
             raise
 
     @classmethod
@@ -187,12 +206,16 @@ class Project(SampleTables, VectorTables):
 
     # ----------------------------------------------------------------- storage handles
     @property
-    def db(self):
-        """The project's LanceDB connection (embedded, ``lance/``)."""
-        if self._db is None:
-            import lancedb
+    def location(self) -> DataLocation:
+        """Where the project's LanceDB tables are (``lance/`` in the folder, or an object-storage URI)."""
+        return DataLocation.from_info(self.info)
 
-            self._db = lancedb.connect(str(self.path / LANCE_DIR))
+    @property
+    def db(self):
+        """The project's LanceDB connection (embedded: ``lance/``, or the URI of :attr:`location`,
+        with credentials from the environment)."""
+        if self._db is None:
+            self._db = self.location.connect(self.path)
         return self._db
 
     @contextlib.contextmanager
@@ -261,14 +284,51 @@ class Project(SampleTables, VectorTables):
                 self.db.drop_table(name)
 
     def _table_names(self) -> list[str]:
-        result = self.db.list_tables()
-        names = getattr(result, "tables", result)
-        return list(names)
+        return table_names(self.db)
 
     def get_meta(self, key: str) -> Optional[str]:
         with self.sql() as con:
             row = con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
+
+
+def table_names(db) -> list[str]:
+    """Every table of a LanceDB connection (all pages: an object store lists in pages)."""
+    names: list[str] = []
+    token = None
+    while True:
+        result = db.list_tables(page_token=token)
+        names += list(getattr(result, "tables", result))
+        token = getattr(result, "page_token", None)
+        if not token:
+            return names
+
+
+def _connect_empty(location: DataLocation):
+    """A connection to ``location`` for a new project, refusing a prefix that already holds tables
+    (another project's, or what an init that could not clean up left)."""
+    db = location.connect(Path.cwd())
+    try:
+        present = table_names(db)
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise location.error(exc) from exc
+    if present:
+        shown = ", ".join(sorted(present)[:5]) + (" ..." if len(present) > 5 else "")
+        raise AmendError(f"{location.uri} already holds LanceDB tables ({shown}); give each project a prefix of its "
+                         f"own, e.g. {location.uri}/<new-name>.")
+    return db
+
+
+def _drop_remote_tables(location: DataLocation, db) -> str:
+    """Drop every table at ``location`` (an init that failed made them: the prefix was empty when it
+    started). Returns "" when none is left, else what went wrong, for the error line."""
+    try:
+        for name in table_names(db):
+            db.drop_table(name)
+        return ""
+    except Exception as exc:  # noqa: BLE001 - reported in the init's own error line, which is what matters
+        logger.debug("could not drop the tables at %s", location.uri, exc_info=True)
+        return " ".join(str(location.error(exc)).split())[:300]
 
 
 def _check_free(target: Path) -> None:

@@ -11,7 +11,9 @@ A project folder (schema :data:`SCHEMA_VERSION`):
 - ``review.sqlite``: the append-only, hash-chained review log (:data:`LOG_SQL`, its own version in
   ``PRAGMA user_version``, see :mod:`core.review.audit`);
 - ``lance/``: the samples table (:func:`sample_schema`), one vector table per representation
-  (:func:`vector_schema`), prediction, evidence and slice tables.
+  (:func:`vector_schema`), prediction, evidence and slice tables — or, when ``amend.json`` has a
+  ``data`` entry, the same tables at that object-storage URI (:mod:`core.store.location`; no
+  entry means ``lance/``, so the schema version is the same for both).
 
 A change to anything here is a new :data:`SCHEMA_VERSION` and a migration in
 :mod:`core.store.migrations` that brings an older folder to it.
