@@ -314,8 +314,9 @@ def _connect_empty(location: DataLocation):
         raise location.error(exc) from exc
     if present:
         shown = ", ".join(sorted(present)[:5]) + (" ..." if len(present) > 5 else "")
-        raise AmendError(f"{location.uri} already holds LanceDB tables ({shown}); give each project a prefix of its "
-                         f"own, e.g. {location.uri}/<new-name>.")
+        raise AmendError(f"{location.uri} already holds LanceDB tables ({shown}): another project's, or what an "
+                         f"init that was killed left. Give each project a prefix of its own (e.g. {location.uri}-2), "
+                         "or delete that prefix if nothing uses it.")
     return db
 
 

@@ -124,6 +124,9 @@ def test_every_command_after_init_reads_the_remote_tables(team, tmp_path):
     exported = amend("export", project, tmp_path / "labels.parquet", "--json").json()
     assert exported["rows"] == 60 and exported["changed"] >= 1
     assert amend("audit", "verify", project, "--json").json()["ok"] is True
+    assert amend("upgrade", project, "--json").json()["upgraded"] is False
+    compared = amend("compare", project, "--json").json()
+    assert compared["after"]["accuracy"] >= compared["before"]["accuracy"]
 
     reopened = Project.open(project)  # a new object finds the tables from amend.json alone
     assert reopened.location.uri == team["uri"]
@@ -296,3 +299,42 @@ def test_storage_options_come_from_the_environment_and_the_project_wins():
         assert is_secret_option(key), key
     for key in ("aws_region", "aws_endpoint", "allow_http", "aws_sse_kms_key_id", "timeout"):
         assert not is_secret_option(key), key
+
+
+# ----------------------------------------------------------------------------- slow: the real embedder, capture
+@pytest.mark.slow
+def test_embed_and_captured_runs_on_a_remote_project(s3_env, tmp_path):
+    """`amend embed` (the offline text embedder, in-process) writes its vector table to the bucket and
+    resumes from it; a run captured with core.capture stays in the folder (capture/), and the
+    analysis that uses it writes the captured layer's vectors and the evidence to the bucket."""
+    import torch
+
+    from core import capture
+
+    files = _write_data(tmp_path / "data")
+    bucket = s3_env.new_bucket()
+    project = tmp_path / "p"
+    amend("init", project, "--texts", files["first"], "--data", f"s3://{bucket}/p")
+    embedded = amend("embed", project, "--embedder", "offline", "--json").json()
+    assert embedded["embedded"] == 40
+    assert amend("embed", project, "--embedder", "offline", "--json").json()["skipped"] == 40  # resumed from the bucket
+
+    ids = [f"s{i}" for i in range(40)]
+    inputs = torch.tensor(np.load(files["vectors"])[:40])
+    targets = torch.tensor([i % 3 for i in range(40)])
+    model = capture.watch(torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)),
+                          layers={"hidden": "0"})
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(3):
+        with capture.session(project, run="mlp", epoch=epoch, split="train"):
+            loss = torch.nn.functional.cross_entropy(model(inputs, labels=targets, sample_ids=ids), targets)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert amend("analyse", project, "--capture", "mlp", "--no-slices", "--json").json()["samples"] == 40
+
+    tables = {key.split("/")[1] for key in s3_env.keys(bucket, "p/")}
+    assert any(t.startswith("vectors__minilm") for t in tables)
+    assert any(t.startswith("vectors__capture.mlp.hidden") for t in tables)
+    assert any(t.startswith("evidence__") for t in tables)
+    assert (project / "capture" / "mlp").is_dir() and not (project / "lance").exists()
