@@ -57,8 +57,7 @@ def closed_port() -> int:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    pytest.importorskip("moto.server", reason="moto[server] is in the test extra (scripts/bootstrap.sh --test)")
-    from moto.server import ThreadedMotoServer
+    from moto.server import ThreadedMotoServer  # moto[server] is in the test extra (scripts/bootstrap.sh --test)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
