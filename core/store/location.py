@@ -130,10 +130,6 @@ class DataLocation:
     def scheme(self) -> Optional[str]:
         return urlsplit(self.uri).scheme if self.uri else None
 
-    def where(self, root: Path) -> str:
-        """Where the tables are, in words: the URI, or the folder's ``lance/`` path."""
-        return self.uri if self.uri else str(root / LANCE_DIR)
-
     def storage_options(self, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
         """The Lance storage options for this open: the AWS variables of ``environ`` for ``s3://``
         (:data:`S3_ENVIRONMENT`), then the project's own options over them. GCS and Azure read their
@@ -165,17 +161,24 @@ class DataLocation:
                              f"together, and {missing} is not set.")
         endpoint = options.get("aws_endpoint", "")
         if endpoint.startswith("http://") and options.get("allow_http", "").lower() not in ("true", "1", "yes"):
-            raise AmendError(f"{endpoint} is a plain-HTTP endpoint for {self.uri}: set AWS_ALLOW_HTTP=true to use it, "
-                             "or give its https:// address.")
+            raise self._plain_http(endpoint)
         try:
             return lancedb.connect(self.uri, storage_options=options)
         except (ValueError, OSError, RuntimeError) as exc:
             raise self.error(exc) from exc
 
+    def _plain_http(self, endpoint: Optional[str]) -> AmendError:
+        return AmendError(f"{endpoint} is a plain-HTTP endpoint for {self.uri}: set AWS_ALLOW_HTTP=true to use it, "
+                          "or give its https:// address.")
+
     def error(self, exc: BaseException) -> AmendError:
         """The one-line user error for a failure of the object store under this location."""
+        options = self.storage_options()
         text = str(exc)
-        endpoint = self.storage_options().get("aws_endpoint") or self.storage_options().get("endpoint")
+        for key, value in options.items():  # the message is printed and may be logged: never a credential in it
+            if value and is_secret_option(key):
+                text = text.replace(value, "***")
+        endpoint = options.get("aws_endpoint") or options.get("endpoint")
         at = f" at {endpoint}" if endpoint else ""
         bucket = urlsplit(self.uri or "").netloc
         if self.scheme == "s3" and ("Failed to get AWS credentials" in text or "CredentialsNotLoaded" in text):
@@ -190,8 +193,7 @@ class DataLocation:
             return AmendError(f"the bucket {bucket!r} of {self.uri} does not exist{at}: create it, or check the URI "
                               "and AWS_ENDPOINT_URL.")
         if "BadScheme" in text:
-            return AmendError(f"{endpoint} is a plain-HTTP endpoint for {self.uri}: set AWS_ALLOW_HTTP=true to use it, "
-                              "or give its https:// address.")
+            return self._plain_http(endpoint)
         if any(word in text for word in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden",
                                          "status: 403")):
             return AmendError(f"the object store{at} refused the credentials for {self.uri}: check "
