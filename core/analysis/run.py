@@ -185,11 +185,17 @@ def analyse(
         probabilities = _aligned_predictions(project, predictions, ids, class_names) if predictions else None
         annotators = _annotator_matrix(project, samples, label_index)
         chain_size, chain_head = audit.chain_tip(project)
+
+        content_key = graph_key = graph_from = graph = None
+        if vectors is not None:
+            content_key = _content_key(rep.name, ids, vectors)
+            graph_key = _graph_key(content_key, config)
+            graph_from, graph = _earlier_graph(project, graph_key, ids)
         timings["load"] = round(time.perf_counter() - t, 3)
 
         detection = detect(
             vectors, labels, len(class_names), probabilities=probabilities, annotator_labels=annotators, config=config,
-            progress=progress, class_names=class_names,
+            progress=progress, class_names=class_names, graph=graph,
             dynamics=None if captured is None else captured.dynamics,
             extra_probabilities=None if captured is None or captured.probabilities is None
             else {"capture": captured.probabilities},
@@ -210,7 +216,7 @@ def analyse(
             regions = detection.results.get("regions")
             cut = (regions.evidence["region"], regions.evidence["slicing"]) \
                 if regions is not None and "slicing" in regions.evidence else None
-            map_key = _map_key(rep.name, ids, vectors, config.seed)
+            map_key = _map_key(content_key, config.seed)
             reused_from, coords = _earlier_map(project, map_key, ids)
             slice_result = discover_slices(
                 vectors, labels, detection.probabilities, detection.flagged, class_names=class_names,
@@ -249,6 +255,10 @@ def analyse(
             "annotator_columns": None if annotators is None else int(annotators.shape[1]),
             "annotator_stats": _annotator_stats(detection),
             "class_table": detection.class_table,
+            "neighbours": None if detection.graph is None else {
+                "graph_key": graph_key, "method": detection.graph.method, "k": detection.graph.k,
+                "reused_from": graph_from,
+            },
             "duplicate_groups": [
                 {**group, "members": [ids[i] for i in group.get("members", [])]} for group in detection.duplicate_groups
             ],
@@ -343,19 +353,66 @@ def _evidence_frame(ids: list[str], class_names: list[str], labels: np.ndarray, 
     return frame
 
 
-def _map_key(representation: str, ids: list[str], vectors: np.ndarray, seed: int) -> str:
-    """What the 2-D map depends on (the representation's vectors, in sample order, and the seed),
-    as one hash: equal keys mean the earlier map can be drawn again."""
+def _content_key(representation: str, ids: list[str], vectors: np.ndarray) -> str:
+    """One hash of what the map and the kNN graph are made from: the representation's vectors in
+    sample order (hashed once per analysis; the keys below add their own settings)."""
     import hashlib
 
-    from core.slices.projection import MAP_VERSION
-
     digest = hashlib.sha256()
-    for part in (MAP_VERSION, representation, str(int(seed)), "\n".join(ids)):
+    for part in (representation, "\n".join(ids)):
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
     digest.update(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
     return digest.hexdigest()
+
+
+def _key(*parts: object) -> str:
+    import hashlib
+
+    return hashlib.sha256("\0".join(map(str, parts)).encode("utf-8")).hexdigest()
+
+
+def _map_key(content_key: str, seed: int) -> str:
+    """What the 2-D map depends on (the vectors, the seed, the projection's version): equal keys
+    mean the earlier map can be drawn again."""
+    from core.slices.projection import MAP_VERSION
+
+    return _key("map", MAP_VERSION, int(seed), content_key)
+
+
+def _graph_key(content_key: str, config: DetectConfig) -> str:
+    """What the kNN graph depends on (the vectors, k, the search method and its seed): never the
+    labels, so decisions do not change it."""
+    return _key("knn", int(config.k), config.knn_method, int(config.seed), content_key)
+
+
+def _earlier_graph(project: Project, graph_key: str, ids: list[str]) -> tuple[Optional[str], Optional["KnnGraph"]]:
+    """(run id, graph) of the newest earlier run whose kNN graph was made from the same vectors
+    and settings, rebuilt from its evidence (``neighbour_ids``, ``neighbour_similarities``), or
+    (None, None). Re-analysis after a batch of decisions then skips the search (at 10,000 x 1,280
+    it was the largest step of detection, bench/README.md "Versus Datalab")."""
+    from core.analysis.runs import list_runs
+    from core.neighbours import KnnGraph
+
+    position = {sample: i for i, sample in enumerate(ids)}
+    for run in reversed(list_runs(project)):
+        made = run.record.get("neighbours") or {}
+        if made.get("graph_key") != graph_key or run.evidence_table is None:
+            continue
+        try:
+            frame = (project.db.open_table(run.evidence_table).search()
+                     .select(["id", "neighbour_ids", "neighbour_similarities"]).limit(None).to_pandas())
+            frame = frame.set_index("id").loc[ids]
+            similarities = np.array([np.asarray(s, dtype=np.float32) for s in frame["neighbour_similarities"]])
+            k = similarities.shape[1]
+            indices = np.full((len(ids), k), -1, dtype=np.int64)
+            for row, neighbours in enumerate(frame["neighbour_ids"]):
+                found = [position[n] for n in neighbours]
+                indices[row, : len(found)] = found
+            return run.run_id, KnnGraph(indices, similarities, made.get("method") or "exact")
+        except Exception as exc:  # damaged, missing rows or another shape: search again rather than fail
+            logger.info("kNN graph of run %s not reusable: %s", run.run_id, exc)
+    return None, None
 
 
 def _earlier_map(project: Project, map_key: str, ids: list[str]) -> tuple[Optional[str], Optional[np.ndarray]]:

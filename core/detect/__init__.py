@@ -181,6 +181,7 @@ def detect(
     class_names: Sequence[str] | None = None,
     dynamics=None,
     extra_probabilities: Mapping[str, np.ndarray] | None = None,
+    graph: KnnGraph | None = None,
 ) -> Detection:
     """Find likely label errors and rank every sample.
 
@@ -212,6 +213,10 @@ def detect(
         name -> (N, C) further out-of-sample probability estimates (e.g. the held-out
         predictions of captured training runs); they always join the pool, whose weights are
         fitted on the labels (:mod:`core.detect.pooling`), beside the sources of ``config.pool``.
+    graph : KnnGraph, optional
+        The kNN graph of these same vectors, made earlier with the same ``k``, method and seed
+        (a re-analysis of unchanged vectors, :mod:`core.analysis.run`): used instead of searching
+        again. The graph depends on the vectors only, never on the labels.
 
     Returns
     -------
@@ -236,15 +241,24 @@ def detect(
         return out
 
     x = None
-    graph = None
+    given_graph, graph = graph, None
     if vectors is not None:
         x = normalise(vectors)
         if x.shape[0] != n:
             raise ValueError(f"{x.shape[0]} vectors but {n} labels")
-        graph = timed(
-            "neighbours", build_knn_graph, x, k=cfg.k, method=cfg.knn_method, device=cfg.device,
-            seed=cfg.seed, progress=progress,
-        )
+        if given_graph is not None:
+            if len(given_graph) != n or given_graph.k < min(cfg.k, n - 1):
+                raise ValueError(f"the given kNN graph is {len(given_graph)} x {given_graph.k}; "
+                                 f"expected {n} rows and at least k={cfg.k} neighbours")
+            graph = given_graph.truncate(min(cfg.k, given_graph.k))
+            timings["neighbours"] = 0.0
+        else:
+            graph = timed(
+                "neighbours", build_knn_graph, x, k=cfg.k, method=cfg.knn_method, device=cfg.device,
+                seed=cfg.seed, progress=progress,
+            )
+    elif given_graph is not None:
+        raise ValueError("a kNN graph was given without the vectors it was made from")
     if cfg.pool not in POOL_MODES:
         raise ValueError(f"pool must be one of {POOL_MODES}, got {cfg.pool!r}")
     sources: dict[str, np.ndarray] = {}
