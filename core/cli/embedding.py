@@ -18,7 +18,8 @@ def _embed_text(report: dict) -> str:
 
 
 def cmd_embed(args: argparse.Namespace, progress) -> int:
-    from core.embed.pipeline import EmbedOptions, embed
+    from core.embed.engines import embed
+    from core.embed.pipeline import EmbedOptions
     from core.store.project import Project
 
     project = Project.open(args.project)
@@ -31,6 +32,8 @@ def cmd_embed(args: argparse.Namespace, progress) -> int:
         device=args.device,
         batch_size=args.batch_size,
         num_workers=args.workers,
+        engine=args.engine,
+        address=args.address,
     )
     report = embed(project, options, progress=progress)
     if report.fallback_message:
@@ -83,8 +86,14 @@ def register(commands) -> None:
     p.add_argument("--embedder", choices=["openclip", "offline"], help="'offline': the bundled EfficientNet-Lite0 / MiniLM models")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--batch-size", type=positive_int, metavar="N")
-    p.add_argument("--workers", type=int, metavar="N", help="image decoding workers (default: by device)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="image decoding workers (default: by device; with --engine ray: concurrent decoding tasks)")
     p.add_argument("--name", metavar="REP", help="representation name (default: from the model)")
+    p.add_argument("--engine", default="inprocess", choices=["inprocess", "ray"],
+                   help="inprocess (default): this process; ray: Ray Data, on a local Ray or the cluster at --address "
+                        "(needs pip install -e \".[scale]\")")
+    p.add_argument("--address", metavar="HEAD:6379",
+                   help="with --engine ray: a running Ray cluster (`ray start --head`); default: start a local Ray")
 
     vectors = commands.group("vectors", "bring your own vectors, or take a representation's out")
     q = vectors.add("import", cmd_vectors_import, "import vectors (.npy with --ids, or Parquet id + vector)")

@@ -58,7 +58,13 @@ class EmbedOptions:
         Samples per forward pass; default 512 on CUDA, 32 (images) / 64 (texts) on CPU.
     num_workers : int, optional
         Image decoding processes; default ``min(cores, 12)`` on CUDA, 1 on CPU (0 when the
-        work fits in two batches).
+        work fits in two batches). With ``engine="ray"``: concurrent decoding tasks (default:
+        the cluster's CPUs left over by the embedding actors).
+    engine : {"inprocess", "ray"}
+        ``"inprocess"`` (default): this process, images decoded by a torch DataLoader.
+        ``"ray"``: Ray Data (:mod:`core.embed.ray_engine`), on a local Ray or the cluster at ``address``.
+    address : str, optional
+        With ``engine="ray"``: a running Ray cluster (``HEAD:6379``); default: start a local Ray.
     """
 
     name: Optional[str] = None
@@ -69,6 +75,8 @@ class EmbedOptions:
     device: str = "auto"
     batch_size: Optional[int] = None
     num_workers: Optional[int] = None
+    engine: str = "inprocess"
+    address: Optional[str] = None
 
 
 @dataclass
@@ -94,9 +102,14 @@ class EmbedReport:
 
 
 def default_name(embedder: Embedder) -> str:
-    if embedder.name.startswith("open_clip:"):
+    return default_name_for(embedder.name)
+
+
+def default_name_for(model: str) -> str:
+    """The representation name a model's vectors get when ``--name`` is not given."""
+    if model.startswith("open_clip:"):
         return "clip"
-    return DEFAULT_NAMES.get(embedder.name, embedder.name.split(":")[-1].split("/")[0].lower())
+    return DEFAULT_NAMES.get(model, model.split(":")[-1].split("/")[0].lower())
 
 
 # ------------------------------------------------------------------------------- image loading
@@ -195,8 +208,44 @@ def batch_and_workers(options: EmbedOptions, modality: str, device: str, todo: i
     return batch, workers
 
 
+def project_modality(project) -> str:
+    """The modality of the project's samples; refuses a project with none."""
+    modality = project.modality()
+    if modality is None:
+        raise AmendError(f"{project.path} has no samples; add some with `amend ingest` first.")
+    return modality
+
+
+def register_representation(project, options: EmbedOptions, model: str, dim: int, settings: dict,
+                            fallback_message: Optional[str]):
+    """The representation a run writes into (registered before the first batch, so a killed run
+    resumes into it): ``options.name`` or the model's default name."""
+    name = options.name or default_name_for(model)
+    settings = dict(settings)
+    if fallback_message:
+        # Kept with the representation so every view can say why these are not OpenCLIP vectors.
+        settings["fallback_message"] = fallback_message
+    return project.start_representation(name, model, dim, settings)
+
+
+def samples_to_embed(project, rep, modality: str):
+    """(the committed samples ``rep`` holds no vector for, how many it already holds): ``id`` plus
+    ``root, path, content_hash`` (images) or ``text`` (texts), in project order."""
+    columns = ["id", "root", "path", "content_hash"] if modality == "image" else ["id", "text"]
+    samples = project.samples(columns=columns)
+    done_ids = project.embedded_ids(rep)
+    pending = ~samples["id"].isin(done_ids)
+    return samples[pending].reset_index(drop=True), int((~pending).sum())
+
+
+def image_paths(work) -> list[str]:
+    """Where each image of :func:`samples_to_embed`'s frame is read from (``root/path``)."""
+    return [str(Path(root) / rel) for root, rel in zip(work["root"], work["path"])]
+
+
 def embed(project, options: Optional[EmbedOptions] = None, progress: ProgressCallback = no_progress) -> EmbedReport:
-    """Embed every committed sample of ``project`` that the representation does not hold yet.
+    """Embed every committed sample of ``project`` that the representation does not hold yet, in
+    this process (the ``inprocess`` engine; :func:`core.embed.engines.embed` chooses the engine).
 
     Parameters
     ----------
@@ -211,12 +260,14 @@ def embed(project, options: Optional[EmbedOptions] = None, progress: ProgressCal
     EmbedReport
     """
     options = options or EmbedOptions()
+    if options.engine != "inprocess" or options.address:
+        # the engines are chosen in core.embed.engines, which imports this module (never the reverse)
+        raise AmendError(f"core.embed.pipeline.embed runs in this process; for engine {options.engine!r} "
+                         "call core.embed.embed (it chooses the engine).")
     started = time.perf_counter()
     timings = {"load": 0.0, "wait_for_data": 0.0, "forward": 0.0, "write": 0.0}
     with project.writer("embed"):
-        modality = project.modality()
-        if modality is None:
-            raise AmendError(f"{project.path} has no samples; add some with `amend ingest` first.")
+        modality = project_modality(project)
         embedder, message = resolve_embedder(
             modality, model=options.model, pretrained=options.pretrained, checkpoint=options.checkpoint,
             embedder=options.embedder, device=options.device,
@@ -224,19 +275,9 @@ def embed(project, options: Optional[EmbedOptions] = None, progress: ProgressCal
         if modality not in embedder.modalities:
             raise AmendError(f"{embedder.name} cannot embed {modality} samples.")
         timings["load"] = time.perf_counter() - started
-        name = options.name or default_name(embedder)
-        settings = embedder.settings()
-        if message:
-            # Kept with the representation so every view can say why these are not OpenCLIP vectors.
-            settings["fallback_message"] = message
-        rep = project.start_representation(name, embedder.name, embedder.dim, settings)
-
-        columns = ["id", "root", "path", "content_hash"] if modality == "image" else ["id", "text"]
-        samples = project.samples(columns=columns)
-        done_ids = project.embedded_ids(rep)
-        pending = ~samples["id"].isin(done_ids)
-        skipped = int((~pending).sum())
-        work = samples[pending].reset_index(drop=True)
+        rep = register_representation(project, options, embedder.name, embedder.dim, embedder.settings(), message)
+        name = rep.name
+        work, skipped = samples_to_embed(project, rep, modality)
         total = len(work)
         batch_size, workers = batch_and_workers(options, modality, embedder.device, total)
         logger.info("embedding %d samples into %s with %s (%s, batch %d, %d workers); %d already there",
@@ -252,7 +293,7 @@ def embed(project, options: Optional[EmbedOptions] = None, progress: ProgressCal
 
         if total and modality == "image":
             ids = work["id"].tolist()
-            paths = [str(Path(root) / rel) for root, rel in zip(work["root"], work["path"])]
+            paths = image_paths(work)
             loader = image_loader(paths, work["content_hash"].tolist(), embedder.preprocess,
                                   batch_size, workers, embedder.device)
             processed = 0
