@@ -230,3 +230,21 @@ def test_carving_leaves_a_partition_without_unexpected_errors_alone():
     assert info["carved"] == 0
     # same partition up to the renumbering by size
     assert pd.crosstab(carved, given).astype(bool).sum(axis=1).max() == 1
+
+
+def test_the_cut_fits_the_grid_once_and_cuts_as_the_passes_do_alone():
+    """error_aware_slices shares the grid's k-means between select_k and the carve; the cut must
+    be the one the three passes make when each fits its own."""
+    from core.slices.clustering import (carve_error_regions, error_aware_slices, find_slices,
+                                        split_error_slices)
+    from core.slices.projection import reduce
+
+    x, labels, probs, _, _, _ = _blobs_with_split_region()
+    reduced = reduce(x, 32, 0)
+    shared_info: dict = {}
+    shared = error_aware_slices(x, labels, probs, seed=0, reduced=reduced, info=shared_info)
+    alone = find_slices(x, seed=0, reduced=reduced)
+    alone = split_error_slices(alone, reduced, probs.argmax(axis=1) != labels, seed=0)
+    alone = carve_error_regions(alone, reduced, labels, probs, seed=0)
+    assert np.array_equal(shared, alone)
+    assert shared_info["carved"] >= 1  # the carve ran on the shared models and found the region
