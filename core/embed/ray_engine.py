@@ -356,7 +356,9 @@ def embed_on_ray(project, options: Optional[EmbedOptions] = None, progress: Prog
             timings["start_ray"] = time.perf_counter() - started
             plan = _cluster_plan(ray, options, modality)
             choice = EmbedderChoice(modality, options.model, options.pretrained,
-                                    os.path.abspath(options.checkpoint) if options.checkpoint else None,
+                                    # workers run elsewhere: they get the absolute path
+                                    os.path.abspath(os.path.expanduser(options.checkpoint))
+                                    if options.checkpoint else None,
                                     options.embedder, plan.device)
             t = time.perf_counter()
             # One model load on a worker of the actors' kind, so the registry records what the actors
@@ -401,8 +403,8 @@ def embed_on_ray(project, options: Optional[EmbedOptions] = None, progress: Prog
                         t_wait = time.perf_counter()
                 except Exception as exc:
                     amend_error = _amend_error_in(exc)
-                    if amend_error is not None:
-                        raise AmendError(str(amend_error)) from None
+                    if amend_error is not None:  # a worker's one-line error, without Ray's wrapping
+                        raise amend_error from None
                     raise
 
     for item in failed:

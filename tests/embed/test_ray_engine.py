@@ -93,6 +93,10 @@ def test_ray_texts_and_the_cli_contract(local_ray, text_project, tiny_checkpoint
     local_ids, local_vectors = text_project.vectors("inprocess")
     assert ids == local_ids and cosines(vectors, local_vectors).min() >= 0.999
 
+    # an error raised on a Ray worker reaches the user as Amend's one line, not Ray's traceback
+    with pytest.raises(AmendError, match="Amend does not embed with random weights"):
+        embed(text_project, EmbedOptions(model="amend-tiny-test", device="cpu", engine="ray"))
+
 
 # ---------------------------------------------------------------------------------- no Ray needed
 def test_worker_plan_from_the_cluster_resources():
