@@ -21,7 +21,7 @@ __all__ = ["reduce", "project_2d", "drawing_sample"]
 PCA_FIT_MAX = 20_000
 #: Changes when :func:`project_2d` would draw different maps from the same vectors and seed, so
 #: that an analysis does not reuse a map an older projection made (core.analysis.run).
-MAP_VERSION = "umap-1"
+MAP_VERSION = "umap-2"
 
 
 def reduce(vectors: np.ndarray, n_components: int = 32, seed: int = 0) -> np.ndarray:
@@ -93,6 +93,29 @@ def _knn_place(fit_x: np.ndarray, fit_2d: np.ndarray, rest_x: np.ndarray, k: int
     return out
 
 
+def _euclidean_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest rows by Euclidean distance, each row itself first (distance 0), blocked
+    torch products: the neighbour lists UMAP would otherwise search with NN-descent."""
+    import torch
+
+    a = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    n = a.shape[0]
+    a_sq = (a * a).sum(1)
+    indices = np.empty((n, k), dtype=np.int64)
+    distances = np.empty((n, k), dtype=np.float32)
+    block = max(1, int(2**26 // max(n, 1)))  # ~256 MB of float32 distances per block
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        d2 = a_sq[start:stop, None] - 2.0 * a[start:stop] @ a.T + a_sq[None, :]
+        rows = torch.arange(stop - start)
+        d2[rows, rows + start] = -1.0  # itself first, even beside an exact duplicate
+        d2, idx = torch.topk(d2, k, dim=1, largest=False)
+        d2[:, 0] = 0.0
+        indices[start:stop] = idx.numpy()
+        distances[start:stop] = d2.clamp_min(0).sqrt().numpy()
+    return indices, distances
+
+
 def project_2d(
     vectors: np.ndarray,
     seed: int = 0,
@@ -112,7 +135,8 @@ def project_2d(
     max_points_fit : int, default 20000
         UMAP is fitted on at most this many rows (a seeded random subset); every other row is
         placed at the distance-weighted mean of its 10 nearest fitted rows (in the 50-d PCA
-        space). Every row gets a point; only the fitting is sampled.
+        space). Every row gets a point; only the fitting is sampled. The fitted rows' neighbour
+        lists are found by exact search (:func:`_euclidean_knn`) and handed to UMAP.
     device : str, default "auto"
         ``"auto"`` uses cuML's UMAP when it is importable and CUDA is visible (on all rows,
         no sampling), umap-learn otherwise; ``"cpu"`` forces umap-learn; ``"cuda"`` requires cuML.
@@ -145,7 +169,14 @@ def project_2d(
 
     rng = np.random.default_rng(seed)
     fit_idx = np.arange(n) if n <= max_points_fit else np.sort(rng.choice(n, max_points_fit, replace=False))
-    model = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed)
+    # The neighbour lists are searched here, exactly, rather than by UMAP's NN-descent: in a fresh
+    # process NN-descent's compilation took most of the map's time (10,000 x 1,280 on two cores:
+    # 42.6 s for the first map against 10.7 s with the lists given; bench/README.md "Analyse
+    # speed"). 200 epochs is UMAP's own choice above 10,000 rows; it is used at every size.
+    k = min(n_neighbors, fit_idx.size - 1)
+    knn = _euclidean_knn(x[fit_idx], k)
+    model = umap.UMAP(n_components=2, n_neighbors=k, min_dist=min_dist, random_state=seed, n_epochs=200,
+                      precomputed_knn=(knn[0], knn[1], None))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state" and numba chatter
         fit_2d = model.fit_transform(x[fit_idx]).astype(np.float32)

@@ -248,3 +248,20 @@ def test_the_cut_fits_the_grid_once_and_cuts_as_the_passes_do_alone():
     alone = carve_error_regions(alone, reduced, labels, probs, seed=0)
     assert np.array_equal(shared, alone)
     assert shared_info["carved"] >= 1  # the carve ran on the shared models and found the region
+
+
+def test_the_maps_neighbour_lists_are_the_exact_euclidean_ones_with_each_row_first():
+    from sklearn.neighbors import NearestNeighbors
+
+    from core.slices.projection import _euclidean_knn
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 12)).astype(np.float32)
+    x[10] = x[11]  # an exact duplicate must not displace the row itself from the first place
+    indices, distances = _euclidean_knn(x, 6)
+    assert np.array_equal(indices[:, 0], np.arange(300))
+    assert np.all(distances[:, 0] == 0.0)
+    want_d, want_i = NearestNeighbors(n_neighbors=6).fit(x).kneighbors(x)
+    assert np.allclose(distances[:, 1:], want_d[:, 1:], atol=1e-4)
+    assert indices[10, 1] == 11 and indices[11, 1] == 10
+    assert np.mean(indices[:, 1:] == want_i[:, 1:]) > 0.99  # ties aside, the same neighbours
