@@ -52,7 +52,7 @@ from core.review.labels import current_labels
 from core.store.migrations import upgrade
 from core.store.project import Project
 from core.util import ProgressCallback, no_progress
-from core.vectors_export import export_vectors
+from core.store.vectors_export import export_vectors
 
 __all__ = [
     "AnalysisResult", "CaptureRun", "CompareResult", "DetectConfig", "Detection", "EmbedOptions", "EmbedReport",

@@ -55,7 +55,7 @@ def cmd_vectors_import(args: argparse.Namespace, progress) -> int:
 
 def cmd_vectors_export(args: argparse.Namespace, progress) -> int:
     from core.store.project import Project
-    from core.vectors_export import export_vectors
+    from core.store.vectors_export import export_vectors
 
     project = Project.open(args.project)
     result = export_vectors(project, Path(args.out), name=args.name, progress=progress)

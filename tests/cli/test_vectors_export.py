@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import core.vectors_export
+import core.store.vectors_export
 from core.store.project import Project
 
 
@@ -15,7 +15,7 @@ def test_embedded_vectors_export_and_import_back_identical(amend, tiny_project, 
     checkpoint, _ = tiny_checkpoint
     amend("embed", tiny_project, "--model", "amend-tiny-test", "--checkpoint", checkpoint, "--name", "tiny",
           "--device", "cpu", "--batch-size", "16")
-    monkeypatch.setattr(core.vectors_export, "ROWS_PER_BATCH", 7)  # several batches through the writer
+    monkeypatch.setattr(core.store.vectors_export, "ROWS_PER_BATCH", 7)  # several batches through the writer
     out = tmp_path / "out" / "tiny.parquet"  # the folder is made
     result = amend.json("vectors", "export", tiny_project, out, "--name", "tiny")
     assert result == {"representation": "tiny", "exported": 60, "dim": 32}
