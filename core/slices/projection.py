@@ -7,6 +7,7 @@ The map is for looking only: slices are found on the higher-dimensional PCA redu
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 
 import numpy as np
@@ -106,10 +107,13 @@ def _euclidean_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     block = max(1, int(2**26 // max(n, 1)))  # ~256 MB of float32 distances per block
     for start in range(0, n, block):
         stop = min(n, start + block)
-        d2 = a_sq[start:stop, None] - 2.0 * a[start:stop] @ a.T + a_sq[None, :]
+        # |a|^2 - (2 a.b - |b|^2) is the squared distance; the row's own |a|^2 does not change
+        # its order, so the ranking needs one fused product (addmm) over the block, no more.
+        closeness = torch.addmm(-a_sq[None, :], a[start:stop], a.T, alpha=2.0)
         rows = torch.arange(stop - start)
-        d2[rows, rows + start] = -1.0  # itself first, even beside an exact duplicate
-        d2, idx = torch.topk(d2, k, dim=1, largest=False)
+        closeness[rows, rows + start] = math.inf  # itself first, even beside an exact duplicate
+        closeness, idx = torch.topk(closeness, k, dim=1)
+        d2 = a_sq[start:stop, None] - closeness
         d2[:, 0] = 0.0
         indices[start:stop] = idx.numpy()
         distances[start:stop] = d2.clamp_min(0).sqrt().numpy()
