@@ -10,17 +10,16 @@ request off this machine.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import os
 import socket
 import uuid
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
+
+from tests.cli.conftest import Result, run_amend
 
 ACCESS_KEY = "AKIAAMENDTEST0000001"
 SECRET_KEY = "amend-test-secret-5b8e1f0c9d"  # the tests grep the project folder for it
@@ -97,26 +96,9 @@ def s3_env(s3_server, monkeypatch, tmp_path) -> S3Server:
     return s3_server
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self):
-        return json.loads(self.out)
-
-
 def amend(*args, expect: int = 0) -> Result:
-    """`amend ARGS...` in this process (the entry point's main), its exit status checked."""
-    from core.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main([str(a) for a in args])
-    result = Result(code, out.getvalue(), err.getvalue())
-    assert code == expect, f"amend {' '.join(map(str, args))}: exit {code}, expected {expect}\n{result}"
-    return result
+    """`amend ARGS...` in this process, its exit status checked (the CLI tests' runner)."""
+    return run_amend(*args, expect=expect)
 
 
 def amend_fails(*args, says: str, code: int = 1) -> str:
