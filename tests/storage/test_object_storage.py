@@ -156,6 +156,8 @@ def test_the_triage_page_works_on_a_remote_project(team, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- an open that fails
+# slow: LanceDB retries a connection that is refused three times (about 5 s) before it gives up
+@pytest.mark.slow
 def test_an_existing_project_that_cannot_reach_its_tables_says_so_in_one_line(team, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
     line = amend_fails("flags", team["project"], "--format", "json", says="cannot reach the object store")
@@ -206,6 +208,8 @@ def test_credentials_are_refused_as_storage_options(s3_env, tmp_path, source):
     _nothing_made(tmp_path, s3_env, bucket)
 
 
+# slow: LanceDB retries a connection that is refused three times (about 5 s) before it gives up
+@pytest.mark.slow
 def test_an_unreachable_endpoint_is_one_line_and_leaves_nothing(s3_server, monkeypatch, tmp_path, source):
     aws_environment(monkeypatch, f"http://127.0.0.1:{closed_port()}", tmp_path)
     bucket = s3_server.new_bucket()
