@@ -26,10 +26,12 @@ from core.util import resolve_device, unit_rows
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KnnGraph", "build_knn_graph", "normalise", "EXACT_MAX_CPU"]
+__all__ = ["KnnGraph", "build_knn_graph", "normalise", "sampled_recall", "EXACT_MAX_CPU", "RECALL_QUERIES"]
 
 #: Above this many rows on CPU, use faiss IVF (when installed) instead of the exact N^2 search.
 EXACT_MAX_CPU = 50_000
+#: Rows whose exact neighbours are searched to measure an approximate graph's recall.
+RECALL_QUERIES = 500
 #: Host memory (bytes) one block of the similarity matrix may take on CPU.
 CPU_BLOCK_BYTES = 256 * 2**20
 
@@ -206,3 +208,26 @@ def build_knn_graph(
     else:
         raise ValueError(f"unknown kNN method {method!r}; use 'auto', 'exact' or 'faiss'")
     return KnnGraph(np.ascontiguousarray(idx), np.ascontiguousarray(sim, dtype=np.float32), name)
+
+
+def sampled_recall(vectors: np.ndarray, graph: KnnGraph, queries: int = RECALL_QUERIES, seed: int = 0) -> float:
+    """Recall@k of ``graph`` against exact cosine search, on ``queries`` seeded random rows.
+
+    An approximate graph (faiss IVF) is only as good as the data's clustering lets it be: on
+    well-clustered embeddings it finds nearly every true neighbour, on diffuse ones far fewer
+    (bench/README.md, "Analyse speed"). The exact neighbours of a few hundred rows cost one product
+    of those rows against all, so every analysis that uses an approximate graph can say how good
+    its graph was on the user's own data. Padding (-1) in the graph counts as a miss.
+    """
+    x = normalise(vectors)
+    n = x.shape[0]
+    if len(graph) != n:
+        raise ValueError(f"graph has {len(graph)} rows but there are {n} vectors")
+    k = graph.k
+    rows = np.sort(np.random.default_rng(seed).choice(n, min(queries, n), replace=False))
+    sims = x[rows] @ x.T
+    sims[np.arange(rows.size), rows] = -np.inf  # self excluded, as in the graph
+    exact = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(-sims, axis=1)[:, :k]
+    found = graph.indices[rows]
+    hits = sum(int(np.isin(exact[i], found[i][found[i] >= 0]).sum()) for i in range(rows.size))
+    return hits / float(exact.size)

@@ -258,6 +258,8 @@ def analyse(
             "neighbours": None if detection.graph is None else {
                 "graph_key": graph_key, "method": detection.graph.method, "k": detection.graph.k,
                 "reused_from": graph_from,
+                # recall@k of an approximate graph on sampled rows (None: exact, or reused: see that run)
+                "recall_sampled": detection.params.get("knn_recall_sampled"),
             },
             "duplicate_groups": [
                 {**group, "members": [ids[i] for i in group.get("members", [])]} for group in detection.duplicate_groups

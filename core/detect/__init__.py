@@ -23,7 +23,7 @@ from core.detect import pooling
 from core.detect import probe as _probe
 from core.detect.imbalance import class_table
 from core.detect.rank import Ranking, rank
-from core.neighbours import KnnGraph, build_knn_graph, normalise
+from core.neighbours import KnnGraph, build_knn_graph, normalise, sampled_recall
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +241,7 @@ def detect(
         return out
 
     x = None
+    knn_recall = None  # measured only for an approximate graph built here
     given_graph, graph = graph, None
     if vectors is not None:
         x = normalise(vectors)
@@ -257,6 +258,9 @@ def detect(
                 "neighbours", build_knn_graph, x, k=cfg.k, method=cfg.knn_method, device=cfg.device,
                 seed=cfg.seed, progress=progress,
             )
+            if graph.method != "exact":
+                # an approximate graph says how good it was on these data (exact search on a sample)
+                knn_recall = timed("neighbours_recall", sampled_recall, x, graph, seed=cfg.seed)
     elif given_graph is not None:
         raise ValueError("a kNN graph was given without the vectors it was made from")
     if cfg.pool not in POOL_MODES:
@@ -327,6 +331,7 @@ def detect(
             "skipped_detectors": skipped,
             "ranking": ranking.params,
             "knn_method": None if graph is None else graph.method,
+            "knn_recall_sampled": None if knn_recall is None else round(float(knn_recall), 4),
             "pool": {"sources": list(sources), "weights": None if pooled is None else pooled.weights,
                      "log_likelihood": None if pooled is None else pooled.log_likelihood,
                      "rows_fitted": None if pooled is None else pooled.rows_fitted},

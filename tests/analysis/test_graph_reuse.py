@@ -34,6 +34,8 @@ def test_reanalysis_reuses_the_graph_and_it_equals_a_fresh_search(project_copy):
     config = DetectConfig()
     first = list_runs(project)[-1]  # the fixture's analysis, which searched
     assert first.record["neighbours"]["reused_from"] is None
+    assert first.record["neighbours"]["method"] == "exact"
+    assert first.record["neighbours"]["recall_sampled"] is None  # only an approximate graph is measured
     assert first.record["timings"]["detect.neighbours"] > 0
     _relabel_one(project)
 

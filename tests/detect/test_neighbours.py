@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from core.neighbours import KnnGraph, build_knn_graph, normalise
+from core.neighbours import KnnGraph, build_knn_graph, normalise, sampled_recall
 
 
 def brute(x, k):
@@ -43,6 +43,38 @@ def test_faiss_graph_agrees_with_exact_on_clustered_data():
     assert recall > 0.95
     again = build_knn_graph(x, k=10, method="faiss", device="cpu")
     np.testing.assert_array_equal(approx.indices, again.indices)
+
+
+def test_sampled_recall_measures_a_graph_against_exact_search():
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(10, 16))
+    x = centres[rng.integers(0, 10, 800)] + 0.3 * rng.normal(size=(800, 16))
+    exact = build_knn_graph(x, k=8, method="exact", device="cpu")
+    assert sampled_recall(x, exact, queries=200) == pytest.approx(1.0)
+    # a graph that lost half of every row's neighbours (replaced by padding) recalls half
+    half = exact.indices.copy()
+    half[:, 4:] = -1
+    assert sampled_recall(x, KnnGraph(half, exact.similarities, "faiss-ivf"), queries=200) == pytest.approx(0.5)
+    # random neighbours recall almost nothing
+    scrambled = KnnGraph(rng.integers(0, 800, size=exact.indices.shape), exact.similarities, "faiss-ivf")
+    assert sampled_recall(x, scrambled, queries=200) < 0.1
+    with pytest.raises(ValueError):
+        sampled_recall(x[:10], exact)
+
+
+def test_detect_records_the_recall_of_an_approximate_graph_only():
+    pytest.importorskip("faiss")
+    from core.detect import DetectConfig, detect
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(4, 16))
+    truth = rng.integers(0, 4, 600)
+    x = centres[truth] + 0.3 * rng.normal(size=(600, 16))
+    approx = detect(x, truth, 4, config=DetectConfig(knn_method="faiss"))
+    assert 0.9 < approx.params["knn_recall_sampled"] <= 1.0
+    assert "neighbours_recall" in approx.timings
+    exact = detect(x, truth, 4, config=DetectConfig(knn_method="exact"))
+    assert exact.params["knn_recall_sampled"] is None
 
 
 def test_k_is_capped_and_bad_input_refused():
