@@ -27,14 +27,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from analyse_speed import mixture  # noqa: E402
-from core.neighbours import build_knn_graph, normalise  # noqa: E402
-
-
-def exact_neighbours(x: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
-    """The exact k nearest rows (cosine, self excluded) of each of ``rows``."""
-    sims = x[rows] @ x.T
-    sims[np.arange(rows.size), rows] = -np.inf
-    return np.argsort(-sims, axis=1, kind="stable")[:, :k]
+from core.neighbours import build_knn_graph, exact_neighbours, normalise  # noqa: E402
 
 
 def main(argv=None) -> int:

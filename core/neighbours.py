@@ -26,7 +26,7 @@ from core.util import resolve_device, unit_rows
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KnnGraph", "build_knn_graph", "normalise", "sampled_recall", "EXACT_MAX_CPU", "RECALL_QUERIES"]
+__all__ = ["KnnGraph", "build_knn_graph", "normalise", "exact_neighbours", "sampled_recall", "EXACT_MAX_CPU", "RECALL_QUERIES"]
 
 #: Above this many rows on CPU, use faiss IVF (when installed) instead of the exact N^2 search.
 EXACT_MAX_CPU = 50_000
@@ -210,6 +210,16 @@ def build_knn_graph(
     return KnnGraph(np.ascontiguousarray(idx), np.ascontiguousarray(sim, dtype=np.float32), name)
 
 
+def exact_neighbours(vectors: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """The exact k nearest rows (cosine, self excluded, in no particular order) of each of
+    ``rows``: one product of those rows against all, for measuring an approximate graph."""
+    x = normalise(vectors)
+    rows = np.asarray(rows, dtype=np.int64)
+    sims = x[rows] @ x.T
+    sims[np.arange(rows.size), rows] = -np.inf  # self excluded, as in the graph
+    return np.argpartition(-sims, k - 1, axis=1)[:, :k]
+
+
 def sampled_recall(vectors: np.ndarray, graph: KnnGraph, queries: int = RECALL_QUERIES, seed: int = 0) -> float:
     """Recall@k of ``graph`` against exact cosine search, on ``queries`` seeded random rows.
 
@@ -219,15 +229,11 @@ def sampled_recall(vectors: np.ndarray, graph: KnnGraph, queries: int = RECALL_Q
     of those rows against all, so every analysis that uses an approximate graph can say how good
     its graph was on the user's own data. Padding (-1) in the graph counts as a miss.
     """
-    x = normalise(vectors)
-    n = x.shape[0]
+    n = np.asarray(vectors).shape[0]
     if len(graph) != n:
         raise ValueError(f"graph has {len(graph)} rows but there are {n} vectors")
-    k = graph.k
     rows = np.sort(np.random.default_rng(seed).choice(n, min(queries, n), replace=False))
-    sims = x[rows] @ x.T
-    sims[np.arange(rows.size), rows] = -np.inf  # self excluded, as in the graph
-    exact = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(-sims, axis=1)[:, :k]
+    exact = exact_neighbours(vectors, rows, graph.k)
     found = graph.indices[rows]
     hits = sum(int(np.isin(exact[i], found[i][found[i] >= 0]).sum()) for i in range(rows.size))
     return hits / float(exact.size)

@@ -388,55 +388,57 @@ def _graph_key(content_key: str, config: DetectConfig) -> str:
     return _key("knn", int(config.k), config.knn_method, int(config.seed), content_key)
 
 
+def _earlier_columns(project: Project, section: str, field: str, key: str, ids: list[str],
+                     columns: list[str]) -> tuple[Optional[RunInfo], Optional[pd.DataFrame]]:
+    """(run, its evidence ``columns`` in the order of ``ids``) of the newest earlier run whose
+    record holds ``key`` at ``record[section][field]``, or (None, None). What depends on the
+    vectors alone (the kNN graph, the map) is read back from there instead of being made again."""
+    from core.analysis.runs import list_runs
+
+    for run in reversed(list_runs(project)):
+        if (run.record.get(section) or {}).get(field) != key or run.evidence_table is None:
+            continue
+        try:
+            frame = (project.db.open_table(run.evidence_table).search()
+                     .select(["id", *columns]).limit(None).to_pandas().set_index("id"))
+        except Exception as exc:  # a damaged or unreadable table: make it again rather than fail the analysis
+            logger.info("%s of run %s not reusable: %s", section, run.run_id, exc)
+            continue
+        if frame.index.is_unique and set(ids) <= set(frame.index):
+            return run, frame.loc[ids]
+    return None, None
+
+
 def _earlier_graph(project: Project, graph_key: str, ids: list[str]) -> tuple[Optional[str], Optional["KnnGraph"]]:
     """(run id, graph) of the newest earlier run whose kNN graph was made from the same vectors
     and settings, rebuilt from its evidence (``neighbour_ids``, ``neighbour_similarities``), or
     (None, None). Re-analysis after a batch of decisions then skips the search (at 10,000 x 1,280
     it was the largest step of detection, bench/README.md "Versus Datalab")."""
-    from core.analysis.runs import list_runs
     from core.neighbours import KnnGraph
 
-    position = {sample: i for i, sample in enumerate(ids)}
-    for run in reversed(list_runs(project)):
-        made = run.record.get("neighbours") or {}
-        if made.get("graph_key") != graph_key or run.evidence_table is None:
-            continue
-        try:
-            frame = (project.db.open_table(run.evidence_table).search()
-                     .select(["id", "neighbour_ids", "neighbour_similarities"]).limit(None).to_pandas())
-            frame = frame.set_index("id").loc[ids]
-            similarities = np.array([np.asarray(s, dtype=np.float32) for s in frame["neighbour_similarities"]])
-            k = similarities.shape[1]
-            indices = np.full((len(ids), k), -1, dtype=np.int64)
-            for row, neighbours in enumerate(frame["neighbour_ids"]):
-                found = [position[n] for n in neighbours]
-                indices[row, : len(found)] = found
-            return run.run_id, KnnGraph(indices, similarities, made.get("method") or "exact")
-        except Exception as exc:  # damaged, missing rows or another shape: search again rather than fail
-            logger.info("kNN graph of run %s not reusable: %s", run.run_id, exc)
-    return None, None
+    run, frame = _earlier_columns(project, "neighbours", "graph_key", graph_key, ids,
+                                     ["neighbour_ids", "neighbour_similarities"])
+    if frame is None:
+        return None, None
+    try:
+        position = {sample: i for i, sample in enumerate(ids)}
+        similarities = np.array([np.asarray(s, dtype=np.float32) for s in frame["neighbour_similarities"]])
+        indices = np.full(similarities.shape, -1, dtype=np.int64)
+        for row, neighbours in enumerate(frame["neighbour_ids"]):
+            found = [position[n] for n in neighbours]
+            indices[row, : len(found)] = found
+        return run.run_id, KnnGraph(indices, similarities, run.record["neighbours"].get("method") or "exact")
+    except Exception as exc:  # ragged rows or unknown neighbours: search again rather than fail
+        logger.info("kNN graph of run %s not reusable: %s", run.run_id, exc)
+        return None, None
 
 
 def _earlier_map(project: Project, map_key: str, ids: list[str]) -> tuple[Optional[str], Optional[np.ndarray]]:
     """(run id, coords) of the newest earlier run whose map was made from the same vectors and
     seed, or (None, None). Users re-analyse after every batch of decisions; the map (UMAP, the
     slowest step) depends only on the vectors, so it is drawn again rather than recomputed."""
-    from core.analysis.runs import list_runs
-
-    for run in reversed(list_runs(project)):
-        made = (run.record.get("slices") or {})
-        if made.get("map_key") != map_key or run.evidence_table is None:
-            continue
-        try:
-            frame = project.db.open_table(run.evidence_table).search().select(["id", "x", "y"]).limit(None).to_pandas()
-        except Exception as exc:  # a damaged or unreadable table: project again rather than fail the analysis
-            logger.info("map of run %s not reusable: %s", run.run_id, exc)
-            continue
-        frame = frame.set_index("id")
-        if not frame.index.is_unique or not set(ids) <= set(frame.index):
-            continue
-        return run.run_id, frame.loc[ids, ["x", "y"]].to_numpy(dtype=np.float32)
-    return None, None
+    run, frame = _earlier_columns(project, "slices", "map_key", map_key, ids, ["x", "y"])
+    return (None, None) if frame is None else (run.run_id, frame[["x", "y"]].to_numpy(dtype=np.float32))
 
 
 def _slices_frame(slice_result, ids: list[str], findings: Optional[dict] = None) -> pd.DataFrame:
