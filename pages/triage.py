@@ -206,7 +206,13 @@ def _bulk(path: str, run_id: str, kind: str, rows: list[dict], who: identity.Ide
     st.session_state.pop(BULK_KEY, None)
 
 
-def _ask_bulk(kind: str, rows: list[dict]) -> None:
+def _ask_bulk(kind: str, chosen: pd.DataFrame) -> None:
+    """Ask to confirm a bulk action on ``chosen`` (the rows as the reviewer saw them, each with the
+    event seen): the rows are listed here, on the click, not on every redraw of the page."""
+    rows = [{"id": str(r.id), "rank": int(r.rank),
+             "suggested_label": r.suggested_label if isinstance(r.suggested_label, str) else None,
+             "seen_event": 0 if pd.isna(r.last_event_id) else int(r.last_event_id)}
+            for r in chosen.itertuples(index=False)]
     st.session_state[BULK_KEY] = {"kind": kind, "rows": rows}
 
 
@@ -316,12 +322,8 @@ def _render_bulk(queue: pd.DataFrame, ticked: list[str], path: str, run_id: str,
         target = st.radio("On", ["Ticked rows", "Whole queue"], key=BULK_TARGET_KEY, horizontal=True)
         kind = st.selectbox("Action", list(BULK_ACTIONS), format_func=lambda k: BULK_ACTIONS[k], key=BULK_ACTION_KEY)
         chosen = queue[queue["id"].isin(ticked)] if target == "Ticked rows" else queue
-        rows = [{"id": str(r.id), "rank": int(r.rank),
-                 "suggested_label": r.suggested_label if isinstance(r.suggested_label, str) else None,
-                 "seen_event": 0 if pd.isna(r.last_event_id) else int(r.last_event_id)}
-                for r in chosen.itertuples(index=False)]
-        st.button(f"Apply to {len(rows)} samples…", key="triage.bulk_ask", disabled=not rows,
-                  on_click=_ask_bulk, args=(kind, rows))
+        st.button(f"Apply to {len(chosen)} samples…", key="triage.bulk_ask", disabled=chosen.empty,
+                  on_click=_ask_bulk, args=(kind, chosen))
 
 
 def _render_conflict(conflict: dict) -> None:
@@ -611,7 +613,6 @@ def render() -> None:
         except AmendError as exc:
             st.error(str(exc))
             return
-        prefetcher.prefetch(triage.following(queue_ids, current_id, PREFETCH))
         position = queue_ids.index(current_id) + 1 if current_id in queue_ids else None
         where = (f"{position:,} of {len(queue_ids):,} in the queue" if position
                  else "not in this queue (decided, or outside the filters); N goes on with the queue")
@@ -634,6 +635,8 @@ def render() -> None:
         _render_neighbours(view)
         _render_guidelines(view)
         _render_history(key_path, current_id)
+        # Prepared ahead only once this sample is drawn: the threads would compete with drawing it.
+        prefetcher.prefetch(triage.following(queue_ids, current_id, PREFETCH))
 
 
 render()

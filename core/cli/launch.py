@@ -75,6 +75,11 @@ def start_app(projects: Sequence[Path], host: str, port: int, allow_hosts: Seque
         "--browser.gatherUsageStats", "false",
         # A tool, not a dev server: no "Deploy" button or developer menu for the people reviewing.
         "--client.toolbarMode", "minimal",
+        # Streamlit runs a full garbage collection after every rerun, before it tells the browser
+        # the run is over; with this process's heaps that is ~150 ms on 2 cores, and the next key
+        # press waits behind it (bench/README "Triage in the browser"). Python's own generational
+        # collection still runs.
+        "--runner.postScriptGC", "false",
     ]
     tell(f"Amend is starting at http://{host}:{port}  (Ctrl+C stops it)")
     if env["AMEND_TRUSTED_HOSTS"] == "*":
