@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -55,6 +56,42 @@ def reduce(vectors: np.ndarray, n_components: int = 32, seed: int = 0) -> np.nda
     pca = PCA(n_components=k, svd_solver="randomized" if k < min(fit_rows.shape) // 2 else "full", random_state=seed)
     pca.fit(fit_rows)
     return pca.transform(x).astype(np.float32)
+
+
+_umap_compilation_cached = False
+
+
+def _import_umap_caching_compilation():
+    """Import umap-learn with numba keeping its compiled functions on disk.
+
+    umap-learn's numba functions are not declared ``cache=True``, so every fresh process compiled
+    them again on its first map: about 7 s on two cores, even for 300 rows, most of a small
+    project's ``amend analyse`` (bench/README.md "Analyse speed"). Turning numba's own on-disk
+    cache on for them (before their first call) makes every later process load the compiled code
+    instead. numba keeps the cache beside umap's sources, or in its user cache folder when those
+    are read-only, and recompiles when umap's sources change. Best effort: where no cache folder
+    can be written, numba compiles as before.
+    """
+    global _umap_compilation_cached
+    import umap
+
+    if _umap_compilation_cached:
+        return umap
+    _umap_compilation_cached = True
+    try:
+        from numba.core.registry import CPUDispatcher
+    except ImportError:  # a numba without this layout: compile as before
+        return umap
+    for name, module in list(sys.modules.items()):
+        if not (name == "umap" or name.startswith("umap.")) or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, CPUDispatcher):
+                try:
+                    value.enable_caching()
+                except Exception as exc:  # no writable cache folder: this function compiles each time
+                    logger.debug("numba cannot cache %s.%s: %s", name, getattr(value, "__name__", "?"), exc)
+    return umap
 
 
 def _cuda_available() -> bool:
@@ -169,7 +206,7 @@ def project_2d(
         out = np.zeros((n, 2), dtype=np.float32)
         out[:, : min(2, x.shape[1])] = x[:, :2]
         return out
-    import umap
+    umap = _import_umap_caching_compilation()
 
     rng = np.random.default_rng(seed)
     fit_idx = np.arange(n) if n <= max_points_fit else np.sort(rng.choice(n, max_points_fit, replace=False))
