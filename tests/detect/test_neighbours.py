@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from core import neighbours
 from core.neighbours import KnnGraph, build_knn_graph, normalise, sampled_recall
 
 
@@ -20,6 +21,20 @@ def test_exact_graph_matches_brute_force_and_excludes_self():
     np.testing.assert_array_equal(g.indices, idx)
     np.testing.assert_allclose(g.similarities, sim, atol=1e-5)
     assert (np.diff(g.similarities, axis=1) <= 1e-7).all()
+
+
+def test_exact_graph_across_many_blocks_matches_brute_force(monkeypatch):
+    # Small blocks, so rows meet most of their columns as the transpose of an earlier block
+    # (the symmetric search), and a last block shorter than the rest.
+    monkeypatch.setattr(neighbours, "CPU_SYMMETRIC_BLOCK", 32)
+    x = np.random.default_rng(2).normal(size=(203, 6))
+    g = build_knn_graph(x, k=7, method="exact", device="cpu")
+    xn = normalise(x)
+    s = xn @ xn.T
+    np.fill_diagonal(s, -np.inf)
+    expected = np.argsort(-s, axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(g.indices, expected)
+    np.testing.assert_allclose(g.similarities, np.take_along_axis(s, expected, 1), atol=1e-5)
 
 
 def test_ties_are_broken_by_index():
