@@ -11,6 +11,9 @@ Cases
     82 Mechanical-Turk-confirmed errors, every other item counts as negative (the 7,439
     unreviewed items are unknown, so precision here is a lower bound; and the 93 reviewed items
     were chosen by cleanlab from these same probabilities, which favours cleanlab alone).
+(d) (with b) a class-imbalanced subsample of (b): class c keeps 0.5 ** (c / 3) of its images.
+(e) two-class subsets of (b): a pair of classes the annotators confuse (cat / dog, automobile /
+    truck, deer / horse), the images whose clean and noisy labels are both in the pair.
 
 Run: ``python bench/quality.py [--sweep] [--vectors cifar.npy [--ids ids.npy]]``. The data pack is
 found via ``AMEND_SHARED_DATA`` (default ``../shared/data`` next to the repository).
@@ -71,6 +74,10 @@ def row(case: str, method: str, m: dict) -> str:
 
 def header() -> str:
     return "| case | method | " + " | ".join(COLUMNS) + " |\n|" + "---|" * (len(COLUMNS) + 2)
+
+
+#: (e) class pairs for the two-class subsets.
+BINARY_PAIRS = (("cat", "dog"), ("automobile", "truck"), ("deer", "horse"))
 
 
 def cifar_labels():
@@ -168,7 +175,7 @@ def main(argv=None) -> int:
     ap.add_argument("--embed", action="store_true", help="(b) compute vectors with core.embed (slow on CPU)")
     ap.add_argument("--limit", type=int, default=50000, help="(b) with --embed: first N images")
     ap.add_argument("--sweep", action="store_true", help="also print the combinations tried")
-    ap.add_argument("--cases", default="a,b,c", help="which of the cases a, b, c to run")
+    ap.add_argument("--cases", default="a,b,c", help="which of the cases a, b (with d), c, e to run (b, d and e need --vectors or --embed)")
     args = ap.parse_args(argv)
     cases = set(args.cases.split(","))
     if not (SHARED / "cifar10n" / "labels.csv").exists():
@@ -185,7 +192,7 @@ def main(argv=None) -> int:
             compare(case, None, lab[labelset], 10, truth, probs, args.sweep, lines, sweeps, timings)
     # (b) image vectors
     vectors, ids = None, None
-    if "b" not in cases:
+    if not cases & {"b", "e"}:
         pass
     elif args.vectors is not None:
         vectors = np.load(args.vectors).astype(np.float32)
@@ -206,6 +213,7 @@ def main(argv=None) -> int:
               "them with core.embed)")
     if vectors is not None:
         ids = np.asarray(ids, dtype=np.int64)
+    if vectors is not None and "b" in cases:
         for labelset in ("aggregate", "random1", "random2", "random3", "worst"):
             labels = lab[labelset][ids]
             truth = labels != lab["clean"][ids]
@@ -225,6 +233,19 @@ def main(argv=None) -> int:
             truth = labels != clean[keep]
             case = f"(d) CIFAR-10N {labelset}, imbalanced {int(keep.sum())} images, vectors only"
             compare(case, vectors[keep], labels, 10, truth, None, args.sweep, lines, sweeps, timings)
+    # (e) two classes (as in sentiment or a positive / negative finding): a pair CIFAR-10N's
+    # annotators confuse, images whose clean and noisy labels are both in the pair.
+    if vectors is not None and "e" in cases:
+        for a, b in BINARY_PAIRS:
+            ia, ib = names.index(a), names.index(b)
+            clean = lab["clean"][ids]
+            for labelset in ("aggregate", "random1"):
+                noisy = lab[labelset][ids]
+                keep = np.isin(clean, (ia, ib)) & np.isin(noisy, (ia, ib))
+                labels = (noisy[keep] == ib).astype(np.int64)
+                truth = noisy[keep] != clean[keep]
+                case = f"(e) CIFAR-10N {labelset}, {a} vs {b}, {int(keep.sum())} images, vectors only"
+                compare(case, vectors[keep], labels, 2, truth, None, args.sweep, lines, sweeps, timings)
     # (c) 20 Newsgroups
     if "c" in cases and (SHARED / "news20" / "minilm.npy").exists():
         _, labels, truth, minilm, probs = news20()
