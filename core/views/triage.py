@@ -85,8 +85,10 @@ def apply_decisions(flags: pd.DataFrame, decisions: Iterable[audit.Event]) -> pd
     # A shallow copy with whole columns replaced: the 100k-row evidence is not copied and
     # ``flags`` is left as it was.
     out = flags.copy(deep=False)
-    out["current_label"] = current
-    out["status"] = status
+    # Kept as object columns, as load_flags gives them: letting pandas infer its string dtype
+    # converted 1M Python strings per column on every decision (~0.5 s at 1M samples).
+    out["current_label"] = pd.Series(current, index=flags.index, dtype=object)
+    out["status"] = pd.Series(status, index=flags.index, dtype=object)
     out["last_event_id"] = pd.arrays.IntegerArray(last, missing)
     return out
 
