@@ -35,24 +35,13 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from analyse_speed import mixture  # noqa: E402
-from triage import LABELS, _png_pool  # noqa: E402
+from triage import LABELS, ingest_image_project  # noqa: E402
 
 
 def build(path: Path, n: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    from core.store.project import Project
-
     rng = np.random.default_rng(0)
     x, labels, truth = mixture(n, dim, len(LABELS), 0.05)
-    images = path.parent / (path.name + "-images")
-    pool = _png_pool(images, 500, rng)
-    project = Project.create(path)
-    ids = [f"s{i:07d}" for i in range(n)]
-    with project.writer("bench"):
-        with project.ingest_transaction("bench manifest", "manifest", str(images), {}) as writer:
-            for i, sid in enumerate(ids):
-                name, digest = pool[i % len(pool)]
-                writer.add(dict(id=sid, modality="image", root=str(images), path=name, label=LABELS[labels[i]],
-                                content_hash=digest, width=32, height=32, metadata="{}", source_row=i + 1))
+    project, ids, _ = ingest_image_project(path, n, rng, given=labels, id_format="s{:07d}")
     project.import_vectors("mixture", ids, x, model="synthetic mixture", settings={})
     return x, labels, truth, ids
 

@@ -60,13 +60,17 @@ def _png_pool(folder: Path, count: int, rng: np.random.Generator) -> list[tuple[
     return pool
 
 
-def build_project(path: Path, n: int, seed: int = 0) -> Project:
-    rng = np.random.default_rng(seed)
+def ingest_image_project(path: Path, n: int, rng: np.random.Generator, given: np.ndarray | None = None,
+                         id_format: str = "s{:06d}") -> tuple[Project, list[str], np.ndarray]:
+    """A new image project at ``path`` with ``n`` samples whose files are a pool of 500 small PNGs
+    beside it (each read verified against its sha256). ``given``: label indices into LABELS (drawn
+    from ``rng`` when None). Returns (project, ids, given)."""
     images = path.parent / (path.name + "-images")
     pool = _png_pool(images, 500, rng)
     project = Project.create(path)
-    given = rng.integers(0, len(LABELS), size=n)
-    ids = [f"s{i:06d}" for i in range(n)]
+    if given is None:
+        given = rng.integers(0, len(LABELS), size=n)
+    ids = [id_format.format(i) for i in range(n)]
     with project.writer("bench"):
         with project.ingest_transaction("bench manifest", "manifest", str(images), {}) as writer:
             for i, sid in enumerate(ids):
@@ -74,6 +78,12 @@ def build_project(path: Path, n: int, seed: int = 0) -> Project:
                 writer.add(dict(id=sid, modality="image", root=str(images), path=name, label=LABELS[given[i]],
                                 content_hash=digest, width=32, height=32, metadata='{"site": %d}' % (i % 7),
                                 source_row=i + 1))
+    return project, ids, given
+
+
+def build_project(path: Path, n: int, seed: int = 0) -> Project:
+    rng = np.random.default_rng(seed)
+    project, ids, given = ingest_image_project(path, n, rng)
     vectors = rng.standard_normal((n, 32)).astype(np.float32)
     project.import_vectors("bench", ids, vectors, model="synthetic", settings={})
     score = rng.random(n)
