@@ -19,6 +19,9 @@ from core.errors import AmendError
 from core.store.schema import check_name, prediction_schema, vector_schema
 from core.util import unit_rows, utc_now
 
+#: Rows per batch when a representation's vectors are read back.
+VECTOR_READ_BATCH = 65_536
+
 
 @dataclass(frozen=True)
 class Representation:
@@ -107,13 +110,24 @@ class VectorTables:
         :meth:`sample_ids`.
         """
         rep = self.representation(name)
-        data = self.db.open_table(rep.table_name).to_arrow()
-        by_id = {sid: i for i, sid in enumerate(data.column("id").to_pylist())}
-        order = [(sid, by_id[sid]) for sid in self.sample_ids() if sid in by_id]
-        matrix = data.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        matrix = matrix.reshape(-1, rep.dim)
-        rows = np.array([i for _, i in order], dtype=np.int64)
-        return [sid for sid, _ in order], np.ascontiguousarray(matrix[rows] if len(rows) else matrix[:0])
+        sample_ids = self.sample_ids()
+        position = {sid: i for i, sid in enumerate(sample_ids)}
+        # Streamed batch by batch into the result, in sample order as it arrives: the table is not
+        # held whole beside a flattened and a reordered copy (at 100k x 512 most of the read's
+        # memory is LanceDB's own, so this saves little there; it is the copies that grow with N).
+        out = np.empty((len(sample_ids), rep.dim), dtype=np.float32)
+        present = np.zeros(len(sample_ids), dtype=bool)
+        scan = self.db.open_table(rep.table_name).search().select(["id", "vector"]).limit(None)
+        for batch in scan.to_batches(VECTOR_READ_BATCH):
+            rows = np.fromiter((position.get(sid, -1) for sid in batch.column("id").to_pylist()), dtype=np.int64,
+                               count=batch.num_rows)
+            kept = rows >= 0  # a vector whose sample is gone is left out
+            block = batch.column("vector").flatten().to_numpy(zero_copy_only=False).reshape(-1, rep.dim)
+            out[rows[kept]] = block[kept]
+            present[rows[kept]] = True
+        if present.all():
+            return list(sample_ids), out
+        return [sid for sid, has in zip(sample_ids, present) if has], out[present]
 
     def import_vectors(self, name: str, ids: Sequence[str], vectors: np.ndarray, model: str, settings: dict,
                        source: str = "import") -> Representation:

@@ -78,6 +78,24 @@ def test_vectors_are_stored_unit_norm_in_sample_order_and_models_cannot_mix(tmp_
     assert schema.metadata[b"amend.vectors"] == b"L2-normalised float32"
 
 
+def test_vectors_read_back_in_batches_keep_sample_order_and_leave_out_missing_samples(tmp_path, monkeypatch):
+    from core.store import vectors as vectors_module
+
+    monkeypatch.setattr(vectors_module, "VECTOR_READ_BATCH", 3)  # several batches, the last one short
+    project = Project.create(tmp_path / "p")
+    names = [f"s{i:02d}" for i in range(11)]
+    _add_texts(project, {sid: sid for sid in names})
+    rep = project.start_representation("r", "model-a", 2, {})
+    written = {sid: np.array([np.cos(i), np.sin(i)]) for i, sid in enumerate(names) if sid != "s04"}
+    order = sorted(written, reverse=True)  # two writes, neither in sample order
+    project.add_vectors(rep, order[:5], np.array([written[s] for s in order[:5]]))
+    project.add_vectors(rep, order[5:], np.array([written[s] for s in order[5:]]))
+    ids, matrix = project.vectors("r")
+    assert ids == [sid for sid in names if sid != "s04"]  # the sample without a vector is left out
+    np.testing.assert_allclose(matrix, [written[sid] for sid in ids], atol=1e-6)
+    assert matrix.dtype == np.float32 and matrix.flags["C_CONTIGUOUS"]
+
+
 def test_replacing_predictions_swaps_the_whole_set(tmp_path):
     project = Project.create(tmp_path / "p")
     _add_texts(project, {"s1": "one", "s2": "two"})
