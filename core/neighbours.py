@@ -33,6 +33,8 @@ __all__ = ["KnnGraph", "build_knn_graph", "normalise", "exact_neighbours", "samp
 EXACT_MAX_CPU = 50_000
 #: Rows whose exact neighbours are searched to measure an approximate graph's recall.
 RECALL_QUERIES = 500
+#: Bytes of similarities held at once when those rows are searched exactly.
+EXACT_QUERY_BYTES = 64 * 2**20
 #: Rows (and columns) per block of the similarity matrix in the exact search on CPU.
 CPU_SYMMETRIC_BLOCK = 1024
 
@@ -257,9 +259,17 @@ def exact_neighbours(vectors: np.ndarray, rows: np.ndarray, k: int) -> np.ndarra
     ``rows``: one product of those rows against all, for measuring an approximate graph."""
     x = normalise(vectors)
     rows = np.asarray(rows, dtype=np.int64)
-    sims = x[rows] @ x.T
-    sims[np.arange(rows.size), rows] = -np.inf  # self excluded, as in the graph
-    return np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    out = np.empty((rows.size, k), dtype=np.int64)
+    # A few rows at a time: all 500 rows against 1M columns were 2 GB of similarities, and as
+    # much again for their negation and twice that for argpartition's indices.
+    step = max(1, EXACT_QUERY_BYTES // max(1, 4 * x.shape[0]))
+    for start in range(0, rows.size, step):
+        part = rows[start:start + step]
+        sims = x[part] @ x.T
+        sims[np.arange(part.size), part] = -np.inf  # self excluded, as in the graph
+        np.negative(sims, out=sims)
+        out[start:start + step] = np.argpartition(sims, k - 1, axis=1)[:, :k]
+    return out
 
 
 def sampled_recall(vectors: np.ndarray, graph: KnnGraph, queries: int = RECALL_QUERIES, seed: int = 0) -> float:

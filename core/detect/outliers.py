@@ -44,6 +44,10 @@ def within_class_percentile(values: np.ndarray, labels: np.ndarray) -> np.ndarra
     return out
 
 
+#: Rows per block of the float64 arithmetic.
+OUTLIER_BLOCK = 65_536
+
+
 def score(
     vectors: np.ndarray, labels: np.ndarray, n_classes: int, n_mad: float = 3.0
 ) -> DetectorResult:
@@ -69,21 +73,38 @@ def score(
         ``nearest_other_distance``.
     """
     labels = validate_labels(labels, n_classes)
-    x = normalise(vectors).astype(np.float64)
+    x = normalise(vectors)
     if x.shape[0] != labels.shape[0]:
         raise ValueError(f"{x.shape[0]} vectors but {labels.shape[0]} labels")
+    n = x.shape[0]
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    # Everything below in float64 but block by block: whole-matrix float64 copies of the vectors
+    # (and of each sample's leave-one-out centroid) were ten times the vectors' size at 1M rows.
     sums = np.zeros((n_classes, x.shape[1]))
-    np.add.at(sums, labels, x)
-    # Leave-one-out own centroid: a sample must not pull its own class centre towards itself.
-    own = sums[labels] - x
-    own_norm = np.linalg.norm(own, axis=1)
-    own_sim = np.where(own_norm > 0, np.einsum("ij,ij->i", x, own) / np.where(own_norm > 0, own_norm, 1), 0.0)
-    cent_norm = np.linalg.norm(sums, axis=1)
-    centroids = sums / np.where(cent_norm > 0, cent_norm, 1)[:, None]
-    sims = x @ centroids.T
+    for start in range(0, n, OUTLIER_BLOCK):
+        block = slice(start, start + OUTLIER_BLOCK)
+        one_hot = np.zeros((labels[block].size, n_classes))
+        one_hot[np.arange(labels[block].size), labels[block]] = 1.0
+        sums += one_hot.T @ x[block].astype(np.float64)
+    sums_sq = np.einsum("ij,ij->i", sums, sums)
+    cent_norm = np.sqrt(sums_sq)
+    own_sim = np.empty(n)
+    sims = np.empty((n, n_classes))
+    for start in range(0, n, OUTLIER_BLOCK):
+        block = slice(start, start + OUTLIER_BLOCK)
+        xb = x[block].astype(np.float64)
+        lab = labels[block]
+        to_sums = xb @ sums.T  # x . (sum of each class)
+        at_own = to_sums[np.arange(lab.size), lab]
+        self_sq = np.einsum("ij,ij->i", xb, xb)
+        # Leave-one-out own centroid (own class sum minus the sample): a sample must not pull its
+        # own class centre towards itself. Its dot product and norm follow from the sums.
+        own_dot = at_own - self_sq
+        own_norm = np.sqrt(np.maximum(sums_sq[lab] - 2.0 * at_own + self_sq, 0.0))
+        own_sim[block] = np.where(own_norm > 0, own_dot / np.where(own_norm > 0, own_norm, 1), 0.0)
+        sims[block] = to_sums / np.where(cent_norm > 0, cent_norm, 1)[None, :]
     sims[:, counts == 0] = -np.inf
-    rows = np.arange(x.shape[0])
+    rows = np.arange(n)
     sims[rows, labels] = -np.inf
     nearest = sims.argmax(axis=1).astype(np.int64)
     other_sim = sims[rows, nearest]

@@ -37,6 +37,15 @@ def test_exact_graph_across_many_blocks_matches_brute_force(monkeypatch):
     np.testing.assert_allclose(g.similarities, np.take_along_axis(s, expected, 1), atol=1e-5)
 
 
+def test_exact_neighbours_of_sampled_rows_in_several_parts(monkeypatch):
+    monkeypatch.setattr(neighbours, "EXACT_QUERY_BYTES", 4 * 90 * 3)  # three rows per part
+    x = np.random.default_rng(4).normal(size=(90, 6))
+    rows = np.array([0, 5, 17, 44, 45, 46, 89])
+    found = neighbours.exact_neighbours(x, rows, 4)
+    idx, _ = brute(x, 4)
+    assert [sorted(r) for r in found.tolist()] == [sorted(r) for r in idx[rows].tolist()]
+
+
 def test_ties_are_broken_by_index():
     # four identical points: every neighbour ties at similarity 1; order must be by index
     x = np.vstack([np.ones((4, 3)), -np.ones((2, 3))])
