@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import sys
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
@@ -76,20 +77,36 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
     return out
 
 
+def _nvidia_driver_may_be_present() -> bool:
+    """False only where CUDA certainly cannot be used: on Linux without the NVIDIA driver's
+    control device or ROCm's (torch's "cuda" on AMD GPUs), and on macOS. Asking torch costs
+    importing it (1.6 s on two cores), which a CPU-only analysis otherwise never needs; anywhere
+    else torch is asked."""
+    if "torch" in sys.modules:
+        return True  # already paid for: let torch answer
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd"))
+    return True
+
+
 def resolve_device(device: str = "auto") -> str:
     """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; refuse ``cuda`` without one
     and any other name (AmendError: the user typed it)."""
+    device = (device or "auto").lower()
+    if device == "cpu":
+        return "cpu"
+    if device == "auto" and not _nvidia_driver_may_be_present():
+        return "cpu"
     import torch
 
-    device = (device or "auto").lower()
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise AmendError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto.")
         return device
-    if device == "cpu":
-        return "cpu"
     raise AmendError(f"unknown --device {device!r}; use auto, cpu or cuda.")
 
 

@@ -124,16 +124,13 @@ def _grid_model(fit: np.ndarray, k: int, seed: int, grid_models: dict | None):
 
 def _nearest(fit_x: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Index into ``fit_x`` of each row's nearest (Euclidean) neighbour, blocked."""
-    import torch
-
-    a = torch.from_numpy(np.ascontiguousarray(fit_x, dtype=np.float32))
+    a = np.ascontiguousarray(fit_x, dtype=np.float32)
     a_sq = (a * a).sum(1)
     out = np.empty(rows.shape[0], dtype=np.int64)
     block = max(1, int(2**26 // max(fit_x.shape[0], 1)))
     for s in range(0, rows.shape[0], block):
-        b = torch.from_numpy(np.ascontiguousarray(rows[s : s + block], dtype=np.float32))
-        d2 = a_sq[None, :] - 2.0 * b @ a.T
-        out[s : s + block] = torch.argmin(d2, dim=1).numpy()
+        b = np.ascontiguousarray(rows[s : s + block], dtype=np.float32)
+        out[s : s + block] = np.argmin(a_sq[None, :] - 2.0 * (b @ a.T), axis=1)
     return out
 
 

@@ -7,7 +7,6 @@ The map is for looking only: slices are found on the higher-dimensional PCA redu
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import warnings
 
@@ -95,10 +94,10 @@ def _import_umap_caching_compilation():
 
 
 def _cuda_available() -> bool:
-    try:
-        import torch
+    from core.util import resolve_device
 
-        return bool(torch.cuda.is_available())
+    try:
+        return resolve_device("auto") == "cuda"
     except Exception:  # pragma: no cover - torch is a dependency; be safe anyway
         return False
 
@@ -113,30 +112,35 @@ def _umap_gpu(x: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np
     return np.asarray(out.get() if hasattr(out, "get") else out, dtype=np.float32)
 
 
+def _smallest(values: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's k smallest values, smallest first (ties by column)."""
+    part = np.argpartition(values, k - 1, axis=1)[:, :k] if k < values.shape[1] else \
+        np.broadcast_to(np.arange(values.shape[1]), values.shape)
+    order = np.lexsort((part, np.take_along_axis(values, part, 1)), axis=1)
+    return np.take_along_axis(part, order, 1)
+
+
 def _knn_place(fit_x: np.ndarray, fit_2d: np.ndarray, rest_x: np.ndarray, k: int = 10) -> np.ndarray:
     """Place rows at the similarity-weighted mean of their k nearest fitted rows' 2-D points."""
-    import torch
-
-    a = torch.from_numpy(np.ascontiguousarray(fit_x, dtype=np.float32))
+    a = np.ascontiguousarray(fit_x, dtype=np.float32)
     out = np.empty((rest_x.shape[0], 2), dtype=np.float32)
     block = max(1, int(2**26 // max(fit_x.shape[0], 1)))  # ~256 MB of float32 distances per block
     a_sq = (a * a).sum(1)
     for start in range(0, rest_x.shape[0], block):
-        b = torch.from_numpy(np.ascontiguousarray(rest_x[start : start + block], dtype=np.float32))
-        d2 = (b * b).sum(1, keepdim=True) - 2.0 * b @ a.T + a_sq[None, :]
-        d2, idx = torch.topk(d2, k, dim=1, largest=False)
-        w = 1.0 / (d2.clamp_min(0).sqrt() + 1e-6)
-        w = (w / w.sum(1, keepdim=True)).numpy()
-        out[start : start + block] = np.einsum("nk,nkd->nd", w, fit_2d[idx.numpy()])
+        b = np.ascontiguousarray(rest_x[start : start + block], dtype=np.float32)
+        d2 = (b * b).sum(1, keepdims=True) - 2.0 * (b @ a.T) + a_sq[None, :]
+        idx = _smallest(d2, k)
+        w = 1.0 / (np.sqrt(np.clip(np.take_along_axis(d2, idx, 1), 0, None)) + 1e-6)
+        w = w / w.sum(1, keepdims=True)
+        out[start : start + block] = np.einsum("nk,nkd->nd", w, fit_2d[idx])
     return out
 
 
 def _euclidean_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest rows by Euclidean distance, each row itself first (distance 0), blocked
-    torch products: the neighbour lists UMAP would otherwise search with NN-descent."""
-    import torch
-
-    a = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    products (numpy: a CPU map then never imports torch): the neighbour lists UMAP would
+    otherwise search with NN-descent."""
+    a = np.ascontiguousarray(x, dtype=np.float32)
     n = a.shape[0]
     a_sq = (a * a).sum(1)
     indices = np.empty((n, k), dtype=np.int64)
@@ -144,16 +148,16 @@ def _euclidean_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     block = max(1, int(2**26 // max(n, 1)))  # ~256 MB of float32 distances per block
     for start in range(0, n, block):
         stop = min(n, start + block)
-        # |a|^2 - (2 a.b - |b|^2) is the squared distance; the row's own |a|^2 does not change
-        # its order, so the ranking needs one fused product (addmm) over the block, no more.
-        closeness = torch.addmm(-a_sq[None, :], a[start:stop], a.T, alpha=2.0)
-        rows = torch.arange(stop - start)
-        closeness[rows, rows + start] = math.inf  # itself first, even beside an exact duplicate
-        closeness, idx = torch.topk(closeness, k, dim=1)
-        d2 = a_sq[start:stop, None] - closeness
+        # |a|^2 - 2 a.b + |b|^2 is the squared distance; the row's own |b|^2 does not change its
+        # order, so the ranking needs one product over the block and a subtraction, no more.
+        farness = a_sq[None, :] - 2.0 * (a[start:stop] @ a.T)
+        rows = np.arange(stop - start)
+        farness[rows, rows + start] = -np.inf  # itself first, even beside an exact duplicate
+        idx = _smallest(farness, k)
+        d2 = np.take_along_axis(farness, idx, 1) + a_sq[start:stop, None]
         d2[:, 0] = 0.0
-        indices[start:stop] = idx.numpy()
-        distances[start:stop] = d2.clamp_min(0).sqrt().numpy()
+        indices[start:stop] = idx
+        distances[start:stop] = np.sqrt(np.clip(d2, 0, None))
     return indices, distances
 
 

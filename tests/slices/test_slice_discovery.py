@@ -265,3 +265,22 @@ def test_the_maps_neighbour_lists_are_the_exact_euclidean_ones_with_each_row_fir
     assert np.allclose(distances[:, 1:], want_d[:, 1:], atol=1e-4)
     assert indices[10, 1] == 11 and indices[11, 1] == 10
     assert np.mean(indices[:, 1:] == want_i[:, 1:]) > 0.99  # ties aside, the same neighbours
+
+
+def test_rows_not_fitted_are_placed_beside_their_nearest_fitted_rows():
+    from core.slices.clustering import _nearest
+    from core.slices.projection import _knn_place
+
+    rng = np.random.default_rng(5)
+    fitted = rng.normal(size=(200, 8)).astype(np.float32)
+    points = rng.normal(size=(200, 2)).astype(np.float32)
+    copies = fitted[[3, 50, 199]] + 1e-4  # a row next to a fitted one lands on its point
+    placed = _knn_place(fitted, points, copies)
+    assert np.allclose(placed, points[[3, 50, 199]], atol=1e-2)
+    others = rng.normal(size=(40, 8)).astype(np.float32)
+    brute = ((others[:, None, :] - fitted[None, :, :]) ** 2).sum(-1).argmin(1)
+    assert np.array_equal(_nearest(fitted, others), brute)
+    spread = _knn_place(fitted, points, others)
+    # between the points of its ten nearest fitted rows, not beyond them
+    near = np.argsort(((others[:, None, :] - fitted[None, :, :]) ** 2).sum(-1), axis=1)[:, :10]
+    assert np.all(spread >= points[near].min(1) - 1e-5) and np.all(spread <= points[near].max(1) + 1e-5)
