@@ -9,6 +9,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 
+from core.detect.cleanlab_import import import_cleanlab
 from core.detect.result import DetectInputs, DetectorResult, register, validate_labels
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def score(
         (list of dicts per annotator column) and ``krippendorff_alpha``.
     """
     import pandas as pd
+    import_cleanlab()  # without Datalab's imports
     from cleanlab.multiannotator import get_label_quality_multiannotator, get_majority_vote_label
 
     m = validate_labels(np.asarray(annotator_labels), n_classes, allow_missing=True)

@@ -8,6 +8,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 
+from core.detect.cleanlab_import import import_cleanlab
 from core.detect.result import DetectInputs, DetectorResult, register, validate_labels
 from core.detect.wording import number, own_label, percent, suggested_label
 
@@ -55,6 +56,7 @@ def true_label_posterior(labels: np.ndarray, probabilities: np.ndarray) -> np.nd
     inverting ``T`` recovers ``P(true | x)`` (backward correction), and Bayes' rule with the
     given label ``s`` gives ``P(true = y | x, given = s) = P(y | x) T[s, y] / sum_y' P(y' | x) T[s, y']``.
     """
+    import_cleanlab()  # without Datalab's imports
     from cleanlab.count import estimate_joint
 
     labels = np.asarray(labels, dtype=np.int64)
@@ -123,6 +125,7 @@ def score(
         suggested = most probable other class; evidence ``given_probability`` and
         ``suggested_probability``.
     """
+    import_cleanlab()  # without Datalab's imports
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 

@@ -37,6 +37,7 @@ from typing import Mapping
 
 import numpy as np
 
+from core.detect.cleanlab_import import import_cleanlab
 from core.neighbours import KnnGraph
 
 logger = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ def _combine(a: np.ndarray, logs: list[np.ndarray]) -> np.ndarray:
 
 
 def _likely_errors(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    import_cleanlab()  # without Datalab's imports
     from cleanlab.filter import find_label_issues
 
     if np.unique(labels).size < 2:

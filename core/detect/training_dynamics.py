@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 import numpy as np
 from scipy.special import expit
 
+from core.detect.cleanlab_import import import_cleanlab
 from core.detect.result import DetectInputs, DetectorResult, register, validate_labels
 from core.detect.wording import number, own_label, percent
 
@@ -386,6 +387,7 @@ def run_aum(inputs: DetectInputs, **params) -> DetectorResult:
     dynamics = inputs.dynamics
     window: dict = {"epochs": "all"}
     if hasattr(dynamics, "before_memorisation") and inputs.probabilities is not None:
+        import_cleanlab()  # without Datalab's imports
         from cleanlab.count import num_label_issues
 
         # Two estimates of the noise rate, each biased its own way: confident learning on a weak
