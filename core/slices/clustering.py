@@ -37,7 +37,7 @@ from core.slices.projection import reduce
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["carve_error_regions", "cluster_error_scores", "error_aware_slices", "find_slices", "select_k", "split_error_slices", "K_GRID"]
+__all__ = ["carve_error_regions", "cluster_error_scores", "error_aware_slices", "find_slices", "mean_silhouette", "select_k", "split_error_slices", "K_GRID"]
 
 #: Candidate numbers of slices for the silhouette criterion.
 K_GRID = (6, 8, 10, 12, 15, 20, 25, 30)
@@ -76,7 +76,7 @@ def select_k(reduced: np.ndarray, seed: int = 0, grid: tuple[int, ...] = K_GRID,
     (k, scores) : tuple[int, dict[int, float]]
         Chosen k and the silhouette of every candidate tried (for the run record).
     """
-    from sklearn.metrics import pairwise_distances, silhouette_score
+    from sklearn.metrics import pairwise_distances
 
     n = reduced.shape[0]
     k_max = max(2, n // MIN_MEAN_SLICE)
@@ -98,9 +98,35 @@ def select_k(reduced: np.ndarray, seed: int = 0, grid: tuple[int, ...] = K_GRID,
         if np.unique(lab).size < 2:
             scores[k] = -1.0
             continue
-        scores[k] = float(silhouette_score(distances, lab, metric="precomputed"))
+        scores[k] = mean_silhouette(distances, lab)
     best = max(scores, key=lambda k: (scores[k], -k)) if scores else 1
     return int(best), scores
+
+
+def mean_silhouette(distances: np.ndarray, labels: np.ndarray) -> float:
+    """The mean silhouette of ``labels`` on a precomputed distance matrix, as sklearn's
+    ``silhouette_score(distances, labels, metric="precomputed")`` defines it (a member alone in
+    its cluster scores 0), with every point's summed distance to each cluster taken in one matrix
+    product: sklearn's loop over chunks was a quarter of the grid's time at 10,000 rows (0.49 s
+    for eight candidates against 0.03 s)."""
+    present, member_of = np.unique(np.asarray(labels), return_inverse=True)
+    if not 2 <= present.size <= len(member_of) - 1:
+        raise ValueError(f"the silhouette needs 2 to n - 1 clusters, got {present.size}")
+    one_hot = np.zeros((member_of.size, present.size), dtype=np.float32)
+    one_hot[np.arange(member_of.size), member_of] = 1.0
+    sizes = np.bincount(member_of, minlength=present.size).astype(np.float64)
+    # float32 products (sums of at most a few thousand distances), the rest in float64
+    summed = (np.asarray(distances, dtype=np.float32) @ one_hot).astype(np.float64)
+    rows = np.arange(member_of.size)
+    own_size = sizes[member_of]
+    within = summed[rows, member_of] / np.maximum(own_size - 1, 1)
+    means = summed / sizes
+    means[rows, member_of] = np.inf
+    nearest_other = means.min(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = (nearest_other - within) / np.maximum(within, nearest_other)
+    score[(own_size <= 1) | ~np.isfinite(score)] = 0.0
+    return float(score.mean())
 
 
 def _grid_fit(reduced: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -370,8 +396,10 @@ def cluster_error_scores(ids: np.ndarray, labels: np.ndarray, probabilities: np.
 
 #: Random placements of the errors behind the carving's significance level ...
 CARVE_PERMUTATIONS = 200
-#: ... drawn on at most this many rows.
+#: ... drawn on at most this many rows ...
 CARVE_NULL_ROWS = 50_000
+#: ... this many deals at a time (50,000 rows x 50 deals: 20 MB per array).
+CARVE_DEALS_AT_ONCE = 50
 
 
 def _excess_z(partition: np.ndarray, wrong: np.ndarray, expected: np.ndarray, spread: np.ndarray) -> np.ndarray:
@@ -411,12 +439,31 @@ def _max_z_by_chance(partitions: list[np.ndarray], terms: tuple[np.ndarray, np.n
         keep_rows = np.sort(rng.choice(wrong.size, CARVE_NULL_ROWS, replace=False))
         partitions = [p[keep_rows] for p in partitions]
         wrong, expected, spread = wrong[keep_rows], expected[keep_rows], spread[keep_rows]
-    big = [(p, np.bincount(p) >= min_rows) for p in partitions]
-    best = np.empty(rounds)
-    for r in range(rounds):
-        deal = rng.permutation(wrong.size)
-        w, e, v = wrong[deal], expected[deal], spread[deal]
-        best[r] = max((float(_excess_z(p, w, e, v)[keep].max()) for p, keep in big if keep.any()), default=-np.inf)
+    from scipy import sparse
+
+    # Every candidate of every partition is a column of one membership matrix, so the sums of
+    # all candidates in all deals are three sparse products (a Python loop over deals and
+    # partitions was a tenth of the structured-regions detector at 10,000 rows).
+    n = wrong.size
+    columns, offset = [], 0
+    for p in partitions:
+        columns.append(p + offset)
+        offset += int(p.max()) + 1
+    member = sparse.csr_matrix((np.ones(n * len(partitions)), (np.tile(np.arange(n), len(partitions)),
+                                                               np.concatenate(columns))), shape=(n, offset))
+    sizes = np.asarray(member.sum(0)).ravel()
+    eligible = sizes >= min_rows
+    best = np.full(rounds, -np.inf)
+    if not eligible.any():
+        return float(np.quantile(best, 1.0 - alpha))
+    share = (wrong.sum() - expected.sum()) / max(n, 1)
+    at = member.T.tocsr()[eligible]
+    for start in range(0, rounds, CARVE_DEALS_AT_ONCE):
+        stop = min(rounds, start + CARVE_DEALS_AT_ONCE)
+        deals = np.stack([rng.permutation(n) for _ in range(stop - start)], axis=1)  # (n, deals)
+        unexpected = at @ (wrong[deals] - expected[deals])
+        z = (unexpected - sizes[eligible, None] * share) / np.sqrt(np.maximum(at @ spread[deals], 1e-9))
+        best[start:stop] = z.max(axis=0)
     return float(np.quantile(best, 1.0 - alpha))
 
 

@@ -284,3 +284,42 @@ def test_rows_not_fitted_are_placed_beside_their_nearest_fitted_rows():
     # between the points of its ten nearest fitted rows, not beyond them
     near = np.argsort(((others[:, None, :] - fitted[None, :, :]) ** 2).sum(-1), axis=1)[:, :10]
     assert np.all(spread >= points[near].min(1) - 1e-5) and np.all(spread <= points[near].max(1) + 1e-5)
+
+
+def test_mean_silhouette_is_sklearns_silhouette_score():
+    from sklearn.metrics import pairwise_distances, silhouette_score
+
+    from core.slices.clustering import mean_silhouette
+
+    rng = np.random.default_rng(8)
+    centres = rng.normal(scale=4.0, size=(5, 6))
+    x = (centres[rng.integers(0, 5, 600)] + rng.normal(size=(600, 6))).astype(np.float32)
+    distances = pairwise_distances(x)
+    for labels in (rng.integers(0, 5, 600), np.r_[np.zeros(599, int), 1], rng.integers(3, 40, 600) * 7):
+        assert mean_silhouette(distances, labels) == pytest.approx(
+            silhouette_score(distances, labels, metric="precomputed"), abs=1e-6)
+    with pytest.raises(ValueError):
+        mean_silhouette(distances, np.zeros(600, int))
+
+
+def test_the_carves_chance_level_is_the_quantile_of_the_best_z_over_random_deals():
+    from core.slices.clustering import _error_terms, _excess_z, _max_z_by_chance
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    labels = rng.integers(0, 4, n)
+    probs = rng.dirichlet(np.ones(4) * 0.7, n)
+    partitions = [rng.integers(0, k, n) for k in (3, 8, 25)]
+    partitions.append(np.r_[np.zeros(n - 40, int), np.ones(40, int)])  # one cluster below min_rows
+    terms = _error_terms(labels, probs)
+    # the definition, one deal and one partition at a time, with the same generator
+    reference = np.random.default_rng(5)
+    best = []
+    for _ in range(60):
+        deal = reference.permutation(n)
+        dealt = [t[deal] for t in terms]
+        best.append(max(float(_excess_z(p, *dealt)[np.bincount(p) >= 50].max()) for p in partitions))
+    want = float(np.quantile(best, 0.95))
+    got = _max_z_by_chance(partitions, terms, 50, 0.05, np.random.default_rng(5), rounds=60)
+    assert got == pytest.approx(want, rel=1e-9)
+    assert 1.0 < got < 5.0  # the best of ~36 unit-variance sums: above 1, far below 5
