@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from core.slices.projection import reduce
+from core.slices.projection import DISTANCE_BLOCK, reduce
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def _nearest(fit_x: np.ndarray, rows: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(fit_x, dtype=np.float32)
     a_sq = (a * a).sum(1)
     out = np.empty(rows.shape[0], dtype=np.int64)
-    block = max(1, int(2**26 // max(fit_x.shape[0], 1)))
+    block = max(1, DISTANCE_BLOCK // max(fit_x.shape[0], 1))
     for s in range(0, rows.shape[0], block):
         b = np.ascontiguousarray(rows[s : s + block], dtype=np.float32)
         out[s : s + block] = np.argmin(a_sq[None, :] - 2.0 * (b @ a.T), axis=1)
