@@ -36,6 +36,9 @@ FLASH_KEY = "overview.flash"
 TRIAGE_PAGE = state.PAGES_DIR / "triage.py"
 
 GALLERY_SIZE = 12
+#: Light to mid grey: the density of all samples stays behind the coloured points.
+DENSITY_SHADES = [[0.0, "#ebebeb"], [1.0, "#8c8c8c"]]
+DENSITY_SAFE_GREY = "#3d3d3d"
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$])")
 
 
@@ -77,6 +80,14 @@ def _figure(points: ov.MapData, colour_label: str) -> go.Figure:
     frame = points.frame
     size = 8 if points.drawn <= 1_000 else 5 if points.drawn <= 5_000 else 3
     figure = go.Figure()
+    if points.density is not None:
+        # Every sample, counted on a grid under the drawn ones; it takes no hover or selection,
+        # which stay with the points.
+        density = points.density
+        figure.add_trace(go.Heatmap(
+            x=density.x, y=density.y, z=density.shade, colorscale=DENSITY_SHADES, showscale=False,
+            hoverinfo="skip", name="all samples", zsmooth=False,
+        ))
     if points.continuous:
         figure.add_trace(go.Scattergl(
             x=frame["x"], y=frame["y"], mode="markers", customdata=frame[["id"]].to_numpy(),
@@ -86,6 +97,9 @@ def _figure(points: ov.MapData, colour_label: str) -> go.Figure:
         ))
     else:
         palette = px.colors.qualitative.Dark24 if len(points.order) > 10 else px.colors.qualitative.T10
+        if points.density is not None:
+            # T10's light grey would vanish into the shading: a dark grey takes its place.
+            palette = [DENSITY_SAFE_GREY if c.upper() == "#BAB0AC" else c for c in palette]
         for i, value in enumerate(points.order):
             part = frame[frame["colour"] == value]
             figure.add_trace(go.Scattergl(
@@ -164,7 +178,8 @@ def _render_map(project: Project, data: ov.Overview) -> None:
     controls, help_text = st.columns([1, 3])
     colour_label = controls.selectbox("Colour by", labels, key=COLOUR_KEY)
     points = _map(str(project.path), data.run.run_id, ov.state_token(project), options[colour_label])
-    drawn_note = (f"Drawing {points.drawn:,} of {points.total:,} samples (a per-slice sample); "
+    drawn_note = (f"Drawing {points.drawn:,} of {points.total:,} samples (a per-slice sample) over a grey "
+                  f"shading of where all {points.total:,} lie (darker: more samples); "
                   "a lasso or box selects every sample inside it, drawn or not."
                   if points.drawn < points.total else f"All {points.total:,} samples drawn.")
     help_text.caption(f"UMAP of {_md(data.run.representation)}: nearby points look alike to the model. "

@@ -39,6 +39,8 @@ CATEGORICAL_NUMBERS = 12
 #: Above this many drawn points the hover box leaves out the snippet and detector scores (the
 #: selection gallery still shows them): it keeps the page light enough to draw in about a second.
 COMPACT_HOVER_ABOVE = 5_000
+#: Cells per side of the density grid drawn under a sampled map (every sample counted).
+DENSITY_BINS = 150
 #: Slice names are cut to this many characters in legends and tables.
 SHORT_NAME = 60
 
@@ -299,16 +301,52 @@ def hover_text(points: pd.DataFrame, detectors: Sequence[str] = (), snippets: bo
 
 
 @dataclass(frozen=True)
+class Density:
+    """How many samples lie in each cell of a grid over the map: ``counts[i, j]`` is the number
+    in the cell centred on (``x[j]``, ``y[i]``), NaN where there are none (drawn clear)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    counts: np.ndarray
+    total: int
+
+    @property
+    def shade(self) -> np.ndarray:
+        """log10 of the counts, what the map shades by: a dense core would otherwise leave every
+        other cell the lightest shade."""
+        return np.log10(self.counts)
+
+
+def map_density(x: np.ndarray, y: np.ndarray, bins: int = DENSITY_BINS) -> Density:
+    """Every sample's place on the map as counts on a ``bins`` x ``bins`` grid (square cells
+    would distort nothing either; the map's axes carry no units). Drawn under a sampled map, it
+    shows where the samples that are not drawn lie: a per-slice sample keeps small slices
+    visible, so on its own it over-weights them."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if x.size == 0:
+        return Density(np.zeros(0), np.zeros(0), np.zeros((0, 0)), 0)
+    counts, x_edges, y_edges = np.histogram2d(x, y, bins=bins)
+    counts = counts.T  # rows follow y, as a heatmap draws them
+    return Density(x=(x_edges[:-1] + x_edges[1:]) / 2, y=(y_edges[:-1] + y_edges[1:]) / 2,
+                   counts=np.where(counts > 0, counts, np.nan), total=int(x.size))
+
+
+@dataclass(frozen=True)
 class MapData:
     """The drawn points with their colouring: ``frame`` has ``id, x, y, colour, hover``;
     ``continuous`` says whether ``colour`` is a number (colour scale) or a category (one trace
-    each, in ``order``)."""
+    each, in ``order``). ``density`` counts every sample on a grid (:func:`map_density`) when
+    not every sample is drawn, else None."""
 
     frame: pd.DataFrame
     column: str
     continuous: bool
     order: list
     total: int
+    density: Optional[Density] = None
 
     @property
     def drawn(self) -> int:
@@ -329,7 +367,11 @@ def map_data(overview: Overview, column: str) -> MapData:
     frame = pd.DataFrame({"id": drawn["id"].to_numpy(), "x": drawn["x"].to_numpy(), "y": drawn["y"].to_numpy(),
                           "colour": colour.to_numpy(), "hover": drawn["hover"].to_numpy()})
     order = [] if continuous else category_order(frame["colour"], column)
-    return MapData(frame=frame, column=column, continuous=continuous, order=order, total=len(points))
+    density = None
+    if len(frame) < len(points):
+        density = map_density(points["x"].to_numpy(), points["y"].to_numpy())
+    return MapData(frame=frame, column=column, continuous=continuous, order=order, total=len(points),
+                   density=density)
 
 
 def _inside_polygon(x: np.ndarray, y: np.ndarray, px: Sequence[float], py: Sequence[float]) -> np.ndarray:

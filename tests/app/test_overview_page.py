@@ -6,6 +6,7 @@ Selecting on the map or in the slices table needs a browser (tests/browser/test_
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -26,9 +27,21 @@ def _run(projects: str, monkeypatch) -> AppTest:
     return app
 
 
-def _map_traces(app: AppTest) -> list[dict]:
+def _map_chart(app: AppTest) -> list[dict]:
     charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
-    return next(c["data"] for c in charts if c["data"] and c["data"][0]["type"] == "scattergl")
+    return next(c["data"] for c in charts if any(t["type"] == "scattergl" for t in c["data"]))
+
+
+def _array(value) -> np.ndarray:
+    """A plotly figure's array, as JSON lists or as plotly's typed array ({dtype, bdata, shape})."""
+    if isinstance(value, dict):
+        shape = [int(n) for n in str(value.get("shape", "-1")).split(",")]
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(shape)
+    return np.array(value, dtype=float)
+
+
+def _map_traces(app: AppTest) -> list[dict]:
+    return [t for t in _map_chart(app) if t["type"] == "scattergl"]
 
 
 def test_overview_of_the_image_sample_shows_map_slices_classes_and_gaps(project_copy, monkeypatch):
@@ -99,6 +112,10 @@ def test_a_large_project_draws_a_sample_but_counts_every_sample(tmp_path, monkey
     assert not app.exception
     assert any("Drawing 20,000 of 24,000 samples" in c.value for c in app.caption)
     assert sum(len(t["hovertext"]) for t in _map_traces(app)) == 20_000
+    shading = [t for t in _map_chart(app) if t["type"] == "heatmap"]
+    assert len(shading) == 1 and shading[0]["hoverinfo"] == "skip"
+    cells = _array(shading[0]["z"])  # log10 of the samples per cell
+    assert round(float(np.nansum(10 ** cells))) == 24_000  # every sample, drawn or not
     table = next(f.value for f in app.dataframe if "error rate" in f.value.columns)
     assert table["size"].sum() == 24_000
 

@@ -76,6 +76,29 @@ def test_drawing_is_thinned_per_slice_but_never_the_analysis():
     assert ov.drawn_rows(points, max_points=1_000).sum() == 599
 
 
+def test_a_sampled_map_carries_the_density_of_every_sample(project):
+    data = ov.load_overview(project)
+    assert ov.map_data(data, "slice").density is None  # all 60 drawn: nothing to shade
+    points = data.points.copy()
+    points["drawn"] = np.arange(len(points)) < 10  # ten drawn, fifty not
+    sampled = ov.map_data(ov.Overview(run=data.run, modality=data.modality, points=points, slices=data.slices,
+                                      class_table=data.class_table), "slice")
+    assert sampled.drawn == 10 and sampled.total == 60
+    density = sampled.density
+    assert density is not None and density.total == 60 and np.nansum(density.counts) == 60
+
+
+def test_density_counts_each_sample_in_its_cell():
+    x = np.r_[np.zeros(30), np.ones(5), [np.nan]]
+    y = np.r_[np.zeros(30), np.ones(5), [0.0]]
+    density = ov.map_density(x, y, bins=2)
+    assert density.total == 35  # the sample without a place is left out
+    assert density.counts[0, 0] == 30 and density.counts[1, 1] == 5  # rows follow y, columns x
+    assert np.isnan(density.counts[0, 1]) and np.isnan(density.counts[1, 0])  # empty cells stay clear
+    assert density.shade[0, 0] == pytest.approx(np.log10(30))
+    assert list(density.x) == [0.25, 0.75] and list(density.y) == [0.25, 0.75]
+
+
 def test_a_box_or_lasso_selects_every_sample_inside_drawn_or_not(project):
     points = ov.load_overview(project).points.copy()
     points["drawn"] = False  # nothing drawn: a region still selects the samples in it
