@@ -3,6 +3,7 @@ only inside :func:`resolve_device`).
 
 - :func:`utc_now`: the time format of every stored record;
 - :func:`read_utf8`: a user's text file (ids, a guideline), refused in one line when it is not UTF-8;
+- :func:`listed`: a list-valued evidence cell as a list, whatever marks it missing;
 - :func:`unit_rows`: vectors scaled to unit length (the arithmetic; core.neighbours.normalise
   adds the checks that analysis input needs);
 - :func:`resolve_device`: ``auto`` / ``cpu`` / ``cuda`` to the device that will be used;
@@ -16,7 +17,7 @@ import datetime as _dt
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 
@@ -89,6 +90,17 @@ def _nvidia_driver_may_be_present() -> bool:
     if sys.platform.startswith("linux"):
         return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd"))
     return True
+
+
+def listed(value: Any) -> list:
+    """A list-valued evidence cell as a list ([] when missing: None, NaN or pandas' NA, which an
+    Arrow-backed list column gives for a missing cell)."""
+    if value is None:
+        return []
+    try:
+        return list(value)
+    except TypeError:  # NaN, pd.NA: not iterable
+        return []
 
 
 def resolve_device(device: str = "auto") -> str:

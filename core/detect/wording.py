@@ -8,6 +8,8 @@ from typing import Any, Mapping, Optional
 
 import pandas as pd
 
+from core.util import listed  # noqa: F401 (re-exported: detectors and views import it from here)
+
 __all__ = ["number", "listed", "percent", "own_label", "suggested_label", "neighbour_counts"]
 
 
@@ -20,13 +22,6 @@ def number(value: Any) -> Optional[float]:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(out) else out
-
-
-def listed(value: Any) -> list:
-    """A list-valued evidence cell as a list ([] when missing)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
-    return list(value)
 
 
 def percent(p: float) -> str:

@@ -22,6 +22,7 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
+from core.detect.wording import listed
 from core.errors import AmendError, SampleFileChanged
 
 from core.hypotheses import SOURCES  # noqa: F401 (the CLI's choices)
@@ -53,12 +54,12 @@ class Failure:
 
 
 def _top(row: dict) -> tuple[tuple[tuple[str, float], ...], str]:
-    labels, probs = row.get("top_labels"), row.get("top_probabilities")
-    if labels is not None and probs is not None and len(labels):
+    labels, probs = listed(row.get("top_labels")), listed(row.get("top_probabilities"))
+    if labels and probs:
         return tuple((str(l), float(p)) for l, p in zip(labels, probs)), "analysis"
     # Runs written before the top-3 columns: the neighbours' similarity-weighted vote instead.
-    names, sims = row.get("neighbour_labels"), row.get("neighbour_similarities")
-    if names is None or sims is None or not len(names):
+    names, sims = listed(row.get("neighbour_labels")), listed(row.get("neighbour_similarities"))
+    if not names or not sims:
         top = row.get("p_top_label")
         return ((str(top), float("nan")),) if isinstance(top, str) else (), "analysis"
     weights: dict[str, float] = {}
