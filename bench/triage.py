@@ -10,7 +10,10 @@ the calls the triage page makes:
 - after each decision: reading the decisions and re-deriving labels in force + the queue;
 - move to the next sample, the page's call ``Prefetcher.view(next_id)``: cold (nothing prepared
   ahead) and with prefetch (the page asks for the next 5 after showing a sample; a reviewer
-  looks at a sample for at least ``--think`` seconds before pressing N).
+  looks at a sample for at least ``--think`` seconds before pressing N);
+- the overview page's data: ``load_overview`` (the run with labels in force and metadata), the
+  map for three colourings (``map_data``, with the density grid past 20,000 samples) and a lasso
+  selection over every sample (``selected_ids``).
 
     python bench/triage.py [--samples 100000] [--moves 200] [--think 0.3] [--keep DIR]
 
@@ -37,12 +40,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.views import triage  # noqa: E402
 from core.review import audit, decisions
+from core.analysis.run import _slices_frame  # noqa: E402
 from core.analysis.runs import new_run_id, save_run  # noqa: E402
+from core.slices import drawing_sample, slice_table  # noqa: E402
+from core.slices.discover import SliceResult  # noqa: E402
+from core.views import overview  # noqa: E402
 from core.store.project import Project  # noqa: E402
 
 LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 DETECTORS = ["confident", "duplicates", "neighbours_vote", "outliers"]
 K = 10
+SLICES = 40
 
 
 def _png_pool(folder: Path, count: int, rng: np.random.Generator) -> list[tuple[str, str]]:
@@ -105,10 +113,22 @@ def build_project(path: Path, n: int, seed: int = 0) -> Project:
         "support_ids": [list(id_array[row[:3]]) for row in neighbours],
         "neighbour_votes_suggested": rng.integers(0, K + 1, size=n),
         "neighbour_votes_own": rng.integers(0, K + 1, size=n),
-        "slice_id": rng.integers(0, 40, size=n), "x": rng.random(n).astype(np.float32),
-        "y": rng.random(n).astype(np.float32),
     })
-    save_run(project, new_run_id(), evidence, None, {"config": {"duplicate_threshold": 0.98}, "counts": {}}, "bench")
+    # A map for the overview: 40 slices, each a blob around its own centre, drawn as the analysis
+    # draws them (a per-slice sample of 20,000), with the slices table the analysis writes.
+    slice_ids = rng.integers(0, SLICES, size=n)
+    centres = rng.normal(0, 10, size=(SLICES, 2))
+    xy = (centres[slice_ids] + rng.normal(0, 1.5, size=(n, 2))).astype(np.float32)
+    probabilities = np.full((n, len(LABELS)), 0.3 / (len(LABELS) - 1))
+    probabilities[np.arange(n), suggested] = 0.7
+    table = slice_table(slice_ids, given, probabilities, evidence["flagged"].to_numpy(), len(LABELS), LABELS, None)
+    table.insert(1, "name", [f"mostly {LABELS[s % len(LABELS)]} ({s})" for s in table["slice_id"]])
+    drawn = drawing_sample(slice_ids, seed=seed)
+    evidence["slice_id"] = slice_ids.astype(np.int64)
+    evidence["x"], evidence["y"] = xy[:, 0], xy[:, 1]
+    evidence["drawn"] = np.isin(np.arange(n), drawn)
+    slices = _slices_frame(SliceResult(xy, drawn, slice_ids, table), ids)
+    save_run(project, new_run_id(), evidence, slices, {"config": {"duplicate_threshold": 0.98}, "counts": {}}, "bench")
     return project
 
 
@@ -180,6 +200,27 @@ def main() -> None:
             triage.build_queue(current, triage.QueueFilter(reviewed=False))
             times.append(time.perf_counter() - t)
         print(f"after a decision (labels in force + queue, 200 decisions in the log): {_ms(times)}")
+
+        # The overview page: loaded once per run and again after any decision (its cache key is the
+        # audit chain's head), then one map per colouring and a lasso over the map.
+        t = time.perf_counter()
+        data = overview.load_overview(project)
+        load_s = time.perf_counter() - t
+        times = []
+        for column in ("slice", "score", "status"):
+            t = time.perf_counter()
+            drawn = overview.map_data(data, column)
+            times.append(time.perf_counter() - t)
+        x, y = data.points["x"].to_numpy(), data.points["y"].to_numpy()
+        cx, cy = float(np.median(x)), float(np.median(y))
+        lasso = {"lasso": [{"x": [cx - 3, cx + 3, cx + 3, cx - 3], "y": [cy - 3, cy - 3, cy + 3, cy + 3]}]}
+        t = time.perf_counter()
+        chosen = overview.selected_ids(data.points, lasso)
+        lasso_s = time.perf_counter() - t
+        print(f"overview: load_overview (once per run and after decisions) {load_s:.1f} s; map_data per colouring "
+              f"{_ms(times)} ({drawn.drawn:,} drawn of {drawn.total:,}, density grid "
+              f"{'yes' if drawn.density is not None else 'no'}); a lasso over the map {lasso_s * 1000:.0f} ms "
+              f"({len(chosen):,} samples)")
     finally:
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
