@@ -22,8 +22,8 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
-from core.detect.wording import listed
 from core.errors import AmendError, SampleFileChanged
+from core.util import listed
 
 from core.hypotheses import SOURCES  # noqa: F401 (the CLI's choices)
 #: Image types every server above accepts as they are; others are sent as PNG.
