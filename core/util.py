@@ -93,8 +93,8 @@ def _nvidia_driver_may_be_present() -> bool:
 
 
 def listed(value: Any) -> list:
-    """A list-valued evidence cell as a list ([] when missing: None, NaN or pandas' NA, which an
-    Arrow-backed list column gives for a missing cell)."""
+    """A list-valued evidence cell (a list, tuple or numpy array) as a list; [] when missing
+    (None, NaN or pandas' NA)."""
     if value is None:
         return []
     try:

@@ -14,6 +14,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -92,6 +93,14 @@ class Overview:
     @property
     def has_map(self) -> bool:
         return "x" in self.points.columns and self.slices is not None
+
+    @cached_property
+    def density(self) -> Optional["Density"]:
+        """Every sample counted on the map's grid (:func:`map_density`) when not all are drawn,
+        else None: once per run, whichever colouring is asked for."""
+        if not self.has_map or self.points["drawn"].all():
+            return None
+        return map_density(self.points["x"].to_numpy(), self.points["y"].to_numpy())
 
 
 def state_token(project: Project) -> str:
@@ -371,11 +380,8 @@ def map_data(overview: Overview, column: str) -> MapData:
     frame = pd.DataFrame({"id": drawn["id"].to_numpy(), "x": drawn["x"].to_numpy(), "y": drawn["y"].to_numpy(),
                           "colour": colour.to_numpy(), "hover": drawn["hover"].to_numpy()})
     order = [] if continuous else category_order(frame["colour"], column)
-    density = None
-    if len(frame) < len(points):
-        density = map_density(points["x"].to_numpy(), points["y"].to_numpy())
     return MapData(frame=frame, column=column, continuous=continuous, order=order, total=len(points),
-                   density=density)
+                   density=overview.density)
 
 
 def _inside_polygon(x: np.ndarray, y: np.ndarray, px: Sequence[float], py: Sequence[float]) -> np.ndarray:
