@@ -14,7 +14,11 @@ default; any ``--vectors`` .npy with ``--labels`` names):
 4. train the probe (multinomial logistic regression, as in ``core.detect.probe``) on clean, noisy
    and corrected training labels; measure test accuracy (against the true labels) inside the
    planted cluster, and the share of the cluster's loss recovered:
-   (corrected - noisy) / (clean - noisy).
+   (corrected - noisy) / (clean - noisy). The cluster's test samples are few (a 5-point loss is
+   about ten of them), so one sample moves that share by 10-30 %; two steadier figures go beside
+   it: the same share of the probe's mean probability of the true label ("soft recovered"), and
+   the training labels of the cluster still wrong after the correction ("wrong left": flips not
+   fixed plus true labels changed).
 
 Target (issue): >= 99 % recovered in every run where the noise cost more than 2 points.
 Prints one row per run and a summary; the figures go to bench/README.md "Structured noise".
@@ -100,11 +104,11 @@ def main(argv=None) -> int:
     clean_pred = fit_predict(x[train], y[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; data: {x.shape[0]} x {x.shape[1]}, "
           f"{n_classes} classes; flip rate {args.rate:.0%} of class A's training labels in one cluster")
-    print("| run | cluster | A -> B | flipped | planted slice rank | clean acc | noisy acc | corrected acc | cost (pts) | recovered | flipped fixed | relabelled | all-flagged acc / recovered | cleanlab-flags-only acc / recovered | detect s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| run | cluster | A -> B | flipped | planted slice rank | clean acc | noisy acc | corrected acc | cost (pts) | recovered | soft recovered | wrong left | flipped fixed | relabelled | all-flagged acc / recovered | cleanlab-flags-only acc / recovered | detect s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     slice_ranks = []
     rng = np.random.default_rng(args.seed)
-    recovered_all, strict_all, every_all = [], [], []
+    recovered_all, strict_all, every_all, soft_all, left_all = [], [], [], [], []
     for run, cluster in enumerate(range(min(args.runs, 12))):
         in_cluster = clusters == cluster
         a = int(np.bincount(y[in_cluster], minlength=n_classes).argmax())
@@ -136,10 +140,15 @@ def main(argv=None) -> int:
         strict[rows[take]] = confident.suggested[take]
 
         evaluate = in_cluster & test
-        results = {}
+        results, soft = {}, {}
         for name, labels in (("clean", y), ("noisy", noisy), ("corrected", corrected), ("all", all_flagged), ("cleanlab", strict)):
-            predicted = fit_predict(x[train], labels[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
-            results[name] = accuracy_in(evaluate, predicted, y)
+            probabilities = fit_predict(x[train], labels[train], x, n_classes, DEFAULT_C, 200)
+            results[name] = accuracy_in(evaluate, probabilities.argmax(axis=1), y)
+            soft[name] = float(probabilities[evaluate, y[evaluate]].mean())
+        soft_cost = soft["clean"] - soft["noisy"]
+        soft_recovered = (soft["corrected"] - soft["noisy"]) / soft_cost if soft_cost > 0 else float("nan")
+        wrong_left = int((corrected[in_cluster & train] != y[in_cluster & train]).sum())
+        left_all.append(wrong_left)
         cost = results["clean"] - results["noisy"]
         recovered = (results["corrected"] - results["noisy"]) / cost if cost > 0 else float("nan")
         recovered_strict = (results["cleanlab"] - results["noisy"]) / cost if cost > 0 else float("nan")
@@ -148,10 +157,12 @@ def main(argv=None) -> int:
             recovered_all.append(recovered)
             strict_all.append(recovered_strict)
             every_all.append(recovered_every)
+            soft_all.append(soft_recovered)
         fixed = float((corrected[flipped] == y[flipped]).mean())
         print(f"| {run} | {cluster} | {classes[a]} -> {classes[b]} | {flipped.size} | {slice_rank or '> 3'} | {results['clean']:.3f} | "
               f"{results['noisy']:.3f} | {results['corrected']:.3f} | {100 * cost:.1f} | "
-              f"{'n/a' if np.isnan(recovered) else f'{recovered:.0%}'} | {fixed:.0%} | {int((corrected != noisy).sum())} | "
+              f"{'n/a' if np.isnan(recovered) else f'{recovered:.0%}'} | "
+              f"{'n/a' if np.isnan(soft_recovered) else f'{soft_recovered:.0%}'} | {wrong_left} | {fixed:.0%} | {int((corrected != noisy).sum())} | "
               f"{results['all']:.3f} / {'n/a' if np.isnan(recovered_every) else f'{recovered_every:.0%}'} | "
               f"{results['cleanlab']:.3f} / {'n/a' if np.isnan(recovered_strict) else f'{recovered_strict:.0%}'} | {seconds:.1f} |")
     top1 = sum(r == 1 for r in slice_ranks)
@@ -166,6 +177,8 @@ def main(argv=None) -> int:
               f">= 90 % in {sum(r >= 0.9 for r in every_all)}; "
               f"accepting cleanlab's flags only: median {np.median(strict_all):.0%}, min {min(strict_all):.0%}, "
               f">= 99 % in {sum(r >= 0.99 for r in strict_all)}")
+        print(f"soft recovered (mean probability of the true label): median {np.median(soft_all):.0%}, "
+              f"min {min(soft_all):.0%}; training labels of the planted clusters still wrong: {sum(left_all)} in all")
     else:
         print("\nno run where the noise cost more than 2 points")
     return 0
