@@ -177,8 +177,8 @@ def main(argv=None) -> int:
               f">= 90 % in {sum(r >= 0.9 for r in every_all)}; "
               f"accepting cleanlab's flags only: median {np.median(strict_all):.0%}, min {min(strict_all):.0%}, "
               f">= 99 % in {sum(r >= 0.99 for r in strict_all)}")
-        print(f"soft recovered (mean probability of the true label): median {np.median(soft_all):.0%}, "
-              f"min {min(soft_all):.0%}; training labels of the planted clusters still wrong: {sum(left_all)} in all")
+        print(f"soft recovered (mean probability of the true label): median {np.nanmedian(soft_all):.0%}, "
+              f"min {np.nanmin(soft_all):.0%}; training labels of the planted clusters still wrong: {sum(left_all)} in all")
     else:
         print("\nno run where the noise cost more than 2 points")
     return 0
