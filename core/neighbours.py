@@ -37,6 +37,8 @@ RECALL_QUERIES = 500
 EXACT_QUERY_BYTES = 64 * 2**20
 #: Rows (and columns) per block of the similarity matrix in the exact search on CPU.
 CPU_SYMMETRIC_BLOCK = 1024
+#: Rows of a similarity block transposed at a time (:func:`_transposed`).
+TRANSPOSE_STRIP = 16
 
 
 @dataclass(frozen=True)
@@ -131,12 +133,41 @@ def _exact(
     return _sort_rows(indices, sims, k)
 
 
+def _best_columns(sim: np.ndarray, kk: int) -> np.ndarray:
+    """Column index of each row's ``kk`` largest similarities (in no particular order).
+
+    The threshold comes from ``np.partition`` (values only) and the columns from one scan of
+    the rows at or above it, which together take half the time of ``np.argpartition`` on the
+    1,024 x 1,024 blocks of :func:`_exact_symmetric` (3.7 ms against 7.3 ms). A row with a tie
+    at its threshold has more than ``kk`` such columns; then the block falls back to
+    ``np.argpartition``, which keeps exactly ``kk``.
+    """
+    m = sim.shape[1]
+    threshold = np.partition(sim, m - kk, axis=1)[:, m - kk]
+    at_or_above = np.flatnonzero(sim >= threshold[:, None])
+    if at_or_above.size != sim.shape[0] * kk:
+        return np.argpartition(sim, m - kk, axis=1)[:, m - kk:]
+    return (at_or_above % m).reshape(sim.shape[0], kk)
+
+
+def _transposed(sim: np.ndarray) -> np.ndarray:
+    """``sim.T`` as a C-contiguous copy, 16 rows of ``sim`` at a time.
+
+    One ``np.ascontiguousarray(sim.T)`` of a 1,024 x 1,024 float32 block walks memory with a
+    4 KB stride and took 9-10 ms; strips of 16 rows stay in cache and take 2.5 ms.
+    """
+    out = np.empty((sim.shape[1], sim.shape[0]), dtype=sim.dtype)
+    for start in range(0, sim.shape[0], TRANSPOSE_STRIP):
+        out[:, start:start + TRANSPOSE_STRIP] = sim[start:start + TRANSPOSE_STRIP].T
+    return out
+
+
 def _keep_best(best_sim: np.ndarray, best_idx: np.ndarray, r0: int, r1: int, sim: np.ndarray, c0: int) -> None:
     """Merge one block of similarities (rows r0:r1, columns from c0) into each row's best so far."""
     kk = best_sim.shape[1]
     m = sim.shape[1]
     if m > kk:
-        cand = np.argpartition(sim, m - kk, axis=1)[:, m - kk:]
+        cand = _best_columns(sim, kk)
     else:
         cand = np.broadcast_to(np.arange(m), sim.shape)
     val = np.concatenate([best_sim[r0:r1], np.take_along_axis(sim, cand, 1)], 1)
@@ -172,7 +203,7 @@ def _exact_symmetric(
                 np.fill_diagonal(sim, -np.inf)  # exclude self
             _keep_best(best_sim, best_idx, a, a1, sim, b)
             if b != a:
-                _keep_best(best_sim, best_idx, b, b1, np.ascontiguousarray(sim.T), a)
+                _keep_best(best_sim, best_idx, b, b1, _transposed(sim), a)
         if progress is not None:
             progress("neighbours", a1, n)  # rows before a1 have now met every column
     return _sort_rows(best_idx, best_sim, k)

@@ -37,6 +37,41 @@ def test_exact_graph_across_many_blocks_matches_brute_force(monkeypatch):
     np.testing.assert_allclose(g.similarities, np.take_along_axis(s, expected, 1), atol=1e-5)
 
 
+def test_best_columns_keep_each_rows_largest_values_with_and_without_ties():
+    rng = np.random.default_rng(7)
+    plain = rng.normal(size=(40, 50)).astype(np.float32)
+    tied = np.round(plain, 0)  # many equal values, also at the rows' thresholds
+    for sim in (plain, tied):
+        cols = neighbours._best_columns(sim, 6)
+        assert cols.shape == (40, 6)
+        assert all(len(set(r)) == 6 for r in cols.tolist())
+        np.testing.assert_array_equal(np.sort(np.take_along_axis(sim, cols, 1), 1), np.sort(sim, 1)[:, -6:])
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (16, 16), (17, 3), (45, 33)])
+def test_transposed_copy_equals_the_transpose(shape):
+    sim = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    out = neighbours._transposed(sim)
+    assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out, sim.T)
+
+
+def test_exact_graph_with_duplicate_rows_across_blocks(monkeypatch):
+    # Exact duplicates tie at a row's threshold inside blocks and across them.
+    monkeypatch.setattr(neighbours, "CPU_SYMMETRIC_BLOCK", 16)
+    base = np.random.default_rng(3).normal(size=(30, 5))
+    x = np.vstack([base, base, base[:10]])
+    g = build_knn_graph(x, k=4, method="exact", device="cpu")
+    _, sim = brute(x, 4)
+    # float32 products round a tie differently in different blocks, so which of two tied
+    # columns comes first may differ from brute force; the neighbours' similarities may not.
+    np.testing.assert_allclose(g.similarities, sim, atol=1e-5)
+    xn = normalise(x)
+    np.testing.assert_allclose(np.einsum("id,ikd->ik", xn, xn[g.indices]), sim, atol=1e-5)
+    assert (g.indices != np.arange(len(x))[:, None]).all()
+    assert all(len(set(r)) == 4 for r in g.indices.tolist())
+
+
 def test_exact_neighbours_of_sampled_rows_in_several_parts(monkeypatch):
     monkeypatch.setattr(neighbours, "EXACT_QUERY_BYTES", 4 * 90 * 3)  # three rows per part
     x = np.random.default_rng(4).normal(size=(90, 6))
