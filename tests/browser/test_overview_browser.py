@@ -72,9 +72,19 @@ def test_a_lasso_on_the_map_sends_its_samples_to_triage(running_app, sample_proj
     project = Project.open(next(p for p in sample_projects if p.name == "cifar10n-sample"))
     before = {s.selection_id for s in list_selections(project)}
     _open_overview(page, running_app)
-    _lasso(page, (0.05, 0.05, 0.95, 0.95))
     selected = page.get_by_text(re.compile(r"^\d[\d,]* samples selected"))
-    selected.wait_for(timeout=30_000)
+    # The drag layer can be in the page before Plotly listens on it (seen once on a loaded
+    # 2-core machine: the lasso was drawn and nothing was selected), so the lasso is drawn
+    # again, over the same rectangle, when no selection shows up.
+    for _ in range(3):
+        _lasso(page, (0.05, 0.05, 0.95, 0.95))
+        try:
+            selected.wait_for(timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    else:
+        raise AssertionError("three lassos over the whole map selected nothing")
     count = int(re.match(r"([\d,]+)", selected.inner_text()).group(1).replace(",", ""))
     assert 0 < count <= 400
     page.locator("[data-testid='stImage'] img").first.wait_for(timeout=30_000)  # the thumbnails of the selection
