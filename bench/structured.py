@@ -65,6 +65,11 @@ def split(labels: np.ndarray, seed: int) -> np.ndarray:
     return test
 
 
+def _share(value: float) -> str:
+    """A recovered share as a table cell: a percentage, or n/a where the noise cost nothing."""
+    return "n/a" if np.isnan(value) else f"{value:.0%}"
+
+
 def accuracy_in(mask: np.ndarray, predicted: np.ndarray, truth: np.ndarray) -> float:
     return float((predicted[mask] == truth[mask]).mean())
 
@@ -161,10 +166,10 @@ def main(argv=None) -> int:
         fixed = float((corrected[flipped] == y[flipped]).mean())
         print(f"| {run} | {cluster} | {classes[a]} -> {classes[b]} | {flipped.size} | {slice_rank or '> 3'} | {results['clean']:.3f} | "
               f"{results['noisy']:.3f} | {results['corrected']:.3f} | {100 * cost:.1f} | "
-              f"{'n/a' if np.isnan(recovered) else f'{recovered:.0%}'} | "
-              f"{'n/a' if np.isnan(soft_recovered) else f'{soft_recovered:.0%}'} | {wrong_left} | {fixed:.0%} | {int((corrected != noisy).sum())} | "
-              f"{results['all']:.3f} / {'n/a' if np.isnan(recovered_every) else f'{recovered_every:.0%}'} | "
-              f"{results['cleanlab']:.3f} / {'n/a' if np.isnan(recovered_strict) else f'{recovered_strict:.0%}'} | {seconds:.1f} |")
+              f"{_share(recovered)} | "
+              f"{_share(soft_recovered)} | {wrong_left} | {fixed:.0%} | {int((corrected != noisy).sum())} | "
+              f"{results['all']:.3f} / {_share(recovered_every)} | "
+              f"{results['cleanlab']:.3f} / {_share(recovered_strict)} | {seconds:.1f} |")
     top1 = sum(r == 1 for r in slice_ranks)
     top3 = sum(r is not None and r <= 3 for r in slice_ranks)
     print(f"\nplanted region is the top error slice in {top1} of {len(slice_ranks)} runs, among the top 3 in {top3}")
