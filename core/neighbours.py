@@ -27,7 +27,7 @@ from core.util import resolve_device, unit_rows
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KnnGraph", "build_knn_graph", "normalise", "exact_neighbours", "sampled_recall", "EXACT_MAX_CPU", "RECALL_QUERIES"]
+__all__ = ["KnnGraph", "build_knn_graph", "largest_columns", "normalise", "exact_neighbours", "sampled_recall", "EXACT_MAX_CPU", "RECALL_QUERIES"]
 
 #: Above this many rows on CPU, use faiss IVF (when installed) instead of the exact N^2 search.
 EXACT_MAX_CPU = 50_000
@@ -133,7 +133,7 @@ def _exact(
     return _sort_rows(indices, sims, k)
 
 
-def _best_columns(sim: np.ndarray, kk: int) -> np.ndarray:
+def largest_columns(sim: np.ndarray, kk: int) -> np.ndarray:
     """Column index of each row's ``kk`` largest similarities (in no particular order).
 
     The threshold comes from ``np.partition`` (values only) and the columns from one scan of
@@ -167,7 +167,7 @@ def _keep_best(best_sim: np.ndarray, best_idx: np.ndarray, r0: int, r1: int, sim
     kk = best_sim.shape[1]
     m = sim.shape[1]
     if m > kk:
-        cand = _best_columns(sim, kk)
+        cand = largest_columns(sim, kk)
     else:
         cand = np.broadcast_to(np.arange(m), sim.shape)
     val = np.concatenate([best_sim[r0:r1], np.take_along_axis(sim, cand, 1)], 1)

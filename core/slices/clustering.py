@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from core.slices.projection import DISTANCE_BLOCK, reduce
+from core.slices.projection import DISTANCE_BLOCK, REDUCED_DIM, reduce
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +49,6 @@ SELECT_FIT_MAX = 20_000
 SILHOUETTE_MAX = 4_000
 #: Rows HDBSCAN is fitted on.
 HDBSCAN_FIT_MAX = 10_000
-#: Dimension of the PCA reduction the clustering runs on.
-REDUCED_DIM = 32
 
 
 def _kmeans(x: np.ndarray, k: int, seed: int, n_init: int = 3, init=None):

@@ -6,18 +6,22 @@ The map is for looking only: slices are found on the higher-dimensional PCA redu
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
+import threading
 import warnings
 
 import numpy as np
 
-from core.neighbours import normalise
+from core.neighbours import largest_columns, normalise
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["reduce", "project_2d", "drawing_sample"]
 
+#: Dimension of the PCA reduction the slices are cut on (core.slices.clustering).
+REDUCED_DIM = 32
 #: PCA is fitted on at most this many rows (then applied to all).
 PCA_FIT_MAX = 20_000
 #: Distances held at once by the exact neighbour searches of the map (8 MB of float32): blocks
@@ -26,7 +30,31 @@ PCA_FIT_MAX = 20_000
 DISTANCE_BLOCK = 2**21
 #: Changes when :func:`project_2d` would draw different maps from the same vectors and seed, so
 #: that an analysis does not reuse a map an older projection made (core.analysis.run).
-MAP_VERSION = "umap-2"
+MAP_VERSION = "umap-3"
+#: Dimension of the reduction the map is laid out from: the slice cut's own, so one analysis
+#: computes one PCA for both. On 10,000-row maps of CIFAR-10N
+#: (EfficientNet-Lite0), 20 Newsgroups (MiniLM) and a 1,280-d mixture the 32-d input kept the
+#: 50-d one's trustworthiness (bench/README.md "The map from the cut's reduction").
+MAP_INPUT_DIM = REDUCED_DIM
+#: Layout epochs. UMAP itself takes 200 above 10,000 rows and 500 below; 100 halves the
+#: single-threaded layout (the map's largest step) for a trustworthiness 0.005-0.010 lower on
+#: the same three sets (bench/map_quality.py).
+MAP_EPOCHS = 100
+
+# The reductions of the last vectors reduced (their fingerprint -> {(n_components, seed): result}):
+# an analysis reduces the same vectors for the structured-regions detector (32-d cut, 128-d
+# probe), the slice cut and the map, and the PCA is the costliest part of each (1.2-3 s at
+# 10,000 x 1,280 on two cores). At most REDUCTION_CACHE_BYTES of results are kept.
+REDUCTION_CACHE_BYTES = 256 * 2**20
+_kept_reductions: dict = {"fingerprint": None, "results": {}}
+_kept_reductions_lock = threading.Lock()
+
+
+def _fingerprint(x: np.ndarray) -> tuple:
+    """Shape and a digest of the float32 contents: an array changed in place gets a new one."""
+    c = np.ascontiguousarray(x, dtype=np.float32)
+    digest = hashlib.sha1(memoryview(c).cast("B")).hexdigest() if c.size else ""
+    return (c.shape, digest)
 
 
 def reduce(vectors: np.ndarray, n_components: int = 32, seed: int = 0) -> np.ndarray:
@@ -46,7 +74,26 @@ def reduce(vectors: np.ndarray, n_components: int = 32, seed: int = 0) -> np.nda
     np.ndarray
         float32, shape (N, n_components'). PCA is fitted on at most :data:`PCA_FIT_MAX` rows
         (a seeded random subset) and applied to every row, so large N costs one projection.
+        A second call with the same contents, ``n_components`` and ``seed`` returns a copy of the
+        first one's result without fitting again (results are kept for the last vectors
+        reduced, up to :data:`REDUCTION_CACHE_BYTES`).
     """
+    fingerprint = _fingerprint(vectors)
+    key = (int(n_components), int(seed))
+    with _kept_reductions_lock:
+        if _kept_reductions["fingerprint"] == fingerprint and key in _kept_reductions["results"]:
+            return _kept_reductions["results"][key].copy()
+    reduced = _reduce(vectors, n_components, seed)
+    with _kept_reductions_lock:
+        if _kept_reductions["fingerprint"] != fingerprint:
+            _kept_reductions["fingerprint"], _kept_reductions["results"] = fingerprint, {}
+        kept = sum(r.nbytes for r in _kept_reductions["results"].values())
+        if kept + reduced.nbytes <= REDUCTION_CACHE_BYTES:
+            _kept_reductions["results"][key] = reduced.copy()
+    return reduced
+
+
+def _reduce(vectors: np.ndarray, n_components: int, seed: int) -> np.ndarray:
     from sklearn.decomposition import PCA
 
     x = normalise(vectors)
@@ -118,7 +165,9 @@ def _umap_gpu(x: np.ndarray, seed: int, n_neighbors: int, min_dist: float) -> np
 
 def _smallest(values: np.ndarray, k: int) -> np.ndarray:
     """Column indices of each row's k smallest values, smallest first (ties by column)."""
-    part = np.argpartition(values, k - 1, axis=1)[:, :k] if k < values.shape[1] else \
+    # the threshold scan of the kNN graph's search: half of np.argpartition's time on the map's
+    # 200 x 10,000 blocks
+    part = largest_columns(-values, k) if k < values.shape[1] else \
         np.broadcast_to(np.arange(values.shape[1]), values.shape)
     order = np.lexsort((part, np.take_along_axis(values, part, 1)), axis=1)
     return np.take_along_axis(part, order, 1)
@@ -172,6 +221,8 @@ def project_2d(
     device: str = "auto",
     n_neighbors: int = 15,
     min_dist: float = 0.1,
+    n_epochs: int = MAP_EPOCHS,
+    input_dim: int = MAP_INPUT_DIM,
 ) -> np.ndarray:
     """A 2-D map of a representation, for drawing.
 
@@ -183,7 +234,7 @@ def project_2d(
         Same vectors and seed give the same map (on CPU).
     max_points_fit : int, default 20000
         UMAP is fitted on at most this many rows (a seeded random subset); every other row is
-        placed at the distance-weighted mean of its 10 nearest fitted rows (in the 50-d PCA
+        placed at the distance-weighted mean of its 10 nearest fitted rows (in the PCA
         space). Every row gets a point; only the fitting is sampled. The fitted rows' neighbour
         lists are found by exact search (:func:`_euclidean_knn`) and handed to UMAP.
     device : str, default "auto"
@@ -191,13 +242,18 @@ def project_2d(
         no sampling), umap-learn otherwise; ``"cpu"`` forces umap-learn; ``"cuda"`` requires cuML.
     n_neighbors, min_dist :
         UMAP parameters (defaults 15 and 0.1).
+    n_epochs : int, default MAP_EPOCHS
+        Layout epochs of umap-learn (cuML chooses its own).
+    input_dim : int, default MAP_INPUT_DIM
+        The map is laid out from the PCA reduction of ``vectors`` to this many dimensions
+        (:func:`reduce`; the slice cut's own at the default, so an analysis fits one PCA).
 
     Returns
     -------
     np.ndarray
         float32, shape (N, 2).
     """
-    x = reduce(vectors, n_components=50, seed=seed)
+    x = reduce(vectors, n_components=input_dim, seed=seed)
     n = x.shape[0]
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
@@ -221,10 +277,10 @@ def project_2d(
     # The neighbour lists are searched here, exactly, rather than by UMAP's NN-descent: in a fresh
     # process NN-descent's compilation took most of the map's time (10,000 x 1,280 on two cores:
     # 42.6 s for the first map against 10.7 s with the lists given; bench/README.md "Analyse
-    # speed"). 200 epochs is UMAP's own choice above 10,000 rows; it is used at every size.
+    # speed").
     k = min(n_neighbors, fit_idx.size - 1)
     knn = _euclidean_knn(x[fit_idx], k)
-    model = umap.UMAP(n_components=2, n_neighbors=k, min_dist=min_dist, random_state=seed, n_epochs=200,
+    model = umap.UMAP(n_components=2, n_neighbors=k, min_dist=min_dist, random_state=seed, n_epochs=int(n_epochs),
                       precomputed_knn=(knn[0], knn[1], None))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state" and numba chatter

@@ -42,7 +42,7 @@ def test_best_columns_keep_each_rows_largest_values_with_and_without_ties():
     plain = rng.normal(size=(40, 50)).astype(np.float32)
     tied = np.round(plain, 0)  # many equal values, also at the rows' thresholds
     for sim in (plain, tied):
-        cols = neighbours._best_columns(sim, 6)
+        cols = neighbours.largest_columns(sim, 6)
         assert cols.shape == (40, 6)
         assert all(len(set(r)) == 6 for r in cols.tolist())
         np.testing.assert_array_equal(np.sort(np.take_along_axis(sim, cols, 1), 1), np.sort(sim, 1)[:, -6:])

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.slices import discover_slices, drawing_sample, error_slices, find_slices, project_2d, slice_table
+from core.slices import discover_slices, drawing_sample, error_slices, find_slices, project_2d, reduce, slice_table
+from core.slices.projection import REDUCED_DIM
 
 
 def _cluster_of(ids, clusters, slice_id):
@@ -69,6 +70,41 @@ def test_same_seed_same_slices_and_map(planted):
     a = project_2d(x, seed=1)
     assert a.shape == (x.shape[0], 2) and np.all(np.isfinite(a))
     assert np.array_equal(a, project_2d(x, seed=1))
+
+
+def test_reduction_is_reused_for_the_same_contents_and_made_again_when_they_change(planted, monkeypatch):
+    from core.slices import projection
+
+    x = planted["x"][::3].copy()
+    fits = []
+    real = projection._reduce
+    monkeypatch.setattr(projection, "_reduce", lambda *a: fits.append(a[1:]) or real(*a))
+    first = reduce(x, 32, 0)
+    again = reduce(x.copy(), 32, 0)  # same contents, another array
+    assert fits == [(32, 0)] and np.array_equal(first, again)
+    again[0, 0] += 1.0  # the caller's copy is its own
+    assert np.array_equal(reduce(x, 32, 0), first) and len(fits) == 1
+    reduce(x, 16, 0)
+    reduce(x, 16, 1)
+    assert fits == [(32, 0), (16, 0), (16, 1)]
+    assert np.array_equal(reduce(x, 32, 0), first) and len(fits) == 3  # still kept beside the others
+    x[5, 3] += 0.5  # changed in place: a new reduction, not the kept one
+    changed = reduce(x, 16, 1)
+    assert len(fits) == 4 and not np.array_equal(changed, reduce(planted["x"][::3], 16, 1))
+
+
+def test_map_is_laid_out_from_the_cuts_reduction_so_an_analysis_fits_one_pca(planted, monkeypatch):
+    from core.slices import projection
+
+    x = planted["x"][::3].copy()
+    reduce(x, REDUCED_DIM, 0)  # the slice cut's
+    fits = []
+    real = projection._reduce
+    monkeypatch.setattr(projection, "_reduce", lambda *a: fits.append(a[1:]) or real(*a))
+    project_2d(x, seed=0, device="cpu")
+    assert fits == []
+    project_2d(x, seed=0, device="cpu", input_dim=20)
+    assert fits == [(20, 0)]
 
 
 def test_large_map_fits_on_a_sample_and_places_the_rest(planted):
