@@ -322,6 +322,27 @@ def test_rows_not_fitted_are_placed_beside_their_nearest_fitted_rows():
     assert np.all(spread >= points[near].min(1) - 1e-5) and np.all(spread <= points[near].max(1) + 1e-5)
 
 
+@pytest.mark.parametrize("with_faiss", [True, False])
+def test_nearest_fitted_rows_are_the_brute_force_ones_with_and_without_faiss(with_faiss, monkeypatch):
+    import sys
+
+    from core.slices import projection
+
+    if not with_faiss:
+        monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` then raises ImportError
+    else:
+        pytest.importorskip("faiss")
+    rng = np.random.default_rng(9)
+    fitted = rng.normal(size=(700, 12)).astype(np.float32)
+    rows = rng.normal(size=(500, 12)).astype(np.float32)
+    monkeypatch.setattr(projection, "DISTANCE_BLOCK", 700 * 37)  # several blocks on the numpy path
+    idx, d2 = projection._nearest_fitted(fitted, rows, 6)
+    full = ((rows[:, None, :] - fitted[None, :, :]) ** 2).sum(-1)
+    want = np.argsort(full, axis=1, kind="stable")[:, :6]
+    assert idx.shape == (500, 6) and np.array_equal(idx, want)
+    assert np.allclose(d2, np.take_along_axis(full, want, 1), rtol=1e-4, atol=1e-4)
+
+
 def test_mean_silhouette_is_sklearns_silhouette_score():
     from sklearn.metrics import pairwise_distances, silhouette_score
 
