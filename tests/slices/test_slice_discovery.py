@@ -286,17 +286,29 @@ def test_the_cut_fits_the_grid_once_and_cuts_as_the_passes_do_alone():
     assert shared_info["carved"] >= 1  # the carve ran on the shared models and found the region
 
 
-def test_the_maps_neighbour_lists_are_the_exact_euclidean_ones_with_each_row_first():
+@pytest.mark.parametrize("with_faiss", [True, False])
+def test_the_maps_neighbour_lists_are_the_exact_euclidean_ones_with_each_row_first(with_faiss, monkeypatch):
+    import sys
+
     from sklearn.neighbors import NearestNeighbors
 
     from core.slices.projection import _euclidean_knn
 
+    if not with_faiss:
+        monkeypatch.setitem(sys.modules, "faiss", None)
+    else:
+        pytest.importorskip("faiss")
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 12)).astype(np.float32)
     x[10] = x[11]  # an exact duplicate must not displace the row itself from the first place
+    x[40:50] = x[40]  # nor ten of them, more than the k found
     indices, distances = _euclidean_knn(x, 6)
     assert np.array_equal(indices[:, 0], np.arange(300))
     assert np.all(distances[:, 0] == 0.0)
+    for row in range(40, 50):  # the others found are its duplicates, at distance ~0 (float32 rounding), itself not again
+        assert set(indices[row, 1:]) <= set(range(40, 50)) - {row} and np.all(distances[row] < 1e-2)
+    x[40:50] = rng.normal(size=(10, 12))  # for the comparison below: no ties beyond the pair
+    indices, distances = _euclidean_knn(x, 6)
     want_d, want_i = NearestNeighbors(n_neighbors=6).fit(x).kneighbors(x)
     assert np.allclose(distances[:, 1:], want_d[:, 1:], atol=1e-4)
     assert indices[10, 1] == 11 and indices[11, 1] == 10
