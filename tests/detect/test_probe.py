@@ -21,6 +21,47 @@ def test_deterministic_given_seed(clean_data):
     np.testing.assert_array_equal(a, b)
 
 
+def test_folds_side_by_side_give_each_fold_the_model_it_gets_alone(clean_data, monkeypatch):
+    import os
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from core.detect import probe
+
+    vectors, labels = clean_data
+    seen = []
+    monkeypatch.setattr(probe, "_cpu_folds_in_parallel", _recording(probe._cpu_folds_in_parallel, seen))
+    before = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}
+    side_by_side = cross_validated_probabilities(vectors, labels, 3, seed=1, device="cpu")
+    after = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}
+    assert {path: after[path] for path in before} == before  # the limits are given back
+    monkeypatch.setattr(probe, "FOLD_COPIES_BYTES", 1)  # memory for one copy only: one fold at a time
+    progress = []
+    one_at_a_time = cross_validated_probabilities(vectors, labels, 3, seed=1, device="cpu",
+                                                  progress=lambda *a: progress.append(a))
+    assert progress == [("probe", f, 5) for f in range(1, 6)]
+    assert len(seen) == 2
+    np.testing.assert_array_equal(side_by_side, one_at_a_time)
+    # and each fold by itself, sequentially, one BLAS thread: the same model
+    fold = fold_assignment(labels, 5, seed=1)
+    x = probe.normalise(vectors)
+    with threadpool_limits(limits=max(1, len(os.sched_getaffinity(0)) // min(5, len(os.sched_getaffinity(0))))):
+        alone = np.zeros((labels.size, 3))
+        for f in range(5):
+            test = fold == f
+            alone[test] = probe._fit_predict_sklearn(x[~test], labels[~test], x[test], 3, probe.DEFAULT_C, 100)
+    mixed = (1.0 - 1e-3) * alone + 1e-3 / 3
+    np.testing.assert_array_equal(side_by_side, mixed / mixed.sum(axis=1, keepdims=True))
+
+
+def _recording(function, calls):
+    def wrapper(*args, **kwargs):
+        calls.append(args[1:3])
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
 def test_classes_smaller_than_folds_and_absent_classes(clean_data):
     vectors, labels = clean_data
     labels = labels.copy()
