@@ -49,6 +49,14 @@ def read_utf8(path: str | os.PathLike, what: str) -> str:
 UNIT_NORM_TOLERANCE = 1e-6
 
 
+def usable_cores() -> int:
+    """Cores this process may use (respects CPU affinity and container limits)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
     """float32 rows scaled to unit L2 norm (zero rows stay zero).
 

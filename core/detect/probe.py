@@ -19,7 +19,7 @@ import numpy as np
 
 from core.detect.result import validate_labels
 from core.neighbours import normalise
-from core.util import resolve_device
+from core.util import resolve_device, usable_cores
 
 logger = logging.getLogger(__name__)
 
@@ -86,20 +86,16 @@ def _cpu_folds_in_parallel(one_fold: Callable[[int], None], folds: int, data_byt
     folds side by side"). Each fold is fitted with a fixed number of threads whatever the order
     they run in, so the probabilities do not depend on the scheduling.
     """
-    import os
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from threadpoolctl import threadpool_limits
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     by_memory = max(1, int(FOLD_COPIES_BYTES // max(data_bytes, 1)))
     workers = max(1, min(folds, cores, by_memory))
     with threadpool_limits(limits=max(1, cores // workers)):
         if workers == 1:
-            for f in range(folds):
-                one_fold(f)
-                if progress is not None:
-                    progress("probe", f + 1, folds)
+            _folds_one_after_another(one_fold, folds, progress)
             return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe-fold") as pool:
             pending = [pool.submit(one_fold, f) for f in range(folds)]
@@ -107,6 +103,14 @@ def _cpu_folds_in_parallel(one_fold: Callable[[int], None], folds: int, data_byt
                 future.result()
                 if progress is not None:
                     progress("probe", done, folds)
+
+
+def _folds_one_after_another(one_fold: Callable[[int], None], folds: int,
+                             progress: Optional[Callable[[str, int, Optional[int]], None]]) -> None:
+    for f in range(folds):
+        one_fold(f)
+        if progress is not None:
+            progress("probe", f + 1, folds)
 
 
 def _fit_predict_torch(x_tr, y_tr, x_te, n_classes, C, max_iter, device):
@@ -238,9 +242,6 @@ def cross_validated_probabilities(
     if dev == "cpu":
         _cpu_folds_in_parallel(one_fold, folds, x.nbytes, progress)
     else:
-        for f in range(folds):
-            one_fold(f)
-            if progress is not None:
-                progress("probe", f + 1, folds)
+        _folds_one_after_another(one_fold, folds, progress)
     out = (1.0 - 1e-3) * out + 1e-3 / n_classes
     return out / out.sum(axis=1, keepdims=True)

@@ -8,12 +8,12 @@ representation records; two runs with different ``name`` never share a represent
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from core.errors import AmendError
+from core.util import usable_cores
 
 
 @runtime_checkable
@@ -54,10 +54,7 @@ class Embedder(Protocol):
 
 def cpu_threads() -> int:
     """Cores this process may use (respects CPU affinity / container limits)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 def configure_cpu_threads() -> int:

@@ -22,6 +22,7 @@ from typing import Iterable, Iterator, Optional
 from PIL import Image, UnidentifiedImageError
 
 from core.ingest import limits
+from core.util import usable_cores
 
 # Pillow warns when an image's header gives more pixels than Image.MAX_IMAGE_PIXELS; Amend checks the
 # same header against AMEND_MAX_PIXELS and rejects (or skips) the image with a reason instead.
@@ -41,12 +42,6 @@ class FileCheck:
     height: Optional[int] = None
 
 
-def worker_count() -> int:
-    """Cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def resolve_path(root_real: str, raw: str) -> tuple[Optional[str], Optional[str]]:
@@ -157,7 +152,7 @@ def check_files(paths: Iterable[str], workers: Optional[int] = None, window: int
 
     Submits ``window`` files at a time so memory stays bounded on large folders.
     """
-    workers = workers or worker_count()
+    workers = workers or usable_cores()
     max_pixels = limits.max_pixels()
     allow_pixels(max_pixels)
     paths = iter(paths)

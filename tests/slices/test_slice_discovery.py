@@ -10,6 +10,18 @@ from core.slices import discover_slices, drawing_sample, error_slices, find_slic
 from core.slices.projection import REDUCED_DIM
 
 
+@pytest.fixture(params=["faiss", "numpy"])
+def faiss_or_numpy(request, monkeypatch):
+    """The map's neighbour searches through faiss, then with faiss hidden (its numpy fallback)."""
+    import sys
+
+    if request.param == "faiss":
+        pytest.importorskip("faiss")
+    else:
+        monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` then raises ImportError
+    return request.param
+
+
 def _cluster_of(ids, clusters, slice_id):
     members = clusters[ids == slice_id]
     return np.bincount(members).argmax(), np.bincount(members).max() / members.size
@@ -286,18 +298,11 @@ def test_the_cut_fits_the_grid_once_and_cuts_as_the_passes_do_alone():
     assert shared_info["carved"] >= 1  # the carve ran on the shared models and found the region
 
 
-@pytest.mark.parametrize("with_faiss", [True, False])
-def test_the_maps_neighbour_lists_are_the_exact_euclidean_ones_with_each_row_first(with_faiss, monkeypatch):
-    import sys
-
+def test_the_maps_neighbour_lists_are_the_exact_euclidean_ones_with_each_row_first(faiss_or_numpy):
     from sklearn.neighbors import NearestNeighbors
 
     from core.slices.projection import _euclidean_knn
 
-    if not with_faiss:
-        monkeypatch.setitem(sys.modules, "faiss", None)
-    else:
-        pytest.importorskip("faiss")
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 12)).astype(np.float32)
     x[10] = x[11]  # an exact duplicate must not displace the row itself from the first place
@@ -334,16 +339,9 @@ def test_rows_not_fitted_are_placed_beside_their_nearest_fitted_rows():
     assert np.all(spread >= points[near].min(1) - 1e-5) and np.all(spread <= points[near].max(1) + 1e-5)
 
 
-@pytest.mark.parametrize("with_faiss", [True, False])
-def test_nearest_fitted_rows_are_the_brute_force_ones_with_and_without_faiss(with_faiss, monkeypatch):
-    import sys
-
+def test_nearest_fitted_rows_are_the_brute_force_ones_with_and_without_faiss(faiss_or_numpy, monkeypatch):
     from core.slices import projection
 
-    if not with_faiss:
-        monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` then raises ImportError
-    else:
-        pytest.importorskip("faiss")
     rng = np.random.default_rng(9)
     fitted = rng.normal(size=(700, 12)).astype(np.float32)
     rows = rng.normal(size=(500, 12)).astype(np.float32)
