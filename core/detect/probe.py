@@ -60,10 +60,11 @@ def _fit_predict_sklearn(x_tr, y_tr, x_te, n_classes, C, max_iter):
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=C, max_iter=max_iter, tol=1e-4)
-    with warnings.catch_warnings():
-        # Hitting max_iter still gives usable probabilities; say so once in the log instead.
-        warnings.simplefilter("ignore")
-        model.fit(x_tr, y_tr)
+    # Hitting max_iter still gives usable probabilities: the log says so instead of a warning,
+    # which the callers silence. Not here: warnings.catch_warnings swaps the process-wide filter
+    # list, and two fold threads leaving it in the wrong order left an "ignore" behind for the
+    # rest of the process.
+    model.fit(x_tr, y_tr)
     if np.any(model.n_iter_ >= max_iter):
         logger.info("probe fold stopped at max_iter=%d before converging", max_iter)
     out = np.zeros((x_te.shape[0], n_classes))
@@ -93,7 +94,8 @@ def _cpu_folds_in_parallel(one_fold: Callable[[int], None], folds: int, data_byt
     cores = usable_cores()
     by_memory = max(1, int(FOLD_COPIES_BYTES // max(data_bytes, 1)))
     workers = max(1, min(folds, cores, by_memory))
-    with threadpool_limits(limits=max(1, cores // workers)):
+    with warnings.catch_warnings(), threadpool_limits(limits=max(1, cores // workers)):
+        warnings.simplefilter("ignore")  # a fold stopped at max_iter: see _fit_predict_sklearn
         if workers == 1:
             _folds_one_after_another(one_fold, folds, progress)
             return
@@ -156,7 +158,9 @@ def fit_predict(
     """
     dev = resolve_device(device)
     if dev == "cpu":
-        return _fit_predict_sklearn(x_train, y_train, x_test, n_classes, C, max_iter)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # stopped at max_iter: see _fit_predict_sklearn
+            return _fit_predict_sklearn(x_train, y_train, x_test, n_classes, C, max_iter)
     return _fit_predict_torch(x_train, y_train, x_test, n_classes, C, max_iter, dev)
 
 

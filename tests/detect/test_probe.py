@@ -54,6 +54,23 @@ def test_folds_side_by_side_give_each_fold_the_model_it_gets_alone(clean_data, m
     np.testing.assert_array_equal(side_by_side, mixed / mixed.sum(axis=1, keepdims=True))
 
 
+def test_folds_side_by_side_leave_the_warning_filters_as_they_were(clean_data):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    vectors, labels = clean_data
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        before = list(warnings.filters)
+        # two iterations: every fold stops at max_iter, which sklearn warns about
+        cross_validated_probabilities(vectors, labels, 3, seed=1, device="cpu", max_iter=2)
+        assert warnings.filters == before  # no "ignore" left behind for the rest of the process
+        warnings.warn("still heard", UserWarning)
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert [str(w.message) for w in caught] == ["still heard"]
+
+
 def _recording(function, calls):
     def wrapper(*args, **kwargs):
         calls.append(args[1:3])
