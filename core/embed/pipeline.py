@@ -24,6 +24,7 @@ import logging
 import os
 import stat
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -298,7 +299,13 @@ def embed(project, options: Optional[EmbedOptions] = None, progress: ProgressCal
                                   batch_size, workers, embedder.device)
             processed = 0
             t_wait = time.perf_counter()
-            for positions, pixels, bad in loader:
+            with warnings.catch_warnings():
+                # The workers are forked here. They read and decode files and never touch
+                # LanceDB, so lancedb's warning about forking with its runtime started (printed
+                # to every user of `amend embed`) does not apply to them.
+                warnings.filterwarnings("ignore", message="lancedb fork support", category=RuntimeWarning)
+                batches = iter(loader)
+            for positions, pixels, bad in batches:
                 timings["wait_for_data"] += time.perf_counter() - t_wait
                 failed.extend({"id": ids[i], "reason": reason} for i, reason in bad)
                 if positions:

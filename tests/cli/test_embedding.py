@@ -67,3 +67,22 @@ def test_predictions_import_contract_and_errors(amend, tiny_project, tiny_data, 
     np.save(tmp_path / "wide.npy", np.full((60, 4), 0.25))
     amend.fails("predictions", "import", tiny_project, tmp_path / "wide.npy", "--ids", tiny_data.ids,
                 says="4 columns but the project has 3 labels")
+
+
+def test_embed_with_decoding_workers_prints_no_lancedb_fork_warning(amend_process, tiny_checkpoint, tmp_path):
+    # lancedb warns in every forked child (an at-fork hook) on the user's stderr; the decoding
+    # workers never touch LanceDB, so `amend embed` must not pass that warning on.
+    from PIL import Image
+
+    for i in range(6):
+        folder = tmp_path / "images" / ("cat" if i % 2 else "dog")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (40 * i, 20, 200 - 30 * i)).save(folder / f"{i}.png")
+    project = tmp_path / "project"
+    amend_process("init", project, "--images", tmp_path / "images")
+    checkpoint, _ = tiny_checkpoint
+    # 6 images in batches of 2: more than two batches, so decoding runs in a worker process
+    result = amend_process("embed", project, "--model", "amend-tiny-test", "--checkpoint", checkpoint,
+                           "--device", "cpu", "--batch-size", "2")
+    assert result.out.startswith("representation clip: embedded 6, skipped 0"), result.out
+    assert "fork" not in result.err, result.err
