@@ -23,7 +23,7 @@ from core.detect import pooling
 from core.detect import probe as _probe
 from core.detect.imbalance import class_table
 from core.detect.rank import Ranking, rank
-from core.neighbours import KnnGraph, build_knn_graph, normalise, sampled_recall
+from core.neighbours import KnnGraph, build_knn_graph, sampled_recall, shared_unit_rows
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ def detect(
     knn_recall = None  # measured only for an approximate graph built here
     given_graph, graph = graph, None
     if vectors is not None:
-        x = normalise(vectors)
+        x = shared_unit_rows(vectors)  # checked and normalised once for every detector
         if x.shape[0] != n:
             raise ValueError(f"{x.shape[0]} vectors but {n} labels")
         if given_graph is not None:

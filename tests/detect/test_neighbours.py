@@ -157,3 +157,21 @@ def test_cuda_graph_matches_cpu():
     gpu = build_knn_graph(x, k=8, method="exact", device="cuda")
     np.testing.assert_array_equal(cpu.indices, gpu.indices)
     np.testing.assert_allclose(cpu.similarities, gpu.similarities, atol=1e-5)
+
+
+def test_shared_unit_rows_are_checked_and_copied_once():
+    from core.neighbours import normalise, shared_unit_rows
+
+    raw = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32) * 3.0
+    shared = shared_unit_rows(raw)
+    np.testing.assert_allclose(np.linalg.norm(shared, axis=1), 1.0, rtol=1e-6)
+    assert normalise(shared) is shared  # the detectors' own normalise: no second copy
+    with pytest.raises(ValueError, match="read-only"):
+        shared[0, 0] = 5.0
+    again = normalise(raw)  # the raw input is not the shared array: normalised as usual
+    assert again is not shared and again.flags.writeable
+    np.testing.assert_array_equal(again, shared)
+    bad = raw.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        shared_unit_rows(bad)
