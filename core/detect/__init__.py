@@ -305,6 +305,10 @@ def detect(
     ranking: Ranking = timed(
         "rank", rank, results, labels, graph, method=cfg.method, weights=weights,
         class_strength=cfg.class_strength,
+        # With Amend's own probabilities in the pool the combined ranking chooses each class's
+        # flags; with the user's probabilities alone cleanlab's choice on them stands, as the
+        # pool itself keeps them alone (bench/README.md, "Flags per class").
+        choose_within_class=bool({"probe", "neighbours"} & set(sources)),
     )
     table = class_table(labels, ranking.flagged, n_classes, list(class_names) if class_names else None)
     groups = results["duplicates"].evidence["groups"] if "duplicates" in results else []

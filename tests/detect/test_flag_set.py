@@ -91,3 +91,52 @@ def test_true_label_posterior_is_a_distribution_that_favours_the_truth():
     # the given label keeps some weight where it is right; where it is wrong, little
     rows = np.arange(truth.size)
     assert post[rows[~wrong], noisy[~wrong]].mean() > 0.8 > 0.2 > post[rows[wrong], noisy[wrong]].mean()
+
+
+def test_each_class_keeps_its_noise_count_and_the_ranking_chooses_which():
+    from core.detect.rank import rank
+    from core.detect.result import DetectorResult
+
+    labels = np.repeat([0, 1], 100)
+    wrong = np.zeros(200, bool)
+    wrong[[0, 1, 2, 3, 4, 100, 101, 102]] = True
+    rng = np.random.default_rng(0)
+    # cleanlab counts five wrong labels in class 0 and three in class 1, but in class 0 its
+    # margin names three right ones (50-52) instead of three wrong ones (2-4) ...
+    confident_scores = rng.uniform(0.0, 0.3, 200)
+    counted = np.zeros(200, bool)
+    counted[[0, 1, 50, 51, 52, 100, 101, 102]] = True
+    confident_scores[counted] = 0.6
+    confident_scores[[2, 3, 4]] = 0.55
+    # ... while a second detector sees all eight, so the combined ranking puts them first
+    vote_scores = np.where(wrong, 0.9, 0.2)
+    vote_scores[[50, 51, 52]] = 0.1
+    results = {
+        "confident": DetectorResult("confident", "test", confident_scores, counted, np.where(labels == 0, 1, 0)),
+        "neighbours_vote": DetectorResult("neighbours_vote", "test", vote_scores, wrong.copy(), np.where(labels == 0, 1, 0)),
+    }
+    ranking = rank(results, labels, weights={"confident": 1.0, "neighbours_vote": 1.0})
+    np.testing.assert_array_equal(ranking.flagged, wrong)
+    assert "per class as many as the estimated noise" in ranking.params["flag_rule"]
+    np.testing.assert_array_equal(results["confident"].flagged, counted)  # its own flags stay its evidence
+
+
+def test_the_users_probabilities_alone_keep_cleanlabs_own_choice():
+    from core.detect.probe import cross_validated_probabilities
+    from core.detect.result import REGISTRY
+
+    vectors, labels = clusters(n_per_class=150, n_classes=4, dim=24, spread=0.45, seed=5)
+    noisy, _ = _flip(labels, 0.12, 4, seed=13)
+    users = cross_validated_probabilities(vectors, noisy, 4, seed=3, device="cpu")  # "the user's model"
+    for config, chooses in ((DetectConfig(device="cpu"), False), (DetectConfig(device="cpu", pool="all"), True)):
+        d = detect(vectors, noisy, 4, probabilities=users, config=config)
+        own = d.results["confident"].flagged
+        others = np.logical_or.reduce([r.flagged for name, r in d.results.items() if REGISTRY[name].speaks_when_flagged])
+        rule = d.params["ranking"]["flag_rule"]
+        if chooses:  # Amend's probe is pooled in: the ranking chooses within each class
+            assert "first in the ranking" in rule
+            for c in range(4):
+                assert (d.flagged & ~others)[noisy == c].sum() <= own[noisy == c].sum()
+        else:
+            assert "per class pair" in rule
+            assert (own <= d.flagged).all() and not (d.flagged & ~own & ~others).any()

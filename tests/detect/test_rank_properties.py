@@ -102,9 +102,15 @@ def test_renumbering_the_samples_renumbers_the_ranking(data, rnd):
 def test_flags_are_the_confident_detectors_and_suggestions_differ_from_the_label(data):
     confident, outliers, labels, flagged, suggested = data
     ranking = _rank(data, None)
-    # the flagged set is the confident detector's own (cleanlab's per-pair noise estimate); the
-    # outlier detector speaks only as evidence, so it adds nothing
-    np.testing.assert_array_equal(ranking.flagged, flagged)
+    # per given label, as many as the confident detector flags there (cleanlab's noise estimate),
+    # and those the first of that label in the ranking; the outlier detector speaks only as
+    # evidence, so it adds nothing
+    for c in np.unique(labels):
+        members = labels == c
+        assert ranking.flagged[members].sum() == flagged[members].sum()
+        chosen, passed = ranking.rank[members & ranking.flagged], ranking.rank[members & ~ranking.flagged]
+        if chosen.size and passed.size:
+            assert chosen.max() < passed.min()
     taken = ranking.suggested >= 0
     np.testing.assert_array_equal(ranking.suggested[taken], suggested[taken])  # only confident suggests here
     assert (ranking.suggested[taken] != labels[taken]).all()
