@@ -294,9 +294,10 @@ def _flag_set(results: Mapping[str, DetectorResult], labels: np.ndarray, positio
     (:func:`_first_of_each_class`), unless ``choose_within_class`` is False: then cleanlab's
     own per-pair choice. So the size follows the estimated noise, and the flags
     follow where the noise is: a confusion many samples share (a structured error) gets a large
-    cell and many flags. Measured against the top-n of the ranking with the same n
-    (bench/README.md): on planted structured noise the per-class count fixed far more of the
-    planted flips. Without probabilities, the neighbour vote's flags; with training dynamics
+    cell and many flags. The count stays per class rather than one top n of the whole ranking
+    (bench/README.md): on planted structured noise cleanlab's per-pair set fixed far more of the
+    planted flips than that top n, and on two-class sets one count moved flags from one class to
+    the other. Without probabilities, the neighbour vote's flags; with training dynamics
     alone (a captured run, no vectors), the samples whose area under the margin is below its
     cut. Detectors that speak only
     where they find something (a conflicting near-duplicate, an annotator consensus against the
