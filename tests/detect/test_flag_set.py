@@ -119,6 +119,18 @@ def test_each_class_keeps_its_noise_count_and_the_ranking_chooses_which():
     np.testing.assert_array_equal(ranking.flagged, wrong)
     assert "per class as many as the estimated noise" in ranking.params["flag_rule"]
     np.testing.assert_array_equal(results["confident"].flagged, counted)  # its own flags stay its evidence
+    # a flag of cleanlab's that a bulk acceptance would take (its suggestion is its most probable
+    # label) stays in the queue even where the ranking chose others
+    suggested = np.where(labels == 0, 1, 0)
+    most_likely = labels.copy()
+    most_likely[50] = suggested[50]
+    results["confident"] = DetectorResult("confident", "test", confident_scores, counted, suggested,
+                                          evidence={"most_likely_label": most_likely})
+    ranking = rank(results, labels, weights={"confident": 1.0, "neighbours_vote": 1.0})
+    expected = wrong.copy()
+    expected[50] = True
+    np.testing.assert_array_equal(ranking.flagged, expected)
+    assert ranking.accept_in_bulk[50] and ranking.accept_in_bulk.sum() == 1
 
 
 def test_the_users_probabilities_alone_keep_cleanlabs_own_choice():
@@ -135,8 +147,12 @@ def test_the_users_probabilities_alone_keep_cleanlabs_own_choice():
         rule = d.params["ranking"]["flag_rule"]
         if chooses:  # Amend's probe is pooled in: the ranking chooses within each class
             assert "first in the ranking" in rule
+            sure = own & (d.results["confident"].evidence["most_likely_label"] == d.results["confident"].suggested)
+            assert (sure <= d.flagged).all()
             for c in range(4):
-                assert (d.flagged & ~others)[noisy == c].sum() <= own[noisy == c].sum()
+                chosen = (d.flagged & ~others)[noisy == c].sum()
+                assert own[noisy == c].sum() <= chosen + others[noisy == c].sum()
+                assert chosen <= own[noisy == c].sum() + sure[noisy == c].sum()
         else:
             assert "per class pair" in rule
             assert (own <= d.flagged).all() and not (d.flagged & ~own & ~others).any()

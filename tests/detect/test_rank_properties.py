@@ -103,8 +103,8 @@ def test_flags_are_the_confident_detectors_and_suggestions_differ_from_the_label
     confident, outliers, labels, flagged, suggested = data
     ranking = _rank(data, None)
     # per given label, as many as the confident detector flags there (cleanlab's noise estimate),
-    # and those the first of that label in the ranking; the outlier detector speaks only as
-    # evidence, so it adds nothing
+    # and those the first of that label in the ranking (its results here carry no posterior, so
+    # it has no sure flags to add); the outlier detector speaks only as evidence, so it adds nothing
     for c in np.unique(labels):
         members = labels == c
         assert ranking.flagged[members].sum() == flagged[members].sum()
