@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from core.embed.base import cpu_threads  # noqa: E402
+from core.util import usable_cores  # noqa: E402
 from core.embed.fallback import resolve_embedder  # noqa: E402
 from core.embed.pipeline import EmbedOptions, batch_and_workers, embed  # noqa: E402
 from core.store.project import Project  # noqa: E402
@@ -163,7 +163,7 @@ def machine() -> str:
         gpu = torch.cuda.get_device_name(0)
     else:
         gpu = "no GPU"
-    return f"{cpu_threads()}-core CPU ({platform.processor() or platform.machine()}), {gpu}, torch {torch.__version__}"
+    return f"{usable_cores()}-core CPU ({platform.processor() or platform.machine()}), {gpu}, torch {torch.__version__}"
 
 
 def main(argv=None) -> int:

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from core.embed import EmbedOptions, embed  # noqa: E402
-from core.embed.base import cpu_threads  # noqa: E402
+from core.util import usable_cores  # noqa: E402
 from core.store.project import Project  # noqa: E402
 
 
@@ -154,7 +154,7 @@ def machine() -> str:
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{platform.machine()}, {cpu_threads()} cores, {ram:.0f} GiB, {gpu}; torch {torch.__version__}, "
+    return (f"{platform.machine()}, {usable_cores()} cores, {ram:.0f} GiB, {gpu}; torch {torch.__version__}, "
             f"ray {_ray_version()}, load average {os.getloadavg()[0]:.1f} at the end")
 
 

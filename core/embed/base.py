@@ -52,16 +52,11 @@ class Embedder(Protocol):
         """A list of strings -> N x dim."""
 
 
-def cpu_threads() -> int:
-    """Cores this process may use (respects CPU affinity / container limits)."""
-    return usable_cores()
-
-
 def configure_cpu_threads() -> int:
     """Give torch's intra-op pool every core we may use (once per process); returns the count."""
     import torch
 
-    threads = cpu_threads()
+    threads = usable_cores()
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads

@@ -31,10 +31,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from core.embed.base import Embedder, cpu_threads
+from core.embed.base import Embedder
 from core.embed.fallback import resolve_embedder
 from core.errors import AmendError
-from core.util import ProgressCallback, no_progress
+from core.util import ProgressCallback, no_progress, usable_cores
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def batch_and_workers(options: EmbedOptions, modality: str, device: str, todo: i
     elif modality != "image" or todo <= 2 * batch:
         workers = 0
     else:
-        workers = min(cpu_threads(), 12) if cuda else 1
+        workers = min(usable_cores(), 12) if cuda else 1
     return batch, workers
 
 

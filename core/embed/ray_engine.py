@@ -51,7 +51,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from core.embed.base import cpu_threads
+from core.util import usable_cores
 from core.embed.pipeline import (
     EmbedOptions, EmbedReport, ImageItems, batch_and_workers, image_paths, project_modality,
     register_representation, samples_to_embed,
@@ -154,7 +154,7 @@ def ray_session(address: Optional[str] = None, num_cpus: Optional[int] = None) -
                         "start one with `ray start --head` and pass its address (HEAD:6379)."
                     ) from exc
             else:
-                ray.init(address="local", num_cpus=num_cpus or cpu_threads(), **kwargs)
+                ray.init(address="local", num_cpus=num_cpus or usable_cores(), **kwargs)
         try:
             yield ray
         finally:

@@ -42,8 +42,6 @@ class FileCheck:
     height: Optional[int] = None
 
 
-
-
 def resolve_path(root_real: str, raw: str) -> tuple[Optional[str], Optional[str]]:
     """(POSIX path relative to the root, None) for a path that stays inside the root, else
     (None, detail) for "path escapes root".
