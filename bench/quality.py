@@ -14,6 +14,9 @@ Cases
 (d) (with b) a class-imbalanced subsample of (b): class c keeps 0.5 ** (c / 3) of its images.
 (e) two-class subsets of (b): a pair of classes the annotators confuse (cat / dog, automobile /
     truck, deer / horse), the images whose clean and noisy labels are both in the pair.
+(f) two-class text: pairs of 20 Newsgroups groups (MiniLM vectors, vectors only) with 5 % and
+    15 % of the labels flipped at random (seeded); the truth is the flips. Conflicting
+    near-duplicates (posts cross-posted to both groups) count as correct, as their newsgroups say.
 
 Run: ``python bench/quality.py [--sweep] [--vectors cifar.npy [--ids ids.npy]]``. The data pack is
 found via ``AMEND_SHARED_DATA`` (default ``../shared/data`` next to the repository).
@@ -78,6 +81,11 @@ def header() -> str:
 
 #: (e) class pairs for the two-class subsets.
 BINARY_PAIRS = (("cat", "dog"), ("automobile", "truck"), ("deer", "horse"))
+#: (f) pairs of 20 Newsgroups groups: near topics, far topics, one pair with cross-posts.
+NEWS_PAIRS = (("rec.sport.hockey", "rec.sport.baseball"), ("comp.sys.ibm.pc.hardware", "comp.sys.mac.hardware"),
+              ("talk.politics.guns", "talk.politics.misc"), ("sci.med", "sci.space"),
+              ("alt.atheism", "soc.religion.christian"), ("rec.autos", "rec.motorcycles"))
+NEWS_FLIP_RATES = (0.05, 0.15)
 
 
 def cifar_labels():
@@ -175,7 +183,7 @@ def main(argv=None) -> int:
     ap.add_argument("--embed", action="store_true", help="(b) compute vectors with core.embed (slow on CPU)")
     ap.add_argument("--limit", type=int, default=50000, help="(b) with --embed: first N images")
     ap.add_argument("--sweep", action="store_true", help="also print the combinations tried")
-    ap.add_argument("--cases", default="a,b,c", help="which of the cases a, b (with d), c, e to run (b, d and e need --vectors or --embed)")
+    ap.add_argument("--cases", default="a,b,c", help="which of the cases a, b (with d), c, e, f to run (b, d and e need --vectors or --embed)")
     args = ap.parse_args(argv)
     cases = set(args.cases.split(","))
     if not (SHARED / "cifar10n" / "labels.csv").exists():
@@ -253,6 +261,16 @@ def main(argv=None) -> int:
         compare("(c) 20news, MiniLM only", minilm, labels, 20, truth, None, args.sweep, lines, sweeps, timings)
     elif "c" in cases:
         print(f"(c) skipped: {SHARED / 'news20'} not found")
+    if "f" in cases and (SHARED / "news20" / "minilm.npy").exists():
+        names20, labels20, _, minilm, _ = news20()
+        for seed, (a, b) in enumerate(NEWS_PAIRS):
+            keep = np.isin(labels20, (names20.index(a), names20.index(b)))
+            clean = (labels20[keep] == names20.index(b)).astype(np.int64)
+            for rate in NEWS_FLIP_RATES:
+                flipped = np.random.default_rng(seed).random(clean.size) < rate
+                case = f"(f) 20news {a} vs {b}, {rate:.0%} flipped, {clean.size} texts, vectors only"
+                compare(case, minilm[keep], np.where(flipped, 1 - clean, clean), 2, flipped, None, args.sweep,
+                        lines, sweeps, timings)
     print(header())
     print("\n".join(lines))
     if sweeps:
