@@ -15,7 +15,7 @@ import logging
 import platform
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from core.errors import AmendError
 from core.util import ProgressCallback, no_progress
 from core.analysis.runs import RunInfo, new_run_id, save_run
 from core.store.project import Project
+
+if TYPE_CHECKING:
+    from core.slices.clustering import LabelBlindCut
 
 logger = logging.getLogger(__name__)
 
@@ -186,11 +189,15 @@ def analyse(
         annotators = _annotator_matrix(project, samples, label_index)
         chain_size, chain_head = audit.chain_tip(project)
 
-        content_key = graph_key = graph_from = graph = None
+        content_key = graph_key = graph_from = graph = cut_key = kept_cut = None
         if vectors is not None:
             content_key = _content_key(rep.name, ids, vectors)
             graph_key = _graph_key(content_key, config)
             graph_from, graph = _earlier_graph(project, graph_key, ids)
+            from core.analysis.cut_store import blind_cut_key, load_blind_cut
+
+            cut_key = blind_cut_key(content_key, config.seed)
+            kept_cut = load_blind_cut(project, cut_key, ids)
         timings["load"] = round(time.perf_counter() - t, 3)
 
         detection = detect(
@@ -199,8 +206,10 @@ def analyse(
             dynamics=None if captured is None else captured.dynamics,
             extra_probabilities=None if captured is None or captured.probabilities is None
             else {"capture": captured.probabilities},
+            blind_cut=kept_cut,
         )
         timings.update({f"detect.{k}": v for k, v in detection.timings.items()})
+        cut_record = _keep_blind_cut(project, cut_key, ids, detection, kept_cut)
 
         slice_result = None
         if with_slices and vectors is not None and detection.probabilities is not None:
@@ -261,6 +270,7 @@ def analyse(
                 # recall@k of an approximate graph on sampled rows (None: exact, or reused: see that run)
                 "recall_sampled": detection.params.get("knn_recall_sampled"),
             },
+            "label_blind_cut": cut_record,
             "duplicate_groups": [
                 {**group, "members": [ids[i] for i in group.get("members", [])]} for group in detection.duplicate_groups
             ],
@@ -280,6 +290,21 @@ def analyse(
         }
         run = save_run(project, run_id, evidence, slices_frame, record, None if rep is None else rep.name)
     return AnalysisResult(run=run, detection=detection, slices=slice_result, ids=ids, evidence=evidence, timings=timings)
+
+
+def _keep_blind_cut(project: Project, cut_key: Optional[str], ids: list[str], detection: Detection,
+                    kept: Optional["LabelBlindCut"]) -> Optional[dict]:
+    """The run record's ``label_blind_cut`` section; the cut the structured-regions detector made
+    is kept for the next analysis of the same vectors (:mod:`core.analysis.cut_store`)."""
+    from core.analysis.cut_store import save_blind_cut
+
+    regions = detection.results.get("regions")
+    used = None if regions is None else regions.evidence.get("blind_cut")
+    if cut_key is None or used is None:
+        return None
+    reused = kept is not None and used is kept
+    table = save_blind_cut(project, cut_key, ids, used) if not reused else None
+    return {"cut_key": cut_key, "reused": reused, "kept": reused or table is not None}
 
 
 def _default_representation(project: Project) -> Optional[str]:

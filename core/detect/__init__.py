@@ -182,6 +182,7 @@ def detect(
     dynamics=None,
     extra_probabilities: Mapping[str, np.ndarray] | None = None,
     graph: KnnGraph | None = None,
+    blind_cut=None,
 ) -> Detection:
     """Find likely label errors and rank every sample.
 
@@ -217,6 +218,10 @@ def detect(
         The kNN graph of these same vectors, made earlier with the same ``k``, method and seed
         (a re-analysis of unchanged vectors, :mod:`core.analysis.run`): used instead of searching
         again. The graph depends on the vectors only, never on the labels.
+    blind_cut : LabelBlindCut, optional
+        The label-blind part of the error slices' cut made earlier from the same vectors and
+        seed (the ``blind_cut`` evidence of the structured-regions detector): reused by it
+        instead of reducing and clustering again. Like the graph, it never depends on labels.
 
     Returns
     -------
@@ -282,7 +287,7 @@ def detect(
     # training dynamics alone (a captured run, no vectors): nothing to pool, no probabilities
     pooled = timed("pool", pooling.pool, sources, labels) if sources else None
     probs = None if pooled is None else pooled.probabilities
-    inputs = DetectInputs(labels, n_classes, x, probs, graph, annotator_labels, cfg.seed, dynamics)
+    inputs = DetectInputs(labels, n_classes, x, probs, graph, annotator_labels, cfg.seed, dynamics, blind_cut)
     names = list(cfg.detectors) if cfg.detectors is not None else defaults()
     unknown = [name for name in names if name not in REGISTRY]
     if unknown:

@@ -109,6 +109,7 @@ def score(
     seed: int = 0,
     min_members: int = MIN_MEMBERS,
     alpha: float = ALPHA,
+    blind_cut=None,
 ) -> DetectorResult:
     """Find regions with a structured confusion and flag the members that carry it.
 
@@ -125,6 +126,10 @@ def score(
     min_members : int, default 5
     alpha : float, default 0.01
         Level of the per-region confusion test (:func:`structured_confusion`).
+    blind_cut : LabelBlindCut, optional
+        The label-blind part of the cut made earlier from the same vectors and seed
+        (:func:`core.slices.clustering.label_blind_cut`); made here when not given or not for
+        these rows.
 
     Returns
     -------
@@ -133,10 +138,11 @@ def score(
         flagged members, else 0; suggested = the confusion's other class; evidence ``regions``
         (list of dicts: region, members, label, looks_like, count, of, z), ``region`` (N,) slice
         id per sample, ``covered`` (N,) bool, members of a region with a finding, ``slicing``
-        (the cut's choices; with ``region``, the analysis's slices need not be cut again).
+        (the cut's choices; with ``region``, the analysis's slices need not be cut again),
+        ``blind_cut`` (the label-blind part of the cut, for the next analysis of these vectors).
     """
     from core.detect.probe import DEFAULT_C, fit_predict
-    from core.slices.clustering import REDUCED_DIM, error_aware_slices
+    from core.slices.clustering import error_aware_slices, label_blind_cut
     from core.slices.metrics import slice_table
     from core.slices.projection import reduce
 
@@ -145,7 +151,9 @@ def score(
     x = np.asarray(vectors, dtype=np.float32)
     n = labels.size
     info: dict = {}
-    region = error_aware_slices(x, labels, p, seed=seed, reduced=reduce(x, REDUCED_DIM, seed), info=info)
+    if blind_cut is None or not blind_cut.fits(n, seed):
+        blind_cut = label_blind_cut(x, seed)
+    region = error_aware_slices(x, labels, p, seed=seed, info=info, blind=blind_cut)
     carved = info.get("carved_slices", [])
     scores = np.zeros(n)
     flagged = np.zeros(n, dtype=bool)
@@ -189,7 +197,8 @@ def score(
         name=NAME, description=DESCRIPTION, scores=scores, flagged=flagged, suggested=suggested,
         params={"min_members": min_members, "alpha": alpha, "carve_z_needed": info.get("carve_z_needed"),
                 "regions_tested": len(carved)},
-        evidence={"regions": found, "region": region.astype(np.int64), "covered": covered, "slicing": info},
+        evidence={"regions": found, "region": region.astype(np.int64), "covered": covered, "slicing": info,
+                  "blind_cut": blind_cut},
     )
 
 
@@ -216,5 +225,7 @@ def explain(row: Mapping[str, Any], context: Mapping[str, Any]) -> Optional[str]
     decides_bulk_in="covered",
 )
 def run(inputs: DetectInputs, **params) -> DetectorResult:
-    """Registry entry: :func:`score` on the vectors and the pooled probabilities."""
-    return score(inputs.vectors, inputs.labels, inputs.probabilities, inputs.n_classes, seed=inputs.seed, **params)
+    """Registry entry: :func:`score` on the vectors and the pooled probabilities (and the
+    label-blind cut of an earlier analysis of the same vectors, when given)."""
+    return score(inputs.vectors, inputs.labels, inputs.probabilities, inputs.n_classes, seed=inputs.seed,
+                 blind_cut=inputs.blind_cut, **params)

@@ -106,6 +106,9 @@ class DetectInputs:
         Per-sample training dynamics of the user's own model (a
         :class:`core.capture.dynamics.Dynamics` over the same N samples), or None. Typed Any so
         this module does not import the capture side.
+    blind_cut : LabelBlindCut or None
+        The label-blind part of the error slices' cut (:func:`core.slices.clustering.label_blind_cut`)
+        made by an earlier analysis of the same vectors and seed, or None (made when needed).
     """
 
     labels: np.ndarray
@@ -116,6 +119,7 @@ class DetectInputs:
     annotator_labels: np.ndarray | None = None
     seed: int = 0
     dynamics: Any = None
+    blind_cut: Any = None
 
     def has(self, need: str) -> bool:
         """Whether the input named ``need`` is present."""

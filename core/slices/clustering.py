@@ -24,12 +24,18 @@ slice (planted-region protocol, 20 Newsgroups: the planted region the top error 
 
 ``"auto"`` is k-means: on the planted-slice protocol it found the planted slice more often
 than HDBSCAN and in less time (bench/README.md, "Slices").
+
+Everything the cut does before it looks at labels (the reduction, the k-means of the first pass
+and of the grid) depends on the vectors and the seed alone: :func:`label_blind_cut` makes it
+once, as a :class:`LabelBlindCut` that a re-analysis of the same vectors hands back to
+:func:`error_aware_slices` instead of making it again.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,8 +43,12 @@ from core.slices.projection import DISTANCE_BLOCK, REDUCED_DIM, reduce
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["carve_error_regions", "cluster_error_scores", "error_aware_slices", "find_slices", "mean_silhouette", "select_k", "split_error_slices", "K_GRID"]
+__all__ = ["carve_error_regions", "cluster_error_scores", "error_aware_slices", "find_slices", "label_blind_cut",
+           "LabelBlindCut", "mean_silhouette", "select_k", "split_error_slices", "K_GRID"]
 
+#: Version of the label-blind cut (:func:`label_blind_cut`): raised whenever the same vectors and
+#: seed would give another one, so a cut kept by an earlier Amend is made again.
+CUT_VERSION = 1
 #: Candidate numbers of slices for the silhouette criterion.
 K_GRID = (6, 8, 10, 12, 15, 20, 25, 30)
 #: k is capped at N // MIN_MEAN_SLICE so slices stay large enough to test.
@@ -478,6 +488,7 @@ def carve_error_regions(
     alpha: float = CARVE_ALPHA,
     info: dict | None = None,
     grid_models: dict | None = None,
+    grid_partitions: dict | None = None,
 ) -> np.ndarray:
     """Third, multi-resolution pass: carve the worst error regions out whole, at their own scale.
 
@@ -494,6 +505,9 @@ def carve_error_regions(
     regions at the scale where their errors stand out most, whatever scale the geometry
     preferred.
 
+    ``grid_partitions`` (k -> cluster of every row), when given, are the grid's clusterings made
+    before (:func:`label_blind_cut`); the k's it lacks are fitted here.
+
     Returns
     -------
     np.ndarray
@@ -506,12 +520,7 @@ def carve_error_regions(
     if n < 2 * min_rows or not (labels >= 0).any():
         return _by_size(ids) if n else ids
     rng = np.random.default_rng(seed)
-    fit = _grid_fit(x, rng)
-    partitions = [ids]
-    for k in grid:
-        if k > n // MIN_MEAN_SLICE or k >= fit.shape[0]:
-            continue
-        partitions.append(_grid_model(fit, k, seed, grid_models).predict(x).astype(np.int64))
+    partitions = [ids, *_grid_partitions(x, seed, grid, grid_models, grid_partitions, rng).values()]
     terms = _error_terms(labels, probabilities)
     scored = [(partition, cluster_error_scores(partition, labels, probabilities), _excess_z(partition, *terms))
               for partition in partitions]
@@ -547,6 +556,67 @@ def carve_error_regions(
     return ids
 
 
+def _grid_partitions(x: np.ndarray, seed: int, grid: tuple[int, ...], grid_models: dict | None,
+                     known: dict | None, rng: np.random.Generator) -> dict[int, np.ndarray]:
+    """k -> the grid's k-means cluster of every row, for each k the carve tries (those that leave
+    :data:`MIN_MEAN_SLICE` rows a cluster on average). Taken from ``known`` where it has them;
+    the rest fitted on :func:`_grid_fit`'s rows, drawn from ``rng`` either way so that what the
+    caller draws from it next does not depend on what was known."""
+    n = x.shape[0]
+    fit = _grid_fit(x, rng)
+    out: dict[int, np.ndarray] = {}
+    for k in grid:
+        if k > n // MIN_MEAN_SLICE or k >= fit.shape[0]:
+            continue
+        if known is not None and k in known:
+            out[k] = np.asarray(known[k], dtype=np.int64)
+        else:
+            out[k] = _grid_model(fit, k, seed, grid_models).predict(x).astype(np.int64)
+    return out
+
+
+@dataclass(frozen=True)
+class LabelBlindCut:
+    """The part of the error slices' cut that depends on the vectors and the seed alone.
+
+    Attributes
+    ----------
+    reduced : np.ndarray
+        float32 (N, d), the PCA reduction every pass clusters.
+    slice_ids : np.ndarray
+        int64 (N,), the first pass's slices (:func:`find_slices`, k chosen by silhouette).
+    grid : dict
+        k -> int64 (N,), the grid's k-means clusters the carve scores.
+    seed : int
+    info : dict
+        :func:`find_slices`'s choices (``method``, ``n_slices``, ``silhouette``).
+    """
+
+    reduced: np.ndarray
+    slice_ids: np.ndarray
+    grid: dict
+    seed: int
+    info: dict = field(default_factory=dict)
+
+    def fits(self, n: int, seed: int) -> bool:
+        """Whether this cut was made for ``n`` rows with ``seed``."""
+        return (int(self.seed) == int(seed) and self.reduced.ndim == 2 and self.reduced.shape[0] == n
+                and self.slice_ids.shape == (n,) and all(np.shape(p) == (n,) for p in self.grid.values()))
+
+
+def label_blind_cut(vectors: np.ndarray, seed: int = 0, reduced: np.ndarray | None = None) -> LabelBlindCut:
+    """The reduction, the first pass's k-means and the grid's k-means of :func:`error_aware_slices`
+    (default method and k), made once: they depend on the vectors and the seed, never on the
+    labels, so a re-analysis after decisions can hand them back (at 10,000 x 1,280 they were
+    most of the structured-regions detector: bench/README.md)."""
+    x = reduce(vectors, REDUCED_DIM, seed) if reduced is None else np.asarray(reduced, dtype=np.float32)
+    info: dict = {}
+    grid_models: dict = {}
+    ids = find_slices(vectors, seed=seed, reduced=x, info=info, grid_models=grid_models)
+    grid = _grid_partitions(x, seed, K_GRID, grid_models, None, np.random.default_rng(seed)) if x.shape[0] else {}
+    return LabelBlindCut(reduced=x, slice_ids=ids, grid=grid, seed=int(seed), info=info)
+
+
 def error_aware_slices(
     vectors: np.ndarray,
     labels: np.ndarray,
@@ -556,6 +626,7 @@ def error_aware_slices(
     n_slices: int | None = None,
     reduced: np.ndarray | None = None,
     info: dict | None = None,
+    blind: LabelBlindCut | None = None,
 ) -> np.ndarray:
     """The error slices' cut, all three passes: :func:`find_slices` (the geometry), then
     :func:`split_error_slices` (where the errors of ``probabilities`` sit inside a slice), then
@@ -564,17 +635,28 @@ def error_aware_slices(
     The slices of the analysis and the regions of the structured-error detector
     (:mod:`core.detect.regions`) are cut by this one function, so a structured finding and the
     error slice it belongs to are the same rows. ``info`` gets every pass's choices, among them
-    ``carved_slices``: the ids of the carved (significant) regions.
+    ``carved_slices``: the ids of the carved (significant) regions. ``blind``, a
+    :func:`label_blind_cut` of the same vectors and seed, stands in for the label-blind steps
+    (default method and k only); the slices are the same as without it.
 
     Returns
     -------
     np.ndarray
         int64, (N,), slice ids 0..S-1 by decreasing size.
     """
-    x = reduce(vectors, REDUCED_DIM, seed) if reduced is None else np.asarray(reduced, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
-    grid_models: dict = {}  # the grid's k-means, fitted once for select_k and the carve
-    ids = find_slices(vectors, seed=seed, method=method, n_slices=n_slices, reduced=x, info=info, grid_models=grid_models)
+    info = {} if info is None else info
+    if blind is not None and method == "auto" and n_slices is None and blind.fits(labels.size, seed):
+        x, ids, known = blind.reduced, blind.slice_ids.copy(), blind.grid
+        info.update(blind.info)
+        grid_models: dict = {}
+    else:
+        x = reduce(vectors, REDUCED_DIM, seed) if reduced is None else np.asarray(reduced, dtype=np.float32)
+        grid_models = {}  # the grid's k-means, fitted once for select_k and the carve
+        ids = find_slices(vectors, seed=seed, method=method, n_slices=n_slices, reduced=x, info=info,
+                          grid_models=grid_models)
+        known = None
     wrong = (labels >= 0) & (np.asarray(probabilities).argmax(axis=1) != labels)
     ids = split_error_slices(ids, x, wrong, seed=seed, info=info)
-    return carve_error_regions(ids, x, labels, probabilities, seed=seed, info=info, grid_models=grid_models)
+    return carve_error_regions(ids, x, labels, probabilities, seed=seed, info=info, grid_models=grid_models,
+                               grid_partitions=known)
