@@ -227,11 +227,13 @@ def analyse(
                 if regions is not None and "slicing" in regions.evidence else None
             map_key = _map_key(content_key, config.seed)
             reused_from, coords = _earlier_map(project, map_key, ids)
+            gap_keys = _domain_gap_keys(content_key, metadata, config.seed)
+            known_gaps = _earlier_domain_gaps(project, gap_keys)
             slice_result = discover_slices(
                 vectors, labels, detection.probabilities, detection.flagged, class_names=class_names,
                 metadata=metadata if len(metadata.columns) else None, texts=texts,
                 text_tower=_text_tower(rep.model), seed=config.seed, device=config.device, progress=progress,
-                cut=cut, coords=coords,
+                cut=cut, coords=coords, domain_gaps=known_gaps,
             )
             timings.update({f"slices.{k}": v for k, v in slice_result.timings.items()})
             timings["slices"] = round(time.perf_counter() - t, 3)
@@ -279,6 +281,8 @@ def analyse(
                 "map_key": map_key,
                 "map_reused_from": reused_from,
                 "domain_gaps": {column: frame.to_dict(orient="records") for column, frame in slice_result.domain_gaps.items()},
+                "domain_gap_keys": {column: gap_keys[column] for column in slice_result.domain_gaps if column in gap_keys},
+                "domain_gaps_reused": sorted(known_gaps),
             },
             "counts": {
                 "samples": len(ids), "classes": len(class_names), "flagged": int(detection.flagged.sum()),
@@ -456,6 +460,39 @@ def _earlier_graph(project: Project, graph_key: str, ids: list[str]) -> tuple[Op
     except Exception as exc:  # ragged rows or unknown neighbours: search again rather than fail
         logger.info("kNN graph of run %s not reusable: %s", run.run_id, exc)
         return None, None
+
+
+def _domain_gap_keys(content_key: str, metadata: pd.DataFrame, seed: int) -> dict[str, str]:
+    """Source column -> what its domain-gap table depends on (the vectors, the column's values in
+    sample order, the seed and the method's version): never the labels."""
+    from core.slices.compare import DOMAIN_GAP_VERSION, source_like_columns
+
+    keys = {}
+    for column in source_like_columns(metadata if len(metadata.columns) else None):
+        values = "\n".join(metadata[column].map(lambda v: "\0" if pd.isna(v) else str(v)))
+        keys[column] = _key("domain gap", DOMAIN_GAP_VERSION, int(seed), content_key, column, _key(values))
+    return keys
+
+
+def _earlier_domain_gaps(project: Project, keys: dict[str, str]) -> dict[str, pd.DataFrame]:
+    """Source column -> the domain-gap table of the newest earlier run made from the same vectors,
+    column values and seed (the table lives in the run record; a re-analysis after decisions
+    made it again, 3.2 s of a 10,000-row re-analysis with one source column)."""
+    from core.analysis.runs import list_runs
+
+    found: dict[str, pd.DataFrame] = {}
+    if not keys:
+        return found
+    for run in reversed(list_runs(project)):
+        section = run.record.get("slices") or {}
+        for column, key in (section.get("domain_gap_keys") or {}).items():
+            if column in found or keys.get(column) != key or column not in (section.get("domain_gaps") or {}):
+                continue
+            found[column] = pd.DataFrame(section["domain_gaps"][column],
+                                         columns=["source_a", "source_b", "n_a", "n_b", "auroc"])
+        if len(found) == len(keys):
+            break
+    return found
 
 
 def _earlier_map(project: Project, map_key: str, ids: list[str]) -> tuple[Optional[str], Optional[np.ndarray]]:

@@ -16,6 +16,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["domain_gap", "representation_disagreement", "source_like_columns"]
 
+#: Version of :func:`domain_gap`'s method: raised whenever the same vectors, sources and seed
+#: would give another table, so a table kept by an earlier analysis is made again.
+DOMAIN_GAP_VERSION = 1
 #: Metadata column names that usually mark where a sample came from.
 SOURCE_WORDS = ("source", "site", "hospital", "scanner", "split", "domain", "device", "camera", "center", "centre", "dataset", "batch")
 

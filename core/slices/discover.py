@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -76,6 +76,7 @@ def discover_slices(
     progress: Callable[[str, int, int | None], None] | None = None,
     cut: tuple[np.ndarray, dict] | None = None,
     coords: np.ndarray | None = None,
+    domain_gaps: Mapping[str, pd.DataFrame] | None = None,
 ) -> SliceResult:
     """Map, slice, measure, rank and name one representation.
 
@@ -106,6 +107,9 @@ def discover_slices(
     coords : np.ndarray, optional
         (N, 2) map made already for these same vectors and seed (an earlier analysis of an
         unchanged representation): drawn as it is instead of projecting again.
+    domain_gaps : mapping, optional
+        source column -> the :func:`core.slices.compare.domain_gap` table made already for these
+        same vectors, that column's values and seed: used as it is (it never depends on labels).
     """
     steps = ["map", "slices", "table", "names", "domain_gap"]
     timings: dict[str, float] = {}
@@ -146,7 +150,9 @@ def discover_slices(
     tick("names", t)
     t = time.perf_counter()
     cols = source_like_columns(metadata) if source_columns is None else list(source_columns)
-    gaps = {c: domain_gap(vectors, metadata[c].to_numpy(), seed=seed) for c in cols} if metadata is not None else {}
+    known = domain_gaps or {}
+    gaps = {c: known[c] if c in known else domain_gap(vectors, metadata[c].to_numpy(), seed=seed)
+            for c in cols} if metadata is not None else {}
     tick("domain_gap", t)
     params = {"seed": seed, "method": info.get("method"), "n_slices": info.get("n_slices"), "silhouette": info.get("silhouette"),
               "splits": info.get("splits", 0), "carved": info.get("carved", 0), "slices_after_split": int(ids.max()) + 1 if ids.size else 0,
