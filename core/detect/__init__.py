@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from core.detect import probe as _probe
 from core.detect.imbalance import class_table
 from core.detect.rank import Ranking, rank
 from core.neighbours import KnnGraph, build_knn_graph, sampled_recall, shared_unit_rows
+
+if TYPE_CHECKING:
+    from core.slices.clustering import LabelBlindCut
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +185,7 @@ def detect(
     dynamics=None,
     extra_probabilities: Mapping[str, np.ndarray] | None = None,
     graph: KnnGraph | None = None,
-    blind_cut=None,
+    blind_cut: "LabelBlindCut | None" = None,
 ) -> Detection:
     """Find likely label errors and rank every sample.
 

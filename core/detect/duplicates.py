@@ -74,8 +74,7 @@ def score(
         Members of conflicting groups score the share of the group labelled otherwise (the
         chance that their label is the group's wrong one: 0.5 for each side of a pair split one
         to one), times their highest similarity to a differently labelled member; everyone else
-        scores 0. All members of
-        conflicting groups are flagged. suggested = the majority label of the group's other
+        scores 0. All members of conflicting groups are flagged. suggested = the majority label of the group's other
         members where it differs from the own label. evidence ``groups``: list of dicts with
         ``members``, ``labels`` and ``min_similarity``.
     """

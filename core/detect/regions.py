@@ -32,12 +32,15 @@ finding goes to people as one group to accept or reject.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import numpy as np
 
 from core.detect.result import DetectInputs, DetectorResult, register, validate_labels
 from core.detect.wording import number, own_label, suggested_label
+
+if TYPE_CHECKING:
+    from core.slices.clustering import LabelBlindCut
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +112,7 @@ def score(
     seed: int = 0,
     min_members: int = MIN_MEMBERS,
     alpha: float = ALPHA,
-    blind_cut=None,
+    blind_cut: "LabelBlindCut | None" = None,
 ) -> DetectorResult:
     """Find regions with a structured confusion and flag the members that carry it.
 
