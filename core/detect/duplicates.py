@@ -53,9 +53,15 @@ def near_duplicate_groups(graph: KnnGraph, threshold: float = DEFAULT_THRESHOLD)
 
 
 def score(
-    graph: KnnGraph, labels: np.ndarray, n_classes: int, threshold: float = DEFAULT_THRESHOLD
+    graph: KnnGraph, labels: np.ndarray, n_classes: int, threshold: float = DEFAULT_THRESHOLD,
+    probabilities: np.ndarray | None = None,
 ) -> DetectorResult:
     """Find near-duplicate groups whose members carry more than one label.
+
+    The members of a group are (almost) one sample, so they share one true label, and every label
+    but that one is wrong. Which one it is: each label the group carries is a vote (its count),
+    weighed by how probable the shared content makes it (the members' mean out-of-sample
+    probability of that class, when ``probabilities`` are given).
 
     Parameters
     ----------
@@ -67,20 +73,25 @@ def score(
         C.
     threshold : float, default 0.98
         Cosine at or above which two samples are near-duplicates.
+    probabilities : np.ndarray, optional
+        (N, C) out-of-sample class probabilities (the pooled ones); without them the votes alone
+        decide.
 
     Returns
     -------
     DetectorResult
-        Members of conflicting groups score the share of the group labelled otherwise (the
-        chance that their label is the group's wrong one: 0.5 for each side of a pair split one
-        to one), times their highest similarity to a differently labelled member; everyone else
-        scores 0. All members of conflicting groups are flagged. suggested = the majority label of the group's other
-        members where it differs from the own label. evidence ``groups``: list of dicts with
-        ``members``, ``labels`` and ``min_similarity``.
+        Members of conflicting groups score the chance that their label is not the group's true
+        one (0.5 for each side of a pair split one to one with no other evidence), times their
+        highest similarity to a differently labelled member; everyone else scores 0. Flagged:
+        the members whose label is not the one the evidence prefers (every member when two
+        labels tie), suggested = the group's most probable other label. evidence ``groups``:
+        list of dicts with ``members``, ``labels`` and ``min_similarity``.
     """
     labels = validate_labels(labels, n_classes)
     if len(graph) != labels.shape[0]:
         raise ValueError(f"graph has {len(graph)} rows but there are {labels.shape[0]} labels")
+    if probabilities is not None and np.shape(probabilities) != (labels.shape[0], n_classes):
+        raise ValueError(f"probabilities must have shape ({labels.shape[0]}, {n_classes}), got {np.shape(probabilities)}")
     n = labels.shape[0]
     scores = np.zeros(n)
     suggested = np.full(n, -1, dtype=np.int64)
@@ -101,21 +112,20 @@ def score(
             hit = conflict & (sub_idx == m)
             if hit.any():
                 best[row] = max(best[row], float(sub_sim[hit].max()))
-        counts = np.bincount(group_labels, minlength=n_classes)
+        belief = _true_label_belief(group_labels, n_classes,
+                                    None if probabilities is None else np.asarray(probabilities)[members])
+        preferred = np.flatnonzero(np.isclose(belief, belief.max()))
         for row, m in enumerate(members.tolist()):
-            # The members are (almost) one sample, so they share one true label: the share of the
-            # group labelled otherwise is the chance that this member's label is the wrong one.
-            # A pair split one to one is a coin toss for each (0.5), not a sure error for both:
-            # scored as sure, both sides of every conflicting pair (cross-posts in 20 Newsgroups)
-            # ranked above every confidently wrong label.
-            against = 1.0 - counts[labels[m]] / members.size
-            scores[m] = float(np.clip(best[row], 0.0, 1.0)) * against
-            others = counts.copy()
-            others[labels[m]] -= 1
-            cand = int(others.argmax())
-            if cand != labels[m] and others[cand] > 0:
-                suggested[m] = cand
-        flagged[members] = True
+            own = int(labels[m])
+            # Scored as sure errors, both sides of every pair split one to one (cross-posts in
+            # 20 Newsgroups) ranked above every confidently wrong label, though one side is right.
+            scores[m] = float(np.clip(best[row], 0.0, 1.0)) * (1.0 - belief[own])
+            if preferred.size == 1 and own == preferred[0]:
+                continue  # the label the group's evidence prefers: not flagged
+            flagged[m] = True
+            others = belief.copy()
+            others[own] = -1.0
+            suggested[m] = int(others.argmax())
         min_sim = float(sub_sim[in_group].min()) if in_group.any() else float(threshold)
         groups.append(
             {"members": members.astype(np.int64), "labels": group_labels.astype(np.int64), "min_similarity": min_sim}
@@ -130,6 +140,17 @@ def score(
         params={"threshold": threshold},
         evidence={"groups": groups},
     )
+
+
+def _true_label_belief(group_labels: np.ndarray, n_classes: int, probabilities: np.ndarray | None) -> np.ndarray:
+    """P(the group's true label = c) over the labels the group carries: the votes (counts) times
+    the members' mean probability of c; the votes alone without probabilities, or where the
+    probabilities rule out every label the group carries."""
+    votes = np.bincount(group_labels, minlength=n_classes).astype(np.float64)
+    weight = votes if probabilities is None else votes * np.asarray(probabilities, dtype=np.float64).mean(axis=0)
+    if not weight.sum() > 0:
+        weight = votes
+    return weight / weight.sum()
 
 
 def explain(row: Mapping[str, Any], context: Mapping[str, Any]) -> Optional[str]:
@@ -157,5 +178,5 @@ def explain(row: Mapping[str, Any], context: Mapping[str, Any]) -> Optional[str]
     params={"threshold": DEFAULT_THRESHOLD}, explain=explain,
 )
 def run(inputs: DetectInputs, **params) -> DetectorResult:
-    """Registry entry: :func:`score` on ``inputs.graph``."""
-    return score(inputs.graph, inputs.labels, inputs.n_classes, **params)
+    """Registry entry: :func:`score` on ``inputs.graph`` and the pooled probabilities (when any)."""
+    return score(inputs.graph, inputs.labels, inputs.n_classes, probabilities=inputs.probabilities, **params)

@@ -70,3 +70,17 @@ def test_a_pair_split_one_to_one_does_not_outrank_clear_errors(planted):
     pair = [noisy.size - 2, noisy.size - 1]
     assert found.results["duplicates"].flagged[pair].all()  # still found and flagged for review
     assert found.rank[wrong].max() < found.rank[pair].min()
+
+
+def test_the_model_decides_which_copy_of_a_split_pair_is_flagged():
+    x = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [-1.0, 0.0], [-1.0, 0.0]])
+    labels = np.array([0, 1, 1, 1, 2, 2])
+    # the content of the first pair looks like class 1 to the model
+    probabilities = np.array([[0.2, 0.7, 0.1], [0.2, 0.7, 0.1]] + [[0.1, 0.8, 0.1]] * 2 + [[0.1, 0.1, 0.8]] * 2)
+    r = score(build_knn_graph(x, k=2, device="cpu"), labels, 3, probabilities=probabilities)
+    assert r.flagged.tolist() == [True, False, False, False, False, False]  # only the copy labelled 0
+    assert r.suggested[0] == 1 and r.suggested[1] == -1
+    assert np.isclose(r.scores[0], 0.7 / 0.9) and np.isclose(r.scores[1], 0.2 / 0.9)
+    # without the model the pair is a coin toss: both copies are flagged for a person
+    alone = score(build_knn_graph(x, k=2, device="cpu"), labels, 3)
+    assert alone.flagged[[0, 1]].all() and np.allclose(alone.scores[[0, 1]], 0.5)
