@@ -77,9 +77,11 @@ def load_blind_cut(project, key: str, ids: list[str]) -> Optional[LabelBlindCut]
         return None
 
 
-def save_blind_cut(project, key: str, ids: list[str], cut: LabelBlindCut) -> Optional[str]:
-    """Keep ``cut`` (made for ``ids``) under ``key``; returns the table's name, or None when it
-    could not be written (the analysis goes on; the next one makes the cut again)."""
+def save_blind_cut(project, key: str, ids: list[str], cut: LabelBlindCut, representation: str) -> Optional[str]:
+    """Keep ``cut`` (made for ``ids`` from ``representation``) under ``key``; returns the table's
+    name, or None when it could not be written (the analysis goes on; the next one makes the cut
+    again). The cut kept before for the same representation and seed (its vectors have changed
+    since: new samples were embedded) is dropped, so a project keeps one per representation."""
     import pyarrow as pa
 
     name = _table_name(key)
@@ -92,7 +94,7 @@ def save_blind_cut(project, key: str, ids: list[str], cut: LabelBlindCut) -> Opt
     for k, partition in sorted(cut.grid.items()):
         columns[f"grid_{int(k)}"] = pa.array(np.asarray(partition, dtype=np.int32))
     meta = {"cut_key": key, "seed": int(cut.seed), "grid": sorted(int(k) for k in cut.grid),
-            "info": json.loads(json.dumps(cut.info, default=float))}
+            "representation": representation, "info": json.loads(json.dumps(cut.info, default=float))}
     table = pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(meta).encode("utf-8")})
     try:
         project.db.create_table(name, data=table)
@@ -104,4 +106,23 @@ def save_blind_cut(project, key: str, ids: list[str], cut: LabelBlindCut) -> Opt
         except Exception as again:  # unwritable: the next analysis makes the cut again
             logger.info("label-blind cut %s not kept: %s; %s", name, exc, again)
             return None
+    _drop_superseded(project, name, representation, int(cut.seed))
     return name
+
+
+def _drop_superseded(project, kept: str, representation: str, seed: int) -> None:
+    """Drop the other cut tables of ``representation`` and ``seed`` (made from its earlier vectors)."""
+    from core.store.project import table_names
+
+    try:
+        names = [n for n in table_names(project.db) if n.startswith("cut__") and n != kept]
+    except Exception as exc:  # listing failed: leave them; they are only disk space
+        logger.info("cut tables not listed: %s", exc)
+        return
+    for name in names:
+        try:
+            meta = json.loads((project.db.open_table(name).schema.metadata or {})[METADATA_KEY])
+            if meta.get("representation") == representation and int(meta.get("seed", -1)) == seed:
+                project.db.drop_table(name)
+        except Exception as exc:  # a table that is not a readable cut: not ours to drop
+            logger.info("cut table %s left as it is: %s", name, exc)

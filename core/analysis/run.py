@@ -209,7 +209,7 @@ def analyse(
             blind_cut=kept_cut,
         )
         timings.update({f"detect.{k}": v for k, v in detection.timings.items()})
-        cut_record = _keep_blind_cut(project, cut_key, ids, detection, kept_cut)
+        cut_record = _keep_blind_cut(project, cut_key, ids, detection, kept_cut, None if rep is None else rep.name)
 
         slice_result = None
         if with_slices and vectors is not None and detection.probabilities is not None:
@@ -297,7 +297,7 @@ def analyse(
 
 
 def _keep_blind_cut(project: Project, cut_key: Optional[str], ids: list[str], detection: Detection,
-                    kept: Optional["LabelBlindCut"]) -> Optional[dict]:
+                    kept: Optional["LabelBlindCut"], representation: Optional[str]) -> Optional[dict]:
     """The run record's ``label_blind_cut`` section; the cut the structured-regions detector made
     is kept for the next analysis of the same vectors (:mod:`core.analysis.cut_store`)."""
     from core.analysis.cut_store import save_blind_cut
@@ -307,7 +307,7 @@ def _keep_blind_cut(project: Project, cut_key: Optional[str], ids: list[str], de
     if cut_key is None or used is None:
         return None
     reused = kept is not None and used is kept
-    table = save_blind_cut(project, cut_key, ids, used) if not reused else None
+    table = save_blind_cut(project, cut_key, ids, used, representation or "") if not reused else None
     return {"cut_key": cut_key, "reused": reused, "kept": reused or table is not None}
 
 

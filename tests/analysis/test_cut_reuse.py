@@ -78,3 +78,20 @@ def test_the_key_follows_the_vectors_and_the_seed(project_copy):
     assert blind_cut_key(content, 0) != blind_cut_key(content, 1)
     assert blind_cut_key(content, 0) != blind_cut_key(_content_key(run.representation, list(vector_ids), moved), 0)
     assert load_blind_cut(project, blind_cut_key(content, 1), list(vector_ids)) is None  # never made
+
+
+def test_one_kept_cut_per_representation(project_copy):
+    from core.analysis.cut_store import save_blind_cut
+    from core.store.project import table_names
+
+    project = project_copy("news20-sample")
+    run = list_runs(project)[-1]
+    key = run.record["label_blind_cut"]["cut_key"]
+    cut = load_blind_cut(project, key, run_ids := list(project.vectors(run.representation)[0]))
+    # the representation's vectors changed (say, new samples embedded): its new cut replaces the old
+    newer = save_blind_cut(project, "0" * 64, run_ids, cut, run.representation)
+    other = save_blind_cut(project, "1" * 64, run_ids, cut, "another representation")
+    cuts = {name for name in table_names(project.db) if name.startswith("cut__")}
+    assert cuts == {newer, other}
+    assert load_blind_cut(project, key, run_ids) is None
+    assert load_blind_cut(project, "0" * 64, run_ids) is not None
