@@ -13,6 +13,8 @@
 - :func:`failing_image_project` / :func:`failing_text_project`: small analysed projects (no slices,
   seconds) whose probe gets a good share wrong, for the hypotheses tests; the images are the
   sample data's own files.
+- :func:`relabel_one`: one decision on an analysed project, so the next analysis has new labels
+  (the re-analysis tests).
 """
 
 from __future__ import annotations
@@ -237,3 +239,13 @@ def one_hot_texts(texts) -> np.ndarray:
     for row, text in enumerate(texts):
         out[row, index[text]] = 1.0
     return out
+
+
+def relabel_one(project) -> None:
+    """Relabel the first sample to another class, as a reviewer would (one decision event)."""
+    from core import api
+
+    labels = api.current_labels(project).set_index("id")
+    sample = labels.index[0]
+    other = next(c for c in project.labels() if c != labels.loc[sample, "current_label"])
+    api.decide(project, sample, "relabel", reviewer="ann", label=other, expected_event=0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core import api
+from builders import relabel_one
 from core.analysis.cut_store import blind_cut_key, load_blind_cut
 from core.analysis.run import _content_key, analyse
 from core.analysis.runs import list_runs
@@ -16,19 +16,12 @@ from core.neighbours import normalise
 from core.slices.clustering import error_aware_slices
 
 
-def _relabel_one(project) -> None:
-    labels = api.current_labels(project).set_index("id")
-    sample = labels.index[0]
-    other = next(c for c in project.labels() if c != labels.loc[sample, "current_label"])
-    api.decide(project, sample, "relabel", reviewer="ann", label=other, expected_event=0)
-
-
 def test_reanalysis_reuses_the_cut_and_cuts_what_a_fresh_cut_gives(project_copy):
     project = project_copy("news20-sample")
     first = list_runs(project)[-1]  # the fixture's analysis, which made the cut
     assert first.record["label_blind_cut"]["reused"] is False
     assert first.record["label_blind_cut"]["kept"] is True
-    _relabel_one(project)
+    relabel_one(project)
 
     second = analyse(project, config=DetectConfig())
     section = second.run.record["label_blind_cut"]

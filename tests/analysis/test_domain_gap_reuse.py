@@ -8,18 +8,11 @@ import json
 
 import pandas as pd
 
-from core import api
-from core.analysis.run import _content_key, _domain_gap_keys, analyse
+from builders import relabel_one
+from core.analysis.run import _domain_gap_keys, analyse
 from core.analysis.runs import list_runs
 from core.detect import DetectConfig
 from core.slices.compare import domain_gap
-
-
-def _relabel_one(project) -> None:
-    labels = api.current_labels(project).set_index("id")
-    sample = labels.index[0]
-    other = next(c for c in project.labels() if c != labels.loc[sample, "current_label"])
-    api.decide(project, sample, "relabel", reviewer="ann", label=other, expected_event=0)
 
 
 def test_reanalysis_reuses_the_domain_gap_and_it_equals_a_fresh_one(project_copy):
@@ -27,7 +20,7 @@ def test_reanalysis_reuses_the_domain_gap_and_it_equals_a_fresh_one(project_copy
     first = list_runs(project)[-1]
     assert first.record["slices"]["domain_gaps_reused"] == []
     assert set(first.record["slices"]["domain_gap_keys"]) == {"split"}
-    _relabel_one(project)
+    relabel_one(project)
 
     second = analyse(project, config=DetectConfig())
     assert second.run.record["slices"]["domain_gaps_reused"] == ["split"]

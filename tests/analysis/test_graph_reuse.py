@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from core import api
+from builders import relabel_one
 from core.analysis.run import analyse
 from core.analysis.runs import evidence, list_runs
 from core.detect import DetectConfig
@@ -22,13 +22,6 @@ def _neighbours(project, run_id: str) -> tuple[list, np.ndarray]:
     return [list(n) for n in frame["neighbour_ids"]], np.array([list(s) for s in frame["neighbour_similarities"]])
 
 
-def _relabel_one(project) -> None:
-    labels = api.current_labels(project).set_index("id")
-    sample = labels.index[0]
-    other = next(c for c in project.labels() if c != labels.loc[sample, "current_label"])
-    api.decide(project, sample, "relabel", reviewer="ann", label=other, expected_event=0)
-
-
 def test_reanalysis_reuses_the_graph_and_it_equals_a_fresh_search(project_copy):
     project = project_copy("news20-sample")
     config = DetectConfig()
@@ -37,7 +30,7 @@ def test_reanalysis_reuses_the_graph_and_it_equals_a_fresh_search(project_copy):
     assert first.record["neighbours"]["method"] == "exact"
     assert first.record["neighbours"]["recall_sampled"] is None  # only an approximate graph is measured
     assert first.record["timings"]["detect.neighbours"] > 0
-    _relabel_one(project)
+    relabel_one(project)
 
     second = analyse(project, config=config, with_slices=False)
     assert second.run.record["neighbours"]["reused_from"] == first.run_id
