@@ -24,7 +24,7 @@ from core import __version__
 from core.detect import REGISTRY, DetectConfig, Detection, detect
 from core.errors import AmendError
 from core.util import ProgressCallback, no_progress
-from core.analysis.runs import RunInfo, new_run_id, save_run
+from core.analysis.runs import RunInfo, list_runs, new_run_id, save_run
 from core.store.project import Project
 
 if TYPE_CHECKING:
@@ -190,10 +190,13 @@ def analyse(
         chain_size, chain_head = audit.chain_tip(project)
 
         content_key = graph_key = graph_from = graph = cut_key = kept_cut = None
+        # The earlier runs' records, read once: the graph, the map and the domain gaps of the
+        # same vectors are looked up in them.
+        earlier = list_runs(project) if vectors is not None else []
         if vectors is not None:
             content_key = _content_key(rep.name, ids, vectors)
             graph_key = _graph_key(content_key, config)
-            graph_from, graph = _earlier_graph(project, graph_key, ids)
+            graph_from, graph = _earlier_graph(project, earlier, graph_key, ids)
             from core.analysis.cut_store import blind_cut_key, load_blind_cut
 
             cut_key = blind_cut_key(content_key, config.seed)
@@ -226,9 +229,9 @@ def analyse(
             cut = (regions.evidence["region"], regions.evidence["slicing"]) \
                 if regions is not None and "slicing" in regions.evidence else None
             map_key = _map_key(content_key, config.seed)
-            reused_from, coords = _earlier_map(project, map_key, ids)
+            reused_from, coords = _earlier_map(project, earlier, map_key, ids)
             gap_keys = _domain_gap_keys(content_key, metadata, config.seed)
-            known_gaps = _earlier_domain_gaps(project, gap_keys)
+            known_gaps = _earlier_domain_gaps(earlier, gap_keys)
             slice_result = discover_slices(
                 vectors, labels, detection.probabilities, detection.flagged, class_names=class_names,
                 metadata=metadata if len(metadata.columns) else None, texts=texts,
@@ -417,14 +420,13 @@ def _graph_key(content_key: str, config: DetectConfig) -> str:
     return _key("knn", int(config.k), config.knn_method, int(config.seed), content_key)
 
 
-def _earlier_columns(project: Project, section: str, field: str, key: str, ids: list[str],
+def _earlier_columns(project: Project, earlier: list[RunInfo], section: str, field: str, key: str, ids: list[str],
                      columns: list[str]) -> tuple[Optional[RunInfo], Optional[pd.DataFrame]]:
-    """(run, its evidence ``columns`` in the order of ``ids``) of the newest earlier run whose
-    record holds ``key`` at ``record[section][field]``, or (None, None). What depends on the
-    vectors alone (the kNN graph, the map) is read back from there instead of being made again."""
-    from core.analysis.runs import list_runs
-
-    for run in reversed(list_runs(project)):
+    """(run, its evidence ``columns`` in the order of ``ids``) of the newest of the ``earlier``
+    runs whose record holds ``key`` at ``record[section][field]``, or (None, None). What depends
+    on the vectors alone (the kNN graph, the map) is read back from there instead of being made
+    again."""
+    for run in reversed(earlier):
         if (run.record.get(section) or {}).get(field) != key or run.evidence_table is None:
             continue
         try:
@@ -438,14 +440,14 @@ def _earlier_columns(project: Project, section: str, field: str, key: str, ids: 
     return None, None
 
 
-def _earlier_graph(project: Project, graph_key: str, ids: list[str]) -> tuple[Optional[str], Optional["KnnGraph"]]:
+def _earlier_graph(project: Project, earlier: list[RunInfo], graph_key: str, ids: list[str]) -> tuple[Optional[str], Optional["KnnGraph"]]:
     """(run id, graph) of the newest earlier run whose kNN graph was made from the same vectors
     and settings, rebuilt from its evidence (``neighbour_ids``, ``neighbour_similarities``), or
     (None, None). Re-analysis after a batch of decisions then skips the search (at 10,000 x 1,280
     it was the largest step of detection, bench/README.md "Versus Datalab")."""
     from core.neighbours import KnnGraph
 
-    run, frame = _earlier_columns(project, "neighbours", "graph_key", graph_key, ids,
+    run, frame = _earlier_columns(project, earlier, "neighbours", "graph_key", graph_key, ids,
                                      ["neighbour_ids", "neighbour_similarities"])
     if frame is None:
         return None, None
@@ -474,32 +476,31 @@ def _domain_gap_keys(content_key: str, metadata: pd.DataFrame, seed: int) -> dic
     return keys
 
 
-def _earlier_domain_gaps(project: Project, keys: dict[str, str]) -> dict[str, pd.DataFrame]:
-    """Source column -> the domain-gap table of the newest earlier run made from the same vectors,
-    column values and seed (the table lives in the run record; a re-analysis after decisions
-    made it again, 3.2 s of a 10,000-row re-analysis with one source column)."""
-    from core.analysis.runs import list_runs
+def _earlier_domain_gaps(earlier: list[RunInfo], keys: dict[str, str]) -> dict[str, pd.DataFrame]:
+    """Source column -> the domain-gap table of the newest of the ``earlier`` runs made from the
+    same vectors, column values and seed (the table lives in the run record; a re-analysis after
+    decisions made it again, 3.2 s of a 10,000-row re-analysis with one source column)."""
+    from core.slices.compare import DOMAIN_GAP_COLUMNS
 
     found: dict[str, pd.DataFrame] = {}
     if not keys:
         return found
-    for run in reversed(list_runs(project)):
+    for run in reversed(earlier):
         section = run.record.get("slices") or {}
         for column, key in (section.get("domain_gap_keys") or {}).items():
             if column in found or keys.get(column) != key or column not in (section.get("domain_gaps") or {}):
                 continue
-            found[column] = pd.DataFrame(section["domain_gaps"][column],
-                                         columns=["source_a", "source_b", "n_a", "n_b", "auroc"])
+            found[column] = pd.DataFrame(section["domain_gaps"][column], columns=list(DOMAIN_GAP_COLUMNS))
         if len(found) == len(keys):
             break
     return found
 
 
-def _earlier_map(project: Project, map_key: str, ids: list[str]) -> tuple[Optional[str], Optional[np.ndarray]]:
+def _earlier_map(project: Project, earlier: list[RunInfo], map_key: str, ids: list[str]) -> tuple[Optional[str], Optional[np.ndarray]]:
     """(run id, coords) of the newest earlier run whose map was made from the same vectors and
     seed, or (None, None). Users re-analyse after every batch of decisions; the map (UMAP, the
     slowest step) depends only on the vectors, so it is drawn again rather than recomputed."""
-    run, frame = _earlier_columns(project, "slices", "map_key", map_key, ids, ["x", "y"])
+    run, frame = _earlier_columns(project, earlier, "slices", "map_key", map_key, ids, ["x", "y"])
     return (None, None) if frame is None else (run.run_id, frame[["x", "y"]].to_numpy(dtype=np.float32))
 
 

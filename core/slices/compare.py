@@ -19,6 +19,8 @@ __all__ = ["domain_gap", "representation_disagreement", "source_like_columns"]
 #: Version of :func:`domain_gap`'s method: raised whenever the same vectors, sources and seed
 #: would give another table, so a table kept by an earlier analysis is made again.
 DOMAIN_GAP_VERSION = 1
+#: The columns of a domain-gap table, one row per pair of sources.
+DOMAIN_GAP_COLUMNS = ("source_a", "source_b", "n_a", "n_b", "auroc")
 #: Metadata column names that usually mark where a sample came from.
 SOURCE_WORDS = ("source", "site", "hospital", "scanner", "split", "domain", "device", "camera", "center", "centre", "dataset", "batch")
 
@@ -79,7 +81,7 @@ def domain_gap(
         raise ValueError(f"{len(src)} source values but {np.asarray(vectors).shape[0]} vectors")
     counts = src.dropna().value_counts()
     counts = counts[counts >= min_per_source].iloc[:max_sources]
-    cols = ["source_a", "source_b", "n_a", "n_b", "auroc"]
+    cols = list(DOMAIN_GAP_COLUMNS)
     if len(counts) < 2:
         return pd.DataFrame(columns=cols)
     rng = np.random.default_rng(seed)
