@@ -133,6 +133,30 @@ def test_each_class_keeps_its_noise_count_and_the_ranking_chooses_which():
     assert ranking.accept_in_bulk[50] and ranking.accept_in_bulk.sum() == 1
 
 
+def test_each_class_flags_as_many_as_its_expected_wrong_labels():
+    from core.detect.rank import rank
+    from core.detect.result import DetectorResult
+
+    labels = np.repeat([0, 1], 50)
+    # cleanlab's margins pass a threshold for ten samples of class 0 and none of class 1 ...
+    counted = np.zeros(100, bool)
+    counted[:10] = True
+    # ... but the error probabilities expect 3.4 wrong labels in class 0 and 1.6 in class 1
+    expected = np.zeros(100)
+    expected[[0, 1, 2, 3]] = [0.9, 0.9, 0.9, 0.7]
+    expected[[50, 51]] = [0.9, 0.7]
+    scores = np.linspace(1.0, 0.0, 100)  # the ranking: index order within each class
+    suggested = np.where(labels == 0, 1, 0)
+    results = {"confident": DetectorResult("confident", "test", scores, counted, suggested,
+                                           evidence={"error_probability": expected})}
+    ranking = rank(results, labels, weights={"confident": 1.0})
+    np.testing.assert_array_equal(np.flatnonzero(ranking.flagged), [0, 1, 2, 50, 51])
+    # without error probabilities the detector's own count stays the quota
+    results["confident"] = DetectorResult("confident", "test", scores, counted, suggested)
+    np.testing.assert_array_equal(np.flatnonzero(rank(results, labels, weights={"confident": 1.0}).flagged),
+                                  np.arange(10))
+
+
 def test_the_users_probabilities_alone_keep_cleanlabs_own_choice():
     from core.detect.probe import cross_validated_probabilities
     from core.detect.result import REGISTRY
@@ -149,10 +173,12 @@ def test_the_users_probabilities_alone_keep_cleanlabs_own_choice():
             assert "first in the ranking" in rule
             sure = own & (d.results["confident"].evidence["most_likely_label"] == d.results["confident"].suggested)
             assert (sure <= d.flagged).all()
+            expected = d.results["confident"].evidence["error_probability"]
             for c in range(4):
+                quota = round(float(expected[noisy == c].sum()))
                 chosen = (d.flagged & ~others)[noisy == c].sum()
-                assert own[noisy == c].sum() <= chosen + others[noisy == c].sum()
-                assert chosen <= own[noisy == c].sum() + sure[noisy == c].sum()
+                assert quota <= chosen + others[noisy == c].sum()
+                assert chosen <= quota + sure[noisy == c].sum()
         else:
             assert "per class pair" in rule
             assert (own <= d.flagged).all() and not (d.flagged & ~own & ~others).any()
