@@ -56,6 +56,7 @@ def prepare_sample_projects(
     from core.analysis.runs import list_runs
     from core.embed.pipeline import EmbedOptions, embed
     from core.ingest import ingest
+    from core.views.words import expected_wrong
 
     if not sample_data.is_dir():
         raise FileNotFoundError(f"{sample_data} is missing; run from a full checkout of Amend.")
@@ -70,6 +71,7 @@ def prepare_sample_projects(
         log(f"{name}: embedded {result.embedded} with {result.model} ({result.skipped} already done)")
         if analyse and (report.taken or result.embedded or not list_runs(project)):
             run = run_analysis(project, progress=progress).run
-            log(f"{name}: analysis {run.run_id} flagged {run.record['counts']['flagged']} samples")
+            counts = run.record["counts"]
+            log(f"{name}: analysis {run.run_id} flagged {counts['flagged']} samples{expected_wrong(counts)}")
         made.append(path.resolve())
     return made

@@ -55,6 +55,7 @@ class AnalysisResult:
             "predictions": record["probability_sources"],
             "samples": record["counts"]["samples"],
             "flagged": record["counts"]["flagged"],
+            "expected_wrong": record["counts"].get("expected_wrong"),
             "detectors": record["detectors"],
             "slices": record["counts"].get("slices"),
             "seconds": record["timings"]["total"],
@@ -289,6 +290,9 @@ def analyse(
             },
             "counts": {
                 "samples": len(ids), "classes": len(class_names), "flagged": int(detection.flagged.sum()),
+                # the noise estimate the flagged set's size follows: the sum of the error probabilities
+                "expected_wrong": None if detection.error_probability is None
+                else round(float(np.sum(detection.error_probability)), 1),
                 "suggested": int((detection.suggested >= 0).sum()),
                 "slices": None if slice_result is None else int(len(slice_result.table)),
             },

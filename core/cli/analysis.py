@@ -12,13 +12,14 @@ def cmd_analyse(args: argparse.Namespace, progress) -> int:
     from core.analysis.run import analyse
     from core.detect import DetectConfig
     from core.store.project import Project
+    from core.views.words import expected_wrong
 
     project = Project.open(args.project)
     config = DetectConfig(k=args.k, folds=args.folds, device=args.device, seed=args.seed)
     result = analyse(project, representation=args.representation, predictions=args.predictions, config=config,
                      with_slices=not args.no_slices, progress=progress, captures=args.capture)
     output(args, result.to_json(), lambda r: (
-        f"run {r['run_id']}: {r['flagged']} of {r['samples']} samples flagged by "
+        f"run {r['run_id']}: {r['flagged']} of {r['samples']} samples flagged{expected_wrong(r)} by "
         f"{', '.join(r['detectors'])} ({r['seconds']:.1f} s)\n"
         f"see them with `amend flags {args.project} --top 20`"
     ))

@@ -21,6 +21,13 @@ def plain_time(iso: Any) -> str:
     return f"{stamp.day} {stamp:%b %Y, %H:%M} UTC"
 
 
+def expected_wrong(counts: dict | None) -> str:
+    """A run's noise estimate as a person reads it: " (about 92 labels expected wrong)", or ""
+    for a run without error probabilities (or one recorded before they were counted)."""
+    expected = (counts or {}).get("expected_wrong")
+    return "" if expected is None else f" (about {float(expected):,.0f} labels expected wrong)"
+
+
 def run_title(run: runs.RunInfo) -> str:
     """An analysis run as a person names it: "Analysis of 4 Dec 2026, 22:36 UTC · 125 flagged"."""
     flagged = (run.record.get("counts") or {}).get("flagged")

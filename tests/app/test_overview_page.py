@@ -69,6 +69,10 @@ def test_overview_of_the_image_sample_shows_map_slices_classes_and_gaps(project_
     gaps = next(f for f in frames if "auroc" in f.columns)
     assert set(gaps[["source_a", "source_b"]].iloc[0]) == {"train", "test"}
     assert any("Balanced: every class has 40 samples" in m.value for m in app.markdown)
+    # the header says how many labels the analysis expects to be wrong: the sum of the error probabilities
+    _, frame = runs.evidence(project)
+    expected = f"(about {frame['error_probability'].sum():,.0f} labels expected wrong)"
+    assert any(expected in c.value for c in app.caption)
 
 
 def test_colouring_by_a_metadata_column_redraws_the_map(project_copy, monkeypatch):

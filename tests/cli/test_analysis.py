@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 import pandas as pd
+import pytest
 
 from .conftest import LABELS, PLANTED
 
@@ -19,6 +20,14 @@ def test_analyse_records_a_run(analysed_once):
     assert run["representation"] == "mine" and run["samples"] == 60 and run["seconds"] > 0
     assert {"confident", "neighbours_vote"} <= set(run["detectors"])
     assert run["flagged"] >= len(PLANTED) and run["slices"] >= 1
+
+
+def test_analyse_reports_the_expected_number_of_wrong_labels(amend, analysed_once):
+    project, run = analysed_once
+    records = amend.json("flags", project)
+    # the noise estimate the flagged set's size follows: the sum of every sample's error probability
+    assert run["expected_wrong"] == pytest.approx(sum(r["error_probability"] for r in records), abs=0.1)
+    assert len(PLANTED) / 2 <= run["expected_wrong"] <= 60 / 2
 
 
 def test_flags_rank_every_sample_planted_first(amend, analysed_once, tiny_data):

@@ -169,6 +169,9 @@ def test_text_as_html_is_verbatim_escaped_and_marks_what_is_searched():
 def test_times_runs_and_pace_in_plain_words():
     assert words.plain_time("2026-12-04T22:36:58.123456+00:00") == "4 Dec 2026, 22:36 UTC"
     assert words.plain_time(None) == ""
+    assert words.expected_wrong({"flagged": 124, "expected_wrong": 92.2}) == " (about 92 labels expected wrong)"
+    assert words.expected_wrong({"flagged": 124, "expected_wrong": None}) == ""
+    assert words.expected_wrong({"flagged": 124}) == ""  # a run recorded before the estimate was
     assert triage.pace_sentence(0, 100) == "You have not decided anything in this session yet."
     assert triage.pace_sentence(12, 540) == "You: 12 decisions in 9 min (45 s each)."
     assert triage.pace_sentence(1, 30) == "You: 1 decision in 30 s (30 s each)."
