@@ -68,7 +68,8 @@ def _render_header(project: Project, data: ov.Overview) -> None:
     counts = run.record.get("counts", {})
     rep = run.representation or "model probabilities only"
     st.caption(f"{_md(project.path.name)} · analysis of {_md(plain_time(run.created_at))} on {_md(rep)} · "
-               f"{counts.get('samples', len(data.points)):,} samples · {counts.get('flagged', 0):,} flagged{expected_wrong(counts)} · "
+               f"{counts.get('samples', len(data.points)):,} samples · "
+               f"{counts.get('flagged', 0):,} flagged{expected_wrong(counts)} · "
                f"detectors: {_md(', '.join(c[4:] for c in data.detectors))}",
                help=f"Analysis run {run.run_id}")
     flash = st.session_state.pop(FLASH_KEY, None)
