@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
+import os
 import platform
 import time
 from dataclasses import dataclass, field, replace
@@ -145,6 +146,14 @@ def analyse(
     from core.review import audit
     from core.review.labels import current_labels
 
+    # OpenMP threads that wait passively rather than spin. scikit-learn's k-means spins its idle
+    # threads by default; where something else also uses the cores (a training job beside the
+    # analysis) each iteration then waits for a descheduled spinner: 10,000 x 1,280 took 40-42 s
+    # instead of 12.7 s beside a busy job, and no longer on an idle machine (bench/README.md,
+    # "OpenMP threads that wait passively"). OpenMP reads it once, when scikit-learn first loads
+    # its runtime in this process (so a process that already has keeps what it had); a value the
+    # user set stays.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     started = time.perf_counter()
     timings: dict[str, float] = {}
     config = config or DetectConfig()

@@ -104,6 +104,17 @@ def test_analyse_with_predictions_and_no_slices(amend, tiny_project, tiny_data):
     amend.fails("slices", tiny_project, "--json", says="has no slices")
 
 
+def test_analyse_asks_openmp_to_wait_passively_unless_the_user_chose(amend, tiny_project, monkeypatch):
+    import os
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice stays
+    amend("analyse", tiny_project, "--no-slices")
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    amend("analyse", tiny_project, "--no-slices")
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
 def test_analysis_user_errors(amend, tmp_path, tiny_project, tiny_data):
     amend.fails("analyse", tmp_path / "missing", says="not an Amend project")
     amend.fails("analyse", tiny_project, "--representation", "nope", "--json", says="no representation named 'nope'")
