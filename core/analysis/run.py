@@ -148,11 +148,11 @@ def analyse(
 
     # OpenMP threads that wait passively rather than spin. scikit-learn's k-means spins its idle
     # threads by default; where something else also uses the cores (a training job beside the
-    # analysis) each iteration then waits for a descheduled spinner: 10,000 x 1,280 took 40-42 s
-    # instead of 12.7 s beside a busy job, and no longer on an idle machine (bench/README.md,
-    # "OpenMP threads that wait passively"). OpenMP reads it once, when scikit-learn first loads
-    # its runtime in this process (so a process that already has keeps what it had); a value the
-    # user set stays.
+    # analysis) each iteration then waits for a descheduled spinner: detection at 10,000 x 1,280
+    # took 40-42 s beside a busy job against 12.7 s passive, and passive waiting costs nothing on
+    # an idle machine (bench/README.md, "OpenMP threads that wait passively"). OpenMP reads it once,
+    # when scikit-learn first loads its runtime in this process (a process that already has keeps
+    # what it had); a value the user set stays.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     started = time.perf_counter()
     timings: dict[str, float] = {}
