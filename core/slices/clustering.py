@@ -646,13 +646,12 @@ def error_aware_slices(
     """
     labels = np.asarray(labels, dtype=np.int64)
     info = {} if info is None else info
+    grid_models: dict = {}  # the grid's k-means, fitted once for select_k and the carve
     if blind is not None and method == "auto" and n_slices is None and blind.fits(labels.size, seed):
         x, ids, known = blind.reduced, blind.slice_ids.copy(), blind.grid
         info.update(blind.info)
-        grid_models: dict = {}
     else:
         x = reduce(vectors, REDUCED_DIM, seed) if reduced is None else np.asarray(reduced, dtype=np.float32)
-        grid_models = {}  # the grid's k-means, fitted once for select_k and the carve
         ids = find_slices(vectors, seed=seed, method=method, n_slices=n_slices, reduced=x, info=info,
                           grid_models=grid_models)
         known = None
