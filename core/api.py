@@ -8,6 +8,7 @@
 >>> result = api.analyse(project)              # detectors + slices, recorded as a run
 >>> api.analyse(project, captures=["my-run"])  # + a run of your model captured with core.capture
 >>> run, ranked = api.flags(project)           # every sample, most likely wrong first
+>>> run, groups = api.metadata_groups(project)  # wrong labels by annotator, site, batch... worst first
 >>> api.decide(project, "t1234", "relabel", reviewer="ann", label="sci.med", expected_event=0)
 >>> api.compare(project).to_json()             # probe on given vs current labels, per slice
 >>> api.export_vectors(project, "clip.parquet", "clip")   # a representation's vectors (id, vector)
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from core.analysis.run import AnalysisResult, analyse
-from core.analysis.runs import accept_suggested, flags, slices
+from core.analysis.runs import accept_suggested, flags, metadata_groups, slices
 from core.capture.store import CaptureRun, capture_runs
 from core.detect import DetectConfig, Detection, detect
 from core.embed.engines import embed as _embed
@@ -60,7 +61,8 @@ __all__ = [
     "create_project",
     "current_labels", "decide", "decide_many", "undo_last", "detect", "embed", "explain_failures", "export", "flags",
     "hypotheses", "hypothesis_actions", "import_predictions", "review_hypothesis",
-    "import_vectors", "export_vectors", "ingest", "open_project", "publish_guideline", "slices", "upgrade", "verify",
+    "import_vectors", "export_vectors", "ingest", "metadata_groups", "open_project", "publish_guideline", "slices",
+    "upgrade", "verify",
 ]
 
 

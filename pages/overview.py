@@ -32,6 +32,8 @@ SLICE_TABLE_KEY = "overview.slice_table"
 SELECTION_NAME_KEY = "overview.selection_name"
 SEND_MAP_KEY = "overview.send_map"
 SEND_SLICE_KEY = "overview.send_slice"
+GROUP_TABLE_KEY = "overview.group_table"
+SEND_GROUP_KEY = "overview.send_group"
 FLASH_KEY = "overview.flash"
 TRIAGE_PAGE = state.PAGES_DIR / "triage.py"
 
@@ -261,6 +263,46 @@ def _render_slices(project: Project, data: ov.Overview) -> None:
               source=f"overview slice {slice_id}, {data.run.run_id}")
 
 
+def _render_groups(project: Project, data: ov.Overview) -> None:
+    table = ov.metadata_groups_table(data.run.record.get("metadata_groups"))
+    if table.empty:
+        return
+    st.subheader("Wrong labels by metadata value")
+    passing = int(table["more than chance"].sum())
+    st.caption("One annotator, site or batch can share a mistake that no region of the map holds. For each value of "
+               "each metadata field: how many of its labels are expected to be wrong (the sum of their estimated "
+               "probabilities) against the rest of the data (z: against a random group of the same size), and "
+               "whether one confusion is far more common among its labels than elsewhere; p adjusted for the "
+               f"{len(table)} values compared. {passing} of them hold more wrong labels than chance gives.")
+    event = st.dataframe(
+        table, hide_index=True, width="stretch", key=GROUP_TABLE_KEY, on_select="rerun", selection_mode="single-row",
+        column_order=[c for c in table.columns if c != "finding samples"],
+        column_config={
+            "about wrong": st.column_config.NumberColumn("about wrong", format="%.1f"),
+            "wrong rate": st.column_config.ProgressColumn("wrong rate", min_value=0, max_value=1, format="percent"),
+            "wrong rate elsewhere": st.column_config.NumberColumn("wrong rate elsewhere", format="percent"),
+            "z": st.column_config.NumberColumn("z", format="%.1f"),
+            "p (adjusted)": st.column_config.NumberColumn("p (adjusted)", format="%.3g"),
+            "finding": st.column_config.TextColumn("finding", width="large"),
+        },
+    )
+    rows = list(event.selection.rows) if event is not None else []
+    if not rows:
+        return
+    picked = table.iloc[rows[0]]
+    group = data.run.record["metadata_groups"][rows[0]]
+    if not group.get("finding_members"):
+        st.caption(f"{_md(picked['field'])} = {_md(picked['value'])}: no confusion shared by enough of its flags "
+                   "to review as one finding.")
+        return
+    members = list(group["finding_members"])
+    st.markdown(f"**{_md(picked['field'])} = {_md(picked['value'])}**: {_md(picked['finding'])}.")
+    if st.button(f"Send its {len(members):,} flagged samples to triage", key=SEND_GROUP_KEY,
+                 icon=":material/fact_check:"):
+        _send(project, members, f"{picked['field']} = {picked['value']}: {picked['finding']}",
+              source=f"overview metadata group {picked['field']}={picked['value']}, {data.run.run_id}")
+
+
 def _render_classes(data: ov.Overview) -> None:
     st.subheader("Classes")
     table = data.class_table
@@ -359,6 +401,7 @@ def render() -> None:
     _render_header(project, data)
     _render_map(project, data)
     _render_slices(project, data)
+    _render_groups(project, data)
     _render_classes(data)
     _render_domain_gaps(data)
     _render_comparison(project, data)

@@ -224,14 +224,16 @@ def analyse(
         timings.update({f"detect.{k}": v for k, v in detection.timings.items()})
         cut_record = _keep_blind_cut(project, cut_key, ids, detection, kept_cut, None if rep is None else rep.name)
 
+        # parsed only where some sample has metadata (a million "{}" took 4.7 s to parse)
+        metadata = pd.json_normalize([json.loads(m) for m in samples["metadata"]]) \
+            if (samples["metadata"] != "{}").any() else pd.DataFrame(index=range(len(samples)))
+        if "split" in samples and samples["split"].notna().any():
+            metadata["split"] = samples["split"].to_numpy()
         slice_result = None
         if with_slices and vectors is not None and detection.probabilities is not None:
             from core.slices import discover_slices
 
             t = time.perf_counter()
-            metadata = pd.json_normalize([json.loads(m) for m in samples["metadata"]])
-            if "split" in samples and samples["split"].notna().any():
-                metadata["split"] = samples["split"].to_numpy()
             texts = samples["text"].fillna("").tolist() if samples["modality"].iloc[0] == "text" else None
             # The structured-error detector cut the same slices already (same vectors, labels,
             # pooled probabilities and seed): reuse its cut rather than cutting twice.
@@ -251,6 +253,9 @@ def analyse(
             timings.update({f"slices.{k}": v for k, v in slice_result.timings.items()})
             timings["slices"] = round(time.perf_counter() - t, 3)
 
+        t = time.perf_counter()
+        metadata_groups = _metadata_groups(metadata, labels, detection, class_names, ids)
+        timings["metadata_groups"] = round(time.perf_counter() - t, 3)
         run_id = new_run_id()
         evidence = _evidence_frame(ids, class_names, labels, detection, slice_result)
         slices_frame = None
@@ -297,6 +302,7 @@ def analyse(
                 "domain_gap_keys": {column: gap_keys[column] for column in slice_result.domain_gaps if column in gap_keys},
                 "domain_gaps_reused": sorted(known_gaps),
             },
+            "metadata_groups": metadata_groups,
             "counts": {
                 "samples": len(ids), "classes": len(class_names), "flagged": int(detection.flagged.sum()),
                 # the noise estimate the flagged set's size follows: the sum of the error probabilities
@@ -310,6 +316,22 @@ def analyse(
         }
         run = save_run(project, run_id, evidence, slices_frame, record, None if rep is None else rep.name)
     return AnalysisResult(run=run, detection=detection, slices=slice_result, ids=ids, evidence=evidence, timings=timings)
+
+
+def _metadata_groups(metadata: pd.DataFrame, labels: np.ndarray, detection: Detection, class_names: list[str],
+                     ids: list[str]) -> Optional[list[dict]]:
+    """The run record's ``metadata_groups``: wrong labels by metadata value
+    (:func:`core.slices.groups.metadata_error_groups`), the finding's members as sample ids.
+    None without error probabilities (no probabilities at all) or without metadata."""
+    from core.slices.groups import metadata_error_groups
+
+    if detection.error_probability is None or detection.probabilities is None or not len(metadata.columns):
+        return None
+    groups = metadata_error_groups(metadata, labels, detection.probabilities, detection.error_probability,
+                                   detection.flagged, detection.suggested, class_names)
+    for group in groups:
+        group["finding_members"] = [ids[i] for i in group.pop("finding_rows")]
+    return groups
 
 
 def _keep_blind_cut(project: Project, cut_key: Optional[str], ids: list[str], detection: Detection,

@@ -122,6 +122,13 @@ def slices(project: Project, run_id: Optional[str] = None) -> tuple[RunInfo, pd.
     return run, frame.sort_values("error_rank", kind="stable").reset_index(drop=True)
 
 
+def metadata_groups(project: Project, run_id: Optional[str] = None) -> tuple[RunInfo, list[dict]]:
+    """A run's wrong labels by metadata value (:func:`core.slices.groups.metadata_error_groups`),
+    most excess first; empty for a run without metadata or probabilities, or of an earlier Amend."""
+    run = get_run(project, run_id)
+    return run, list(run.record.get("metadata_groups") or [])
+
+
 def detector_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c.startswith("det_")]
 

@@ -1,4 +1,4 @@
-"""`amend analyse`, `amend flags`, `amend slices`: evidence from the shell."""
+"""`amend analyse`, `amend flags`, `amend slices`, `amend groups`: evidence from the shell."""
 
 from __future__ import annotations
 
@@ -117,8 +117,36 @@ def cmd_slices(args: argparse.Namespace, progress) -> int:
     return 0
 
 
+def _group_line(g: dict) -> str:
+    mark = "*" if g["significant"] else " "
+    line = (f"{mark} {g['column']} = {g['value']}: {g['size']} labels, about {g['expected_wrong']:.1f} wrong "
+            f"({g['wrong_rate']:.1%} vs {g['wrong_rate_rest']:.1%} elsewhere, z {g['z']:.1f})")
+    confusion = g.get("confusion")
+    if confusion:
+        line += (f"; {confusion['count']} '{confusion['label']}' look like '{confusion['looks_like']}' "
+                 f"(p {confusion['p_value']:.2g})")
+    line += f"; p adjusted {g['p_adjusted']:.2g}"
+    return line + (f"\n    finding: {g['finding']['sentence']}" if g.get("finding") else "")
+
+
+def cmd_groups(args: argparse.Namespace, progress) -> int:
+    from core.store.project import Project
+    from core.analysis.runs import metadata_groups
+
+    project = Project.open(args.project)
+    run, groups = metadata_groups(project, args.run)
+    if not groups:
+        text = f"run {run.run_id}: no metadata values to compare (no metadata, no probabilities, or an earlier run)"
+    else:
+        passing = sum(g["significant"] for g in groups)
+        text = "\n".join([f"run {run.run_id}: {len(groups)} metadata values, {passing} with more wrong labels "
+                          "than chance (*), worst first"] + [_group_line(g) for g in groups])
+    output(args, groups, text)
+    return 0
+
+
 def register(commands) -> None:
-    """Add `analyse`, `flags` and `slices` to the `amend` parser."""
+    """Add `analyse`, `flags`, `slices` and `groups` to the `amend` parser."""
     p = commands.add("analyse", cmd_analyse, "run the detectors and slice discovery; record a run", aliases=["analyze"])
     p.add_argument("--representation", metavar="REP", help="vectors to use (default: the most recent)")
     p.add_argument("--predictions", metavar="NAME", help="imported model probabilities to use")
@@ -141,5 +169,9 @@ def register(commands) -> None:
     p.add_argument("--format", choices=["csv", "json", "text"], default="text", help="--json is --format json")
 
     p = commands.add("slices", cmd_slices, "slices of the data ranked by error")
+    p.add_argument("--run", metavar="RUN")
+    p.add_argument("--format", choices=["json", "text"], default="text", help="--json is --format json")
+
+    p = commands.add("groups", cmd_groups, "wrong labels by metadata value (annotator, site, batch...), worst first")
     p.add_argument("--run", metavar="RUN")
     p.add_argument("--format", choices=["json", "text"], default="text", help="--json is --format json")

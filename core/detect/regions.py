@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NAME", "DESCRIPTION", "score", "structured_confusion"]
+__all__ = ["NAME", "DESCRIPTION", "score", "structured_confusion", "confusion_excess"]
 
 NAME = "regions"
 DESCRIPTION = ("Many samples of this region of the data carry the same label that a model trained on the rest "
@@ -60,19 +60,16 @@ ALPHA = 0.01
 PROBE_DIM = 128
 
 
-def structured_confusion(labels: np.ndarray, predicted: np.ndarray, inside: np.ndarray, n_classes: int,
-                         min_members: int = MIN_MEMBERS, alpha: float = ALPHA) -> tuple[int, int, int] | None:
-    """(given, looks_like, count) of the confusion that concentrates in the region, or None.
+def confusion_excess(labels: np.ndarray, predicted: np.ndarray, inside: np.ndarray,
+                     n_classes: int) -> tuple[int, int, int, float, int] | None:
+    """(given, looks_like, count, p_value, pairs_shown) of the confusion most in excess inside a
+    group of rows, or None when the group's members show no error.
 
-    For each pair (given L, predicted S) among the region's errors: how many of the region's
-    members labelled L are predicted S (``count``), against the rate of the same confusion among
-    the members labelled L outside the region (Laplace-smoothed, so a pair never seen outside is
-    not infinitely surprising). The pair with the largest excess is kept when its one-sided
-    binomial p-value is below ``alpha`` divided by the number of pairs the region's errors show
-    (Bonferroni) and ``count >= min_members``. A hard region confuses pairs that are confused
-    elsewhere too; a labelling error makes one pair far more common in the region than outside.
-    (The region's errors may be mostly of other pairs: a region that is hard anyway can carry a
-    labelling error as well.)
+    For each pair (given L, predicted S) among the group's errors: how many of its members
+    labelled L are predicted S (``count``), against the rate of the same confusion among the rows
+    labelled L outside it (Laplace-smoothed, so a pair never seen outside is not infinitely
+    surprising); the pair with the largest excess, its one-sided binomial p-value, and how many
+    pairs the group's errors show (for a Bonferroni correction over them).
     """
     from scipy.stats import binom
 
@@ -94,10 +91,30 @@ def structured_confusion(labels: np.ndarray, predicted: np.ndarray, inside: np.n
         if excess > best_excess:
             best, best_excess = int(code), float(excess)
             best_p = float(binom.sf(count_in[code] - 1, per_label_in[given], rate_out))
-    if best < 0 or count_in[best] < min_members or best_p >= alpha / shown.size:
+    if best < 0:
         return None
     given, looks = divmod(best, n_classes)
-    return given, looks, int(count_in[best])
+    return given, looks, int(count_in[best]), best_p, int(shown.size)
+
+
+def structured_confusion(labels: np.ndarray, predicted: np.ndarray, inside: np.ndarray, n_classes: int,
+                         min_members: int = MIN_MEMBERS, alpha: float = ALPHA) -> tuple[int, int, int] | None:
+    """(given, looks_like, count) of the confusion that concentrates in the region, or None.
+
+    The pair most in excess inside the region (:func:`confusion_excess`) is kept when its
+    one-sided binomial p-value is below ``alpha`` divided by the number of pairs the region's
+    errors show (Bonferroni) and ``count >= min_members``. A hard region confuses pairs that are
+    confused elsewhere too; a labelling error makes one pair far more common in the region than
+    outside. (The region's errors may be mostly of other pairs: a region that is hard anyway can
+    carry a labelling error as well.)
+    """
+    found = confusion_excess(labels, predicted, inside, n_classes)
+    if found is None:
+        return None
+    given, looks, count, p_value, shown = found
+    if count < min_members or p_value >= alpha / shown:
+        return None
+    return given, looks, count
 
 
 def _log_odds(p: np.ndarray, a: int, b: int) -> np.ndarray:

@@ -81,7 +81,7 @@ def _binom_sf_log10(k: int, n: int, p: float) -> float:
     return float(binom.logsf(k - 1, n, p) / math.log(10))
 
 
-def _categorical_columns(metadata: pd.DataFrame) -> dict[str, pd.Series]:
+def categorical_columns(metadata: pd.DataFrame) -> dict[str, pd.Series]:
     """Metadata columns as categorical series; continuous numbers binned into quartiles."""
     out: dict[str, pd.Series] = {}
     n = len(metadata)
@@ -121,7 +121,7 @@ def metadata_overrepresentation(
     if len(metadata) != slice_ids.shape[0]:
         raise ValueError(f"metadata has {len(metadata)} rows but there are {slice_ids.shape[0]} samples")
     sizes = pd.Series(slice_ids).value_counts()
-    for col, s in _categorical_columns(metadata.reset_index(drop=True)).items():
+    for col, s in categorical_columns(metadata.reset_index(drop=True)).items():
         valid = s.notna().to_numpy()
         if not valid.any():
             continue

@@ -460,6 +460,22 @@ def slices_table(slices: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("rank", kind="stable").reset_index(drop=True)
 
 
+def metadata_groups_table(groups: Optional[Sequence[dict]]) -> pd.DataFrame:
+    """The run's wrong labels by metadata value (``record["metadata_groups"]``), worst first, with
+    readable columns: field, value, labels, about wrong (the expected number), wrong rate, the
+    rest's rate, z, adjusted p, whether it passes, and the confusion its flags share."""
+    columns = ["field", "value", "labels", "about wrong", "wrong rate", "wrong rate elsewhere", "z", "p (adjusted)",
+               "more than chance", "finding", "finding samples"]
+    rows = [{
+        "field": str(g["column"]), "value": str(g["value"]), "labels": int(g["size"]),
+        "about wrong": float(g["expected_wrong"]), "wrong rate": float(g["wrong_rate"]),
+        "wrong rate elsewhere": float(g["wrong_rate_rest"]), "z": float(g["z"]), "p (adjusted)": float(g["p_adjusted"]),
+        "more than chance": bool(g["significant"]),
+        "finding": (g.get("finding") or {}).get("sentence", ""), "finding samples": len(g.get("finding_members") or []),
+    } for g in groups or []]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def _decoded(value: Any) -> Any:
     if isinstance(value, str):
         try:

@@ -49,7 +49,8 @@ def test_overview_of_the_image_sample_shows_map_slices_classes_and_gaps(project_
     app = _run(str(project.path), monkeypatch)
     assert not app.exception
     assert app.title[0].value == "Overview"
-    assert [s.value for s in app.subheader] == ["Map", "Slices ranked by error", "Classes", "Domain gap between sources"]
+    assert [s.value for s in app.subheader] == ["Map", "Slices ranked by error", "Wrong labels by metadata value",
+                                                "Classes", "Domain gap between sources"]
     colour = app.selectbox(key="overview.colour_by")
     assert colour.value == "Slice"
     assert {"Given label", "Current label", "Flag score", "Metadata: annotator1", "Split"} <= set(colour.options)
@@ -73,6 +74,24 @@ def test_overview_of_the_image_sample_shows_map_slices_classes_and_gaps(project_
     _, frame = runs.evidence(project)
     expected = f"(about {frame['error_probability'].sum():,.0f} labels expected wrong)"
     assert any(expected in c.value for c in app.caption)
+
+
+def test_the_metadata_values_are_listed_worst_first_with_their_findings(project_copy, monkeypatch):
+    project = project_copy("cifar10n-sample")
+    groups = runs.metadata_groups(project)[1]
+    app = _run(str(project.path), monkeypatch)
+    assert not app.exception
+    table = next(f.value for f in app.dataframe if "about wrong" in f.value.columns)
+    # every value of the sample's metadata (three annotators' labels, the split), as recorded, worst first
+    assert list(zip(table["field"], table["value"])) == [(g["column"], str(g["value"])) for g in groups]
+    assert {"annotator1", "annotator2", "annotator3", "split"} == set(table["field"])
+    assert list(table["p (adjusted)"]) == sorted(table["p (adjusted)"])  # the surest first
+    assert list(table["more than chance"]) == [g["significant"] for g in groups]
+    passing = int(table["more than chance"].sum())
+    assert any(f"{passing} of them hold more wrong labels than chance gives" in c.value for c in app.caption)
+    with_finding = table[table["finding"] != ""]
+    assert (with_finding["more than chance"]).all()
+    assert list(with_finding["finding samples"]) == [len(g["finding_members"]) for g in groups if g["finding"]]
 
 
 def test_colouring_by_a_metadata_column_redraws_the_map(project_copy, monkeypatch):

@@ -96,6 +96,26 @@ def test_slices_as_json_and_text(amend, analysed_once):
     assert slices[0]["name"] in text[1]
 
 
+def test_groups_compare_every_metadata_value(amend, analysed_once):
+    project, run = analysed_once
+    groups = amend.json("groups", project)
+    # the tiny project's metadata: source (web / scan) and the split (train / test)
+    assert {(g["column"], g["value"]) for g in groups} == {("source", "web"), ("source", "scan"),
+                                                           ("split", "train"), ("split", "test")}
+    for column in ("source", "split"):
+        pair = [g for g in groups if g["column"] == column]
+        # the two values of a column split the data: their sizes and expected wrong labels add up
+        assert sum(g["size"] for g in pair) == 60
+        assert sum(g["expected_wrong"] for g in pair) == pytest.approx(run["expected_wrong"], abs=0.1)
+        assert pair[0]["excess_wrong"] == pytest.approx(-pair[1]["excess_wrong"], abs=0.02)
+    assert [g["p_value"] for g in groups] == sorted(g["p_value"] for g in groups)  # the surest first
+    # two planted errors, one in each source: no value holds more than chance gives
+    assert not any(g["significant"] or g["finding"] or g["finding_members"] for g in groups)
+    text = amend("groups", project, "--run", run["run_id"]).out.splitlines()
+    assert text[0] == f"run {run['run_id']}: 4 metadata values, 0 with more wrong labels than chance (*), worst first"
+    assert len(text) == 5 and f"{groups[0]['column']} = {groups[0]['value']}: " in text[1]
+
+
 def test_analyse_with_predictions_and_no_slices(amend, tiny_project, tiny_data):
     amend("predictions", "import", tiny_project, tiny_data.probabilities, "--ids", tiny_data.ids, "--name", "model")
     run = amend.json("analyse", tiny_project, "--predictions", "model", "--no-slices")

@@ -1,0 +1,75 @@
+"""Wrong labels by metadata value: one annotator's shared mistake is found as a group, wherever
+its samples lie in the vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.detect import DetectConfig, detect
+from core.slices.groups import metadata_error_groups
+
+
+def _annotated(seed: int = 0, flip_share: float = 0.3):
+    """Three separated classes, five annotators assigned at random; annotator 'e' labels a
+    share of the class-0 samples it was given as class 1, all over class 0's cloud."""
+    rng = np.random.default_rng(seed)
+    n, dim = 900, 16
+    truth = np.repeat(np.arange(3), n // 3)
+    centres = rng.normal(size=(3, dim)) * 3.0
+    x = (centres[truth] + rng.normal(size=(n, dim))).astype(np.float32)
+    annotator = rng.choice(list("abcde"), n)
+    labels = truth.copy()
+    candidates = np.flatnonzero((annotator == "e") & (truth == 0))
+    flipped = rng.choice(candidates, int(flip_share * candidates.size), replace=False)
+    labels[flipped] = 1
+    site = np.where(rng.random(n) < 0.5, "north", "south")
+    return x, truth, labels, flipped, pd.DataFrame({"annotator": annotator, "site": site})
+
+
+def test_one_annotators_shared_mistake_is_the_top_group_with_its_confusion():
+    x, truth, labels, flipped, metadata = _annotated()
+    d = detect(x, labels, 3, config=DetectConfig(device="cpu"))
+    groups = metadata_error_groups(metadata, labels, d.probabilities, d.error_probability, d.flagged, d.suggested,
+                                   ["a0", "a1", "a2"])
+    top = groups[0]
+    assert (top["column"], top["value"]) == ("annotator", "e") and top["significant"]
+    assert top["finding"]["label"] == "a1" and top["finding"]["looks_like"] == "a0"
+    assert (top["confusion"]["label"], top["confusion"]["looks_like"]) == ("a1", "a0")
+    # the finding's rows are flips of that annotator (the flagged ones), not other samples
+    rows = np.array(top["finding_rows"])
+    assert np.isin(rows, flipped).all() and rows.size >= flipped.size // 2
+    # every other value is tested and none passes
+    assert {(g["column"], g["value"]) for g in groups} == {("annotator", v) for v in "abcde"} | {
+        ("site", "north"), ("site", "south")}
+    assert not any(g["significant"] for g in groups[1:])
+
+
+def test_no_group_passes_when_the_errors_are_spread_evenly():
+    x, truth, labels, _, metadata = _annotated(seed=1, flip_share=0.0)
+    rng = np.random.default_rng(1)
+    noisy = labels.copy()
+    spread = rng.choice(labels.size, 45, replace=False)  # 5 % random flips, no annotator behind them
+    noisy[spread] = (noisy[spread] + 1) % 3
+    d = detect(x, noisy, 3, config=DetectConfig(device="cpu"))
+    groups = metadata_error_groups(metadata, noisy, d.probabilities, d.error_probability, d.flagged, d.suggested,
+                                   ["a0", "a1", "a2"])
+    assert len(groups) == 7 and not any(g["significant"] for g in groups)
+    assert all(g["finding"] is None and g["finding_rows"] == [] for g in groups)
+
+
+def test_the_z_is_that_of_a_random_group_of_the_same_size():
+    # four rows of 1 among twelve of 0: a group holding all four is 4 - 4 * 4/16 = 3 above a
+    # random group of four, whose sum has variance 4 * (3/16) * (12/15)
+    p = np.array([1.0] * 4 + [0.0] * 12)
+    metadata = pd.DataFrame({"batch": ["x"] * 4 + ["y"] * 12})
+    one_class = np.ones((16, 1))
+    groups = metadata_error_groups(metadata, np.zeros(16, dtype=np.int64), one_class, p, np.zeros(16, bool),
+                                   np.full(16, -1), ["c"], min_size=4)
+    x = next(g for g in groups if g["value"] == "x")
+    assert x["excess_wrong"] == 3.0 and x["expected_wrong"] == 4.0
+    assert np.isclose(x["z"], round(3.0 / np.sqrt(4 * 0.1875 * 12 / 15), 2))
+    assert groups[0]["value"] == "x" and groups[-1]["value"] == "y" and groups[-1]["excess_wrong"] == -3.0
+    assert x["confusion"] is None  # one class: no confusion to test
+    assert metadata_error_groups(None, np.zeros(16, dtype=np.int64), one_class, p, np.zeros(16, bool),
+                                 np.full(16, -1), ["c"]) == []
