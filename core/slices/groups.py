@@ -17,8 +17,9 @@ distribution's mean and variance), one-sided. That catches a careless annotator.
 single guideline differently makes one confusion only, a few dozen labels among thousands, which
 barely moves the group's total; so each group also gets the test the structured-regions detector
 applies to a region (:func:`core.detect.regions.confusion_excess`): its most excess (given L,
-predicted S) pair against the same pair's rate among the L labels elsewhere, one-sided binomial,
-Bonferroni over the pairs its errors show. A group's p is the smaller of the two, doubled (two
+predicted S) pair against the same pair among the L labels elsewhere, here as an exact
+hypergeometric test (a metadata value can be half the data, so the rest's rate is not known
+precisely), Bonferroni over the pairs its errors show. A group's p is the smaller of the two, doubled (two
 tests), then Bonferroni-adjusted over every value tested. A group that passes and whose flags
 share one confusion carries it as a finding ("31 of its 104 'cat' (30 %) look like 'dog'",
 :func:`core.slices.metrics.structured_findings`), to be reviewed as one group.
@@ -123,8 +124,8 @@ def metadata_error_groups(
             p_pair, confusion = 1.0, None
             excess_pair = confusion_excess(labels, predicted, inside, len(names))
             if excess_pair is not None and excess_pair[2] >= MIN_MEMBERS:
-                given, looks, count, p_one, shown = excess_pair
-                p_pair = min(1.0, p_one * shown)
+                given, looks, count, _, shown = excess_pair
+                p_pair = min(1.0, _pair_p_value(labels, predicted, inside, given, looks) * shown)
                 confusion = {"label": names[given], "looks_like": names[looks], "count": count,
                              "p_value": p_pair}
             groups.append({"column": str(column), "value": value.item() if hasattr(value, "item") else value,
@@ -147,3 +148,18 @@ def metadata_error_groups(
                 g["finding"], g["finding_rows"] = finding, rows.tolist()
     groups.sort(key=lambda g: (g["p_value"], -g["z"], g["column"], str(g["value"])))
     return groups
+
+
+def _pair_p_value(labels: np.ndarray, predicted: np.ndarray, inside: np.ndarray, given: int, looks: int) -> float:
+    """P(at least the group's count of (given -> looks) errors) when the group's labels ``given``
+    were drawn at random from all of them: hypergeometric, so exact for a group of any size.
+    (The regions detector's binomial takes the rest's rate as known, which holds for a region
+    that is a small part of the data; a metadata value can be half of it, and with the rate of
+    the other half taken as known a random half passed in 5 of 40 runs on clean CIFAR-10 labels.)"""
+    from scipy.stats import hypergeom
+
+    carries = labels == given
+    confused = carries & (predicted == looks)
+    population, successes = int(carries.sum()), int(confused.sum())
+    drawn, hits = int((carries & inside).sum()), int((confused & inside).sum())
+    return float(hypergeom.sf(hits - 1, population, successes, drawn))
