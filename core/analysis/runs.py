@@ -124,7 +124,7 @@ def slices(project: Project, run_id: Optional[str] = None) -> tuple[RunInfo, pd.
 
 def metadata_groups(project: Project, run_id: Optional[str] = None) -> tuple[RunInfo, list[dict]]:
     """A run's wrong labels by metadata value (:func:`core.slices.groups.metadata_error_groups`),
-    most excess first; empty for a run without metadata or probabilities, or of an earlier Amend."""
+    the surest first; empty for a run without metadata or probabilities, or of an earlier Amend."""
     run = get_run(project, run_id)
     return run, list(run.record.get("metadata_groups") or [])
 

@@ -107,12 +107,14 @@ def metadata_error_groups(
     names = list(class_names)
     mean, variance = float(p.mean()), float(p.var())
     groups = []
+    columns = {}  # column -> (present, values): a group's rows are made again where needed, not kept
     for column, values in categorical_columns(metadata.reset_index(drop=True)).items():
         present = values.notna().to_numpy()
         counts = values[present].value_counts()
         if len(counts) < 2:
             continue  # one value: nothing to compare it with
         codes = values.to_numpy()
+        columns[str(column)] = (present, codes)
         for value, size in counts.items():
             if size < min_size or size >= n:
                 continue
@@ -129,7 +131,7 @@ def metadata_error_groups(
                 confusion = {"label": names[given], "looks_like": names[looks], "count": count,
                              "p_value": p_pair}
             groups.append({"column": str(column), "value": value.item() if hasattr(value, "item") else value,
-                           "size": int(size), "inside": inside, "flagged": int(flagged[inside].sum()),
+                           "code": value, "size": int(size), "flagged": int(flagged[inside].sum()),
                            "expected_wrong": round(expected, 2), "wrong_rate": round(expected / size, 4),
                            "wrong_rate_rest": round(float(p[~inside].mean()), 4), "excess_wrong": round(excess, 2),
                            "z": round(z, 2), "confusion": confusion,
@@ -138,9 +140,11 @@ def metadata_error_groups(
     for g in groups:
         g["p_adjusted"] = min(1.0, g["p_value"] * tested)
         g["significant"] = bool(g["p_adjusted"] < alpha)
-        inside = g.pop("inside")
+        code = g.pop("code")
         g["finding"], g["finding_rows"] = None, []
         if g["significant"]:
+            present, codes = columns[g["column"]]
+            inside = present & (codes == code)
             finding = structured_findings(inside.astype(np.int64), labels, suggested, flagged, class_names).get(1)
             if finding is not None:
                 given, looks = names.index(finding["label"]), names.index(finding["looks_like"])
