@@ -292,8 +292,9 @@ def _render_groups(project: Project, data: ov.Overview) -> None:
     picked = table.iloc[rows[0]]
     group = data.run.record["metadata_groups"][rows[0]]
     if not group.get("finding_members"):
-        st.caption(f"{_md(picked['field'])} = {_md(picked['value'])}: no confusion shared by enough of its flags "
-                   "to review as one finding.")
+        why = ("no confusion is shared by enough of its flags to review as one finding" if picked["more than chance"]
+               else "no more wrong labels than chance gives a group of its size")
+        st.caption(f"{_md(picked['field'])} = {_md(picked['value'])}: {why}.")
         return
     members = list(group["finding_members"])
     st.markdown(f"**{_md(picked['field'])} = {_md(picked['value'])}**: {_md(picked['finding'])}.")
