@@ -61,6 +61,7 @@ def test_overview_of_the_image_sample(running_app, page, whole_page):
     _open_overview(page, running_app)
     body = page.inner_text("body")
     assert "Slices ranked by error" in body and "Domain gap between sources" in body
+    assert "Wrong labels by metadata value" in body and "0 of them hold more wrong labels than chance" in body
     assert "All 400 samples drawn" in body
     # the legend / bars name slices by their class mix: "#1 frog 31% / bird 20%" or "#1 mostly horse (52%)"
     assert re.search(r"#1 (\w+ \d+%|mostly \w+ \(\d+%\))", body)
@@ -101,3 +102,55 @@ def test_overview_of_the_text_sample(running_app, page, whole_page):
     assert "Slices ranked by error" in body and "All 300 samples drawn" in body
     assert re.search(r"#1 ([a-z.]+ \d+%|mostly [a-z.]+ \(\d+%\))", body)  # slices named by their newsgroup mix
     whole_page(page, "overview-news20-sample")
+
+
+def _annotated_reports(folder) -> Project:
+    """600 texts in three classes with imported vectors that cluster by the true class; five
+    readers assigned at random, and reader E labelled 40 % of the 'benign' reports it read as
+    'malignant' (a mistake spread over the whole of the class, so no slice holds it)."""
+    import numpy as np
+
+    import builders
+    from core import api
+
+    rng = np.random.default_rng(0)
+    names = ["benign", "malignant", "normal"]
+    truth = [names[i % 3] for i in range(600)]
+    reader = rng.choice(list("ABCDE"), len(truth))
+    labels = list(truth)
+    read_by_e = [i for i, (t, r) in enumerate(zip(truth, reader)) if r == "E" and t == "benign"]
+    for i in rng.choice(read_by_e, int(0.4 * len(read_by_e)), replace=False):
+        labels[i] = "malignant"
+    rows = [{"id": f"s{i:03d}", "text": f"report {i}", "label": labels[i], "metadata": {"annotator": f"reader {r}"}}
+            for i, r in enumerate(reader)]
+    project = builders.add_rows(Project.create(folder / "reports"), rows)
+    builders.import_vectors(project, "mine", [r["id"] for r in rows], builders.clustered_vectors(truth, spread=0.5))
+    api.analyse(project)
+    return project
+
+
+def test_a_readers_shared_mistake_goes_to_triage_as_one_selection(tmp_path, app_server, page, whole_page):
+    from core.analysis import runs
+
+    project = _annotated_reports(tmp_path)
+    top = runs.metadata_groups(project)[1][0]
+    assert (top["value"], top["significant"]) == ("reader E", True) and top["finding_members"]
+    members = top["finding_members"]
+    with app_server([project.path]) as url:
+        page.goto(url)
+        page.get_by_role("link", name="Overview").click()
+        heading = page.get_by_role("heading", name="Wrong labels by metadata value")
+        heading.wait_for(timeout=90_000)
+        grid = page.locator("[data-testid='stDataFrame']").nth(1)  # the slices' table comes first
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        page.mouse.click(box["x"] + 18, box["y"] + 52)  # the first row's selection box, below the header
+        send = page.get_by_role("button", name=f"Send its {len(members)} flagged samples to triage")
+        send.wait_for(timeout=30_000)
+        assert "annotator = reader E" in page.inner_text("body")
+        whole_page(page, "overview-metadata-group")
+        send.click()
+        page.get_by_role("heading", name="Triage").wait_for(timeout=60_000)
+    saved = list_selections(project)
+    assert len(saved) == 1 and sorted(saved[0].ids) == sorted(members)
+    assert saved[0].source.startswith("overview metadata group annotator=reader E")
