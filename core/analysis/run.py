@@ -59,6 +59,9 @@ class AnalysisResult:
             "expected_wrong": record["counts"].get("expected_wrong"),
             "detectors": record["detectors"],
             "slices": record["counts"].get("slices"),
+            # metadata values holding more wrong labels than chance (None: no metadata to compare)
+            "metadata_groups_passing": None if record.get("metadata_groups") is None
+            else sum(bool(g["significant"]) for g in record["metadata_groups"]),
             "seconds": record["timings"]["total"],
         }
 

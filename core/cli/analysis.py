@@ -21,9 +21,18 @@ def cmd_analyse(args: argparse.Namespace, progress) -> int:
     output(args, result.to_json(), lambda r: (
         f"run {r['run_id']}: {r['flagged']} of {r['samples']} samples flagged{expected_wrong(r)} by "
         f"{', '.join(r['detectors'])} ({r['seconds']:.1f} s)\n"
-        f"see them with `amend flags {args.project} --top 20`"
+        f"see them with `amend flags {args.project} --top 20`" + _groups_hint(r, args.project)
     ))
     return 0
+
+
+def _groups_hint(run: dict, project: str) -> str:
+    """A line pointing at `amend groups` when some metadata value holds more wrong labels than chance."""
+    passing = run.get("metadata_groups_passing") or 0
+    if not passing:
+        return ""
+    values = "value holds" if passing == 1 else "values hold"
+    return f"\n{passing} metadata {values} more wrong labels than chance: see `amend groups {project}`"
 
 
 def _flags_csv(records: list[dict]) -> str:

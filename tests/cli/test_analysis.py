@@ -111,6 +111,7 @@ def test_groups_compare_every_metadata_value(amend, analysed_once):
     assert [g["p_value"] for g in groups] == sorted(g["p_value"] for g in groups)  # the surest first
     # two planted errors, one in each source: no value holds more than chance gives
     assert not any(g["significant"] or g["finding"] or g["finding_members"] for g in groups)
+    assert run["metadata_groups_passing"] == 0  # `amend analyse --json` counts them
     text = amend("groups", project, "--run", run["run_id"]).out.splitlines()
     assert text[0] == f"run {run['run_id']}: 4 metadata values, 0 with more wrong labels than chance (*), worst first"
     assert len(text) == 5 and f"{groups[0]['column']} = {groups[0]['value']}: " in text[1]
@@ -149,3 +150,12 @@ def test_flags_of_an_unknown_run(amend, analysed_once):
     amend.fails("flags", project, "--run", "run-nope", "--json", says=f"no run 'run-nope'; runs: {run['run_id']}")
     amend.fails("slices", project, "--run", "run-nope", says="no run 'run-nope'")
     assert set(LABELS) == {r["given_label"] for r in amend.json("flags", project)}
+
+
+def test_analyse_points_at_groups_when_a_metadata_value_passes():
+    from core.cli.analysis import _groups_hint
+
+    assert _groups_hint({"metadata_groups_passing": 2}, "p") == (
+        "\n2 metadata values hold more wrong labels than chance: see `amend groups p`")
+    assert _groups_hint({"metadata_groups_passing": 1}, "p").startswith("\n1 metadata value holds ")
+    assert _groups_hint({"metadata_groups_passing": 0}, "p") == _groups_hint({"metadata_groups_passing": None}, "p") == ""
