@@ -273,7 +273,7 @@ def _render_groups(project: Project, data: ov.Overview) -> None:
                "each metadata field: how many of its labels are expected to be wrong (the sum of their estimated "
                "probabilities) against the rest of the data (z: against a random group of the same size), and "
                "whether one confusion is far more common among its labels than elsewhere; p adjusted for the "
-               f"{len(table)} values compared. {passing} of them hold more wrong labels than chance gives.")
+               f"{len(table)} values compared. More wrong labels than chance gives: {passing} of them.")
     event = st.dataframe(
         table, hide_index=True, width="stretch", key=GROUP_TABLE_KEY, on_select="rerun", selection_mode="single-row",
         column_order=[c for c in table.columns if c != "finding samples"],

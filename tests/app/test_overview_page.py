@@ -88,7 +88,7 @@ def test_the_metadata_values_are_listed_worst_first_with_their_findings(project_
     assert list(table["p (adjusted)"]) == sorted(table["p (adjusted)"])  # the surest first
     assert list(table["more than chance"]) == [g["significant"] for g in groups]
     passing = int(table["more than chance"].sum())
-    assert any(f"{passing} of them hold more wrong labels than chance gives" in c.value for c in app.caption)
+    assert any(f"More wrong labels than chance gives: {passing} of them." in c.value for c in app.caption)
     with_finding = table[table["finding"] != ""]
     assert (with_finding["more than chance"]).all()
     assert list(with_finding["finding samples"]) == [len(g["finding_members"]) for g in groups if g["finding"]]

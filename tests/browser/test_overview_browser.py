@@ -61,7 +61,7 @@ def test_overview_of_the_image_sample(running_app, page, whole_page):
     _open_overview(page, running_app)
     body = page.inner_text("body")
     assert "Slices ranked by error" in body and "Domain gap between sources" in body
-    assert "Wrong labels by metadata value" in body and "0 of them hold more wrong labels than chance" in body
+    assert "Wrong labels by metadata value" in body and "More wrong labels than chance gives: 0 of them." in body
     assert "All 400 samples drawn" in body
     # the legend / bars name slices by their class mix: "#1 frog 31% / bird 20%" or "#1 mostly horse (52%)"
     assert re.search(r"#1 (\w+ \d+%|mostly \w+ \(\d+%\))", body)
