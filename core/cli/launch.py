@@ -17,7 +17,8 @@ from core.errors import AmendError
 # mode off before the server starts (Streamlit does the same itself once st.navigation has run).
 #
 # `kill -USR1 PID` makes the server write every thread's stack to its stderr: the way to see
-# where a server that stopped answering is stuck, without stopping it.
+# where a server that stopped answering is stuck, without stopping it. A stop request ends the
+# process within pages/shutdown.py's grace period even when a client stalls.
 _STREAMLIT_LAUNCHER = (
     "import faulthandler, os, signal, sys\n"
     "faulthandler.register(signal.SIGUSR1, all_threads=True)\n"
@@ -29,6 +30,8 @@ _STREAMLIT_LAUNCHER = (
     "sys.path.insert(0, os.environ['AMEND_APP_DIR'])\n"
     "from pages.hosts import guard_hosts\n"
     "guard_hosts()\n"
+    "from pages.shutdown import stop_within_grace\n"
+    "stop_within_grace()\n"
     "from streamlit.web.cli import main\n"
     "sys.argv = ['streamlit', *sys.argv[1:]]\n"
     "sys.exit(main())\n"

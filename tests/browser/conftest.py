@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,11 @@ def serve(projects):
             process.kill()
             process.wait(timeout=20)
             raise RuntimeError(f"the app did not stop within 20 s of SIGTERM; its log ends:\n{tail()}")
+        else:
+            if process.returncode == 1:  # pages/shutdown.py's watchdog ended it: say what held it
+                text = Path(log.name).read_text(errors="replace")
+                warnings.warn("the app needed its forced stop; from the stop request on, its log reads:\n"
+                              + text[text.find("Amend: the server ends within"):][:12000])
         finally:
             Path(log.name).unlink(missing_ok=True)
 
