@@ -13,6 +13,15 @@ values that pass by chance.
 
     python bench/groups.py [--runs 12] [--vectors X.npy --ids ids.npy]   (CIFAR-10N images, clean labels)
     python bench/groups.py [--runs 12]                                     (20 Newsgroups MiniLM)
+
+``--speed ROWS`` times the test itself instead, at scale: synthetic labels and probabilities
+(10 classes), a metadata column of ``--values`` values (a comma list: one timing each), against
+the same statistics computed one value at a time (a mask of the value's rows, its sums and
+:func:`core.detect.regions.confusion_excess`), as the code did before it counted a column's
+values together. The baseline runs the confusion test only; the values it passes must be among
+those the test itself finds.
+
+    python bench/groups.py --speed 1000000 --values 100,5000
 """
 
 from __future__ import annotations
@@ -61,7 +70,11 @@ def main(argv=None) -> int:
     ap.add_argument("--vectors", type=Path)
     ap.add_argument("--ids", type=Path, help="with --vectors: CIFAR-10N image ids of the rows (labels = clean labels)")
     ap.add_argument("--rate", type=float, default=0.3)
+    ap.add_argument("--speed", type=int, metavar="ROWS", help="time the test at this many rows instead")
+    ap.add_argument("--values", default="100,5000", help="with --speed: values of the metadata column")
     args = ap.parse_args(argv)
+    if args.speed:
+        return speed(args.speed, [int(v) for v in args.values.split(",")])
     if args.vectors is not None:
         classes = (SHARED / "cifar10n" / "classes.txt").read_text().split()
         frame = pd.read_csv(SHARED / "cifar10n" / "labels.csv")
@@ -119,6 +132,72 @@ def main(argv=None) -> int:
           f"{sum(passes)}, its finding naming the planted pair in {sum(named)}")
     print(f"without the plant (same annotator columns, {args.runs} runs x {len(ANNOTATORS) + 2} values): "
           f"{sum(null_passing)} values passed")
+    return 0
+
+
+def one_value_at_a_time(column: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
+                        error: np.ndarray, min_size: int = 10) -> dict:
+    """value -> (expected wrong, flagged-free z inputs, confusion p) computed from each value's own
+    mask: the per-value way, the baseline of ``--speed``."""
+    from scipy.stats import hypergeom
+
+    from core.detect.regions import confusion_excess
+
+    predicted = probabilities.argmax(axis=1)
+    n_classes = probabilities.shape[1]
+    out = {}
+    for value in pd.unique(column):
+        inside = column == value
+        size = int(inside.sum())
+        if size < min_size:
+            continue
+        found = confusion_excess(labels, predicted, inside, n_classes)
+        p_pair = 1.0
+        if found is not None and found[2] >= 5:
+            given, looks, count, _, shown = found
+            carries = labels == given
+            p_pair = min(1.0, shown * float(hypergeom.sf(count - 1, carries.sum(),
+                                                         (carries & (predicted == looks)).sum(),
+                                                         (carries & inside).sum())))
+        out[value] = (float(error[inside].sum()), p_pair)
+    return out
+
+
+def speed(rows: int, value_counts: list[int]) -> int:
+    import resource
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {rows:,} rows, 10 classes, one metadata column")
+    print("| values | one pass per column s | one value at a time s | ratio | values passing (both) |")
+    print("|---:|---:|---:|---:|---|")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, rows)
+    probabilities = rng.dirichlet(np.full(10, 0.4), rows)
+    probabilities[np.arange(rows), labels] += 0.6
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    error = 1.0 - probabilities[np.arange(rows), labels]
+    flagged = error > 0.6
+    suggested = np.where(flagged, probabilities.argmax(axis=1), -1)
+    classes = [f"class-{i}" for i in range(10)]
+    for count in value_counts:
+        column = np.array([f"batch-{v}" for v in range(count)], dtype=object)[rng.integers(0, count, rows)]
+        # one batch whose labeller read class 0 as class 1: half its class-0 rows predicted as 1
+        bad = np.flatnonzero((column == "batch-3") & (labels == 0))
+        bad = bad[: bad.size // 2]
+        probabilities[bad] = probabilities[bad][:, [1, 0, *range(2, 10)]]
+        t = time.perf_counter()
+        groups = metadata_error_groups(pd.DataFrame({"batch": column}), labels, probabilities, error, flagged,
+                                       suggested, classes)
+        together = time.perf_counter() - t
+        t = time.perf_counter()
+        alone = one_value_at_a_time(column, labels, probabilities, error)
+        apart = time.perf_counter() - t
+        passing = sorted(g["value"] for g in groups if g["significant"])
+        tested = len(groups)
+        passing_alone = sorted(v for v, (_, p_pair) in alone.items() if min(1.0, 2 * p_pair) * tested < 0.01)
+        same = "same" if set(passing_alone) <= set(passing) else f"differ: {passing_alone}"
+        print(f"| {count:,} | {together:.2f} | {apart:.2f} | {apart / together:.0f}x | {passing} ({same}) |", flush=True)
+        probabilities[bad] = probabilities[bad][:, [1, 0, *range(2, 10)]]  # put the batch back
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
     return 0
 
 

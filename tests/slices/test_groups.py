@@ -80,7 +80,12 @@ def test_the_confusion_test_holds_its_level_for_a_group_half_the_data():
     p <= 0.01 about one time in a hundred, not more (the rest's rate is not known precisely then;
     a binomial that took it as known reached it 3.4 times in a hundred here, and passed random
     halves of clean CIFAR-10 labels)."""
-    from core.slices.groups import _pair_p_value
+    from core.slices.groups import _pair_p_value as p_from_counts
+
+    def _pair_p_value(labels, predicted, inside, given, looks):
+        carries, confused = labels == given, (labels == given) & (predicted == looks)
+        return p_from_counts(int(carries.sum()), int(confused.sum()), int((carries & inside).sum()),
+                             int((confused & inside).sum()))
 
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 300)
@@ -95,3 +100,48 @@ def test_the_confusion_test_holds_its_level_for_a_group_half_the_data():
     inside[np.setdiff1d(np.arange(300), confused)[:130]] = True  # half of the label-0 rows in all
     inside[300:450] = True  # and half of the label-1 rows
     assert 1e-4 < _pair_p_value(labels, predicted, inside, 0, 1) < 0.05
+
+
+def test_every_values_counts_and_confusion_match_a_test_of_that_group_alone():
+    """The values of a column are counted together, in one pass per column; each must get what
+    the single-group computations give it: its size, expected wrong labels, flags and the pair
+    :func:`core.detect.regions.confusion_excess` picks for its rows, with the hypergeometric p."""
+    from scipy.stats import hypergeom
+
+    from core.detect.regions import confusion_excess
+
+    rng = np.random.default_rng(5)
+    n, c = 4000, 5
+    labels = rng.integers(0, c, n)
+    probabilities = rng.dirichlet(np.full(c, 0.4), n)
+    probabilities[np.arange(n), labels] += 0.25  # right a third of the time: errors to count
+    batch = rng.integers(0, 60, n).astype(object)  # 60 values, some below the minimum size
+    batch[rng.random(n) < 0.1] = None  # rows without a value belong to no group, but to every rest
+    error = 1.0 - probabilities[np.arange(n), labels] / probabilities.sum(axis=1)
+    flagged = error > 0.5
+    suggested = np.where(flagged, probabilities.argmax(axis=1), -1)
+    metadata = pd.DataFrame({"batch": batch})
+    groups = metadata_error_groups(metadata, labels, probabilities, error, flagged, suggested,
+                                   [f"k{i}" for i in range(c)], min_size=60)
+    predicted = probabilities.argmax(axis=1)
+    sizes = pd.Series(batch).value_counts()
+    assert {g["value"] for g in groups} == set(sizes[sizes >= 60].index)
+    with_confusion = 0
+    for g in groups:
+        inside = np.array([b == g["value"] for b in batch])
+        assert g["size"] == inside.sum() and g["flagged"] == flagged[inside].sum()
+        assert np.isclose(g["expected_wrong"], round(error[inside].sum(), 2))
+        assert np.isclose(g["wrong_rate_rest"], round(error[~inside].mean(), 4))
+        alone = confusion_excess(labels, predicted, inside, c)
+        if alone is None or alone[2] < 5:
+            assert g["confusion"] is None
+            continue
+        given, looks, count, _, shown = alone
+        with_confusion += 1
+        assert (g["confusion"]["label"], g["confusion"]["looks_like"], g["confusion"]["count"]) == (
+            f"k{given}", f"k{looks}", count)
+        carries = labels == given
+        p_alone = hypergeom.sf(count - 1, carries.sum(), (carries & (predicted == looks)).sum(),
+                               (carries & inside).sum())
+        assert np.isclose(g["confusion"]["p_value"], min(1.0, p_alone * shown))
+    assert with_confusion >= 20
