@@ -137,8 +137,8 @@ def main(argv=None) -> int:
 
 def one_value_at_a_time(column: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
                         error: np.ndarray, min_size: int = 10) -> dict:
-    """value -> (expected wrong, flagged-free z inputs, confusion p) computed from each value's own
-    mask: the per-value way, the baseline of ``--speed``."""
+    """value -> (expected wrong labels, confusion p-value) computed from each value's own mask: the
+    per-value way, the baseline of ``--speed``."""
     from scipy.stats import hypergeom
 
     from core.detect.regions import confusion_excess
