@@ -5,7 +5,7 @@ On SIGTERM or Ctrl+C Streamlit asks its web server (uvicorn) to stop, and uvicor
 with no limit, for every open response to finish. A browser tab that stopped reading halfway
 through a large file keeps that response open for ever, and `amend app` with it: a service
 manager's stop, or a test's, hangs. Nothing is lost by ending the process then: every decision
-is committed to SQLite and LanceDB when it is made (the trail survives kill -9)."""
+is committed to the project's SQLite log when it is made (the trail survives kill -9)."""
 
 from __future__ import annotations
 
