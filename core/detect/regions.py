@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NAME", "DESCRIPTION", "score", "structured_confusion", "confusion_excess"]
+__all__ = ["NAME", "DESCRIPTION", "score", "structured_confusion", "confusion_excess", "most_excess_confusions"]
 
 NAME = "regions"
 DESCRIPTION = ("Many samples of this region of the data carry the same label that a model trained on the rest "
@@ -60,41 +60,59 @@ ALPHA = 0.01
 PROBE_DIM = 128
 
 
+def most_excess_confusions(value_codes: np.ndarray, pairs: np.ndarray, label_in: np.ndarray,
+                           per_label: np.ndarray, per_pair: np.ndarray,
+                           n_classes: int) -> dict[int, tuple[int, int, int, int]]:
+    """group -> (given, looks_like, count, pairs_shown) of the confusion most in excess among its
+    rows, for many disjoint groups at once (every value of a metadata column; one region for
+    :func:`confusion_excess`). For each pair (given L, predicted S) among a group's errors: how
+    many of its members labelled L are predicted S, against the Laplace-smoothed rate of the same
+    confusion among the rows labelled L outside the group (so a pair never seen outside is not
+    infinitely surprising); the pair with the largest excess is kept, the first in pair order on a
+    tie. ``value_codes`` and ``pairs`` are the group code and pair code (L * C + S) of the wrong
+    rows inside some group; ``label_in`` (groups, C) counts each group's labels; ``per_label``
+    and ``per_pair`` count labels and wrong pairs over all rows. Groups whose rows show no error,
+    or no pair above its rate outside, are left out."""
+    if value_codes.size == 0:
+        return {}
+    keys, count = np.unique(value_codes.astype(np.int64) * (n_classes * n_classes) + pairs, return_counts=True)
+    value, code = np.divmod(keys, n_classes * n_classes)
+    given = code // n_classes
+    rate_out = (per_pair[code] - count + 1.0) / (per_label[given] - label_in[value, given] + 2.0)
+    excess = count - label_in[value, given] * rate_out
+    out = {}
+    # keys are sorted by group, then by pair: each group's first largest excess
+    starts = np.flatnonzero(np.r_[True, value[1:] != value[:-1]])
+    for start, stop in zip(starts, np.r_[starts[1:], keys.size]):
+        best = start + int(np.argmax(excess[start:stop]))
+        if excess[best] > 0:
+            out[int(value[start])] = (int(given[best]), int(code[best] % n_classes), int(count[best]),
+                                      int(stop - start))
+    return out
+
+
 def confusion_excess(labels: np.ndarray, predicted: np.ndarray, inside: np.ndarray,
                      n_classes: int) -> tuple[int, int, int, float, int] | None:
     """(given, looks_like, count, p_value, pairs_shown) of the confusion most in excess inside a
-    group of rows, or None when the group's members show no error.
-
-    For each pair (given L, predicted S) among the group's errors: how many of its members
-    labelled L are predicted S (``count``), against the rate of the same confusion among the rows
-    labelled L outside it (Laplace-smoothed, so a pair never seen outside is not infinitely
-    surprising); the pair with the largest excess, its one-sided binomial p-value, and how many
-    pairs the group's errors show (for a Bonferroni correction over them).
+    group of rows (:func:`most_excess_confusions` for that one group), its one-sided binomial
+    p-value against the rate outside, and how many pairs the group's errors show (for a Bonferroni
+    correction over them); None when the group's members show no error in excess.
     """
     from scipy.stats import binom
 
     inside = np.asarray(inside, dtype=bool)
     wrong = predicted != labels
     pair = labels * n_classes + predicted
-    shown = np.unique(pair[inside & wrong])
-    if shown.size == 0:
+    per_label = np.bincount(labels, minlength=n_classes)
+    per_pair = np.bincount(pair[wrong], minlength=n_classes * n_classes)
+    label_in = np.bincount(labels[inside], minlength=n_classes)[None, :]
+    chosen = most_excess_confusions(np.zeros(int((inside & wrong).sum()), dtype=np.int64), pair[inside & wrong],
+                                    label_in, per_label, per_pair, n_classes).get(0)
+    if chosen is None:
         return None
-    per_label_in = np.bincount(labels[inside], minlength=n_classes)
-    per_label_out = np.bincount(labels[~inside], minlength=n_classes)
-    count_in = np.bincount(pair[inside & wrong], minlength=n_classes * n_classes)
-    count_out = np.bincount(pair[~inside & wrong], minlength=n_classes * n_classes)
-    best, best_excess, best_p = -1, 0.0, 1.0
-    for code in shown:
-        given = int(code) // n_classes
-        rate_out = (count_out[code] + 1.0) / (per_label_out[given] + 2.0)
-        excess = count_in[code] - per_label_in[given] * rate_out
-        if excess > best_excess:
-            best, best_excess = int(code), float(excess)
-            best_p = float(binom.sf(count_in[code] - 1, per_label_in[given], rate_out))
-    if best < 0:
-        return None
-    given, looks = divmod(best, n_classes)
-    return given, looks, int(count_in[best]), best_p, int(shown.size)
+    given, looks, count, shown = chosen
+    rate_out = (per_pair[given * n_classes + looks] - count + 1.0) / (per_label[given] - label_in[0, given] + 2.0)
+    return given, looks, count, float(binom.sf(count - 1, label_in[0, given], rate_out)), shown
 
 
 def structured_confusion(labels: np.ndarray, predicted: np.ndarray, inside: np.ndarray, n_classes: int,

@@ -90,7 +90,7 @@ def metadata_error_groups(
     """
     from scipy.stats import norm
 
-    from core.detect.regions import MIN_MEMBERS
+    from core.detect.regions import MIN_MEMBERS, most_excess_confusions
 
     if metadata is None or len(metadata.columns) == 0:
         return []
@@ -128,8 +128,8 @@ def metadata_error_groups(
         flags = np.bincount(codes[present], weights=flagged[present], minlength=n_values)
         label_in = np.bincount(codes[present] * n_classes + labels[present],
                                minlength=n_values * n_classes).reshape(n_values, n_classes)
-        confusion = _most_excess_confusions(codes[present & wrong], pair[present & wrong], label_in,
-                                            per_label, per_pair, n_classes)
+        confusion = most_excess_confusions(codes[present & wrong], pair[present & wrong], label_in,
+                                           per_label, per_pair, n_classes)
         for v in np.argsort(-size, kind="stable"):  # largest value first, as value_counts gives them
             if size[v] < min_size or size[v] >= n:
                 continue
@@ -166,33 +166,6 @@ def metadata_error_groups(
                 g["finding"], g["finding_rows"] = finding, rows.tolist()
     groups.sort(key=lambda g: (g["p_value"], -g["z"], g["column"], str(g["value"])))
     return groups
-
-
-def _most_excess_confusions(value_codes: np.ndarray, pairs: np.ndarray, label_in: np.ndarray,
-                            per_label: np.ndarray, per_pair: np.ndarray,
-                            n_classes: int) -> dict[int, tuple[int, int, int, int]]:
-    """value -> (given, looks_like, count, pairs_shown) of the confusion most in excess among its
-    rows, as :func:`core.detect.regions.confusion_excess` picks it for one group (the same
-    Laplace-smoothed rate of the pair among the labels outside the group), for every value of a
-    column at once. ``value_codes`` and ``pairs`` are those of the wrong rows with a value;
-    values whose rows show no error, or no pair above its rate outside, are left out."""
-    if value_codes.size == 0:
-        return {}
-    keys, count = np.unique(value_codes.astype(np.int64) * (n_classes * n_classes) + pairs, return_counts=True)
-    value, code = np.divmod(keys, n_classes * n_classes)
-    given = code // n_classes
-    rate_out = (per_pair[code] - count + 1.0) / (per_label[given] - label_in[value, given] + 2.0)
-    excess = count - label_in[value, given] * rate_out
-    out = {}
-    # keys are sorted by value, then by pair: each value's first largest excess, as the loop over
-    # its pairs in ascending order keeps it
-    starts = np.flatnonzero(np.r_[True, value[1:] != value[:-1]])
-    for start, stop in zip(starts, np.r_[starts[1:], keys.size]):
-        best = start + int(np.argmax(excess[start:stop]))
-        if excess[best] > 0:
-            out[int(value[start])] = (int(given[best]), int(code[best] % n_classes), int(count[best]),
-                                      int(stop - start))
-    return out
 
 
 def _pair_p_value(population: int, successes: int, drawn: int, hits: int) -> float:
