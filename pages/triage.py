@@ -413,7 +413,7 @@ def _render_labels(view: triage.SampleView) -> None:
         chips.append(_chip(f"Now ({status})", str(row.get("current_label")), "now"))
     wrong = row.get("error_probability")
     if wrong is not None and not pd.isna(wrong):
-        chips.append(_chip("P(label wrong)", f"{float(wrong):.0%}", "plain"))
+        chips.append(_chip("P(label wrong)", words.probability(wrong), "plain"))
     chips.append(_chip("Rank", f"{int(row['rank']):,}", "plain"))
     st.html(_CHIP_STYLE + '<div class="amend-chips">' + "".join(chips) + "</div>")
 

@@ -25,7 +25,14 @@ def number(value: Any) -> Optional[float]:
 
 
 def percent(p: float) -> str:
-    return f"{100 * p:.0f}%"
+    """'12%'. A model's estimate that is not exactly 0 or 1 never reads as certain: '<1%', '>99%'
+    (a reviewer reads "0%" as impossible, and no out-of-sample estimate is)."""
+    shown = f"{100 * p:.0f}"
+    if shown == "0" and p > 0:
+        return "<1%"
+    if shown == "100" and p < 1:
+        return ">99%"
+    return f"{shown}%"
 
 
 def own_label(row: Mapping[str, Any]) -> Any:

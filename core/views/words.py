@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from core.analysis import runs
+from core.detect.wording import percent
 
 
 def plain_time(iso: Any) -> str:
@@ -19,6 +20,12 @@ def plain_time(iso: Any) -> str:
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC")
     return f"{stamp.day} {stamp:%b %Y, %H:%M} UTC"
+
+
+def probability(p: float) -> str:
+    """An estimated probability as a reviewer reads it: "12%", and never a certainty it is not
+    ("<1%", ">99%")."""
+    return percent(float(p))
 
 
 def expected_wrong(counts: dict | None) -> str:

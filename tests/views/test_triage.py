@@ -177,6 +177,15 @@ def test_times_runs_and_pace_in_plain_words():
     assert triage.pace_sentence(1, 30) == "You: 1 decision in 30 s (30 s each)."
 
 
+def test_an_estimated_probability_never_reads_as_a_certainty():
+    # what rounds to 0 % or 100 % but is not exactly that is said as "<1%" / ">99%"
+    assert [words.probability(p) for p in (0.996, 0.9949, 0.5, 0.004, 0.0051)] == [">99%", "99%", "50%", "<1%", "1%"]
+    assert (words.probability(0.0), words.probability(1.0)) == ("0%", "100%")
+    row = {"label_analysed": "cat", "current_label": "cat", "p_label": 0.003, "p_suggested": 0.997,
+           "suggested_label": "dog"}
+    assert "gives its label 'cat' <1%; 'dog' gets >99%" in triage.confidence_in_words(row)
+
+
 def test_slices_have_the_overviews_names_in_error_rank_order(imported_samples):
     from core.analysis import runs
     from core.store.project import Project
