@@ -15,6 +15,7 @@ import streamlit as st
 from core.errors import AmendError
 from core.hypotheses import failures, review, store
 from core.store.project import Project
+from core.views import words
 from pages import identity, keyboard, state
 
 DIMENSION_KEY = "hypotheses.dimension"
@@ -154,7 +155,7 @@ def _render_hypothesis(row: dict) -> None:
     chips = [_chip("Given label", str(row["given_label"]), "#fde8e7", "#8a1c12")]
     if predictions:
         label, p = predictions[0]
-        chips.append(_chip("Predicted", f"{label} ({p:.0%})" if p == p else str(label), "#e3f1e5", "#18582a"))
+        chips.append(_chip("Predicted", f"{label} ({words.probability(p)})" if p == p else str(label), "#e3f1e5", "#18582a"))
     chips.append(_chip("Data quality", tag.replace("_", " "), background, colour))
     body = "".join(
         f'<div class="amend-hyp"><div class="amend-hyp-dim">{d}</div>'
