@@ -46,7 +46,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 
 from core.detect import DetectConfig, detect  # noqa: E402
 from core.detect import confident as confident_mod  # noqa: E402
-from core.detect.probe import cross_validated_probabilities  # noqa: E402
+from core.detect.probe import DEFAULT_C, cross_validated_probabilities  # noqa: E402
 from core.detect.rank import rank  # noqa: E402
 
 SHARED = Path(os.environ.get("AMEND_SHARED_DATA", REPO / ".." / "shared" / "data"))
@@ -209,13 +209,21 @@ def compare(case, vectors, labels, n_classes, truth, probs, do_sweep, lines, swe
     t0 = time.perf_counter()
     det = detect(vectors, labels, n_classes, probabilities=probs, config=DetectConfig())
     timings[case] = time.perf_counter() - t0
-    # cleanlab alone on the same inputs: the given probabilities, or the same probe's when none given
+    # cleanlab alone on the same inputs: the given probabilities, or the same probe's (at the
+    # strength Amend chose) when none are given; and on the probe at the fixed C of earlier runs
     if probs is None and vectors is not None:
-        base = cross_validated_probabilities(vectors, labels, n_classes)
+        chosen = det.params["probe"]["C"]
+        base = cross_validated_probabilities(vectors, labels, n_classes, C=chosen)
+        alone = confident_mod.score(labels, base)
+        lines.append(row(case, f"cleanlab alone (probe C={chosen:.3g})",
+                         metrics(truth, alone.scores, alone.flagged, alone.evidence["error_probability"])))
+        if chosen != DEFAULT_C:
+            fixed = confident_mod.score(labels, cross_validated_probabilities(vectors, labels, n_classes, C=DEFAULT_C))
+            lines.append(row(case, f"cleanlab alone (probe C={DEFAULT_C:g}, fixed)",
+                             metrics(truth, fixed.scores, fixed.flagged, fixed.evidence["error_probability"])))
     else:
-        base = probs
-    alone = confident_mod.score(labels, base)
-    lines.append(row(case, "cleanlab alone", metrics(truth, alone.scores, alone.flagged, alone.evidence["error_probability"])))
+        alone = confident_mod.score(labels, probs)
+        lines.append(row(case, "cleanlab alone", metrics(truth, alone.scores, alone.flagged, alone.evidence["error_probability"])))
     weights = det.params["pool"]["weights"]
     lines.append(row(case, f"Amend (pool {', '.join(f'{k} {v:.2f}' for k, v in weights.items())})",
                      metrics(truth, det.score, det.flagged, det.error_probability)))

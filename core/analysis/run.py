@@ -277,6 +277,7 @@ def analyse(
                 for source in detection.params["pool"]["sources"]
             ],
             "probability_pool": detection.params["pool"],
+            "probe": detection.params.get("probe"),
             "labels_analysed": {"source": "labels in force (given + decisions)", "audit_chain_head": chain_head,
                                 "audit_chain_size": chain_size},
             "detectors": sorted(detection.results),

@@ -70,8 +70,10 @@ class DetectConfig:
         Neighbours per sample in the kNN graph (and the neighbour vote).
     folds : int, default 5
         Probe folds.
-    probe_C : float, default 10.0
-        Probe inverse L2 strength.
+    probe_C : float or "auto", default "auto"
+        Probe inverse L2 strength; ``"auto"`` chooses it on the project's own labels by held-out
+        likelihood (:func:`core.detect.probe.choose_and_predict`; the choice is in
+        ``Detection.params["probe"]``).
     pool : str, default "auto"
         Which out-of-sample probability estimates are pooled (weights fitted on the project's
         own labels, :mod:`core.detect.pooling`) before confident learning: ``"auto"`` = the
@@ -100,7 +102,7 @@ class DetectConfig:
     detectors: tuple[str, ...] | None = None
     k: int = 10
     folds: int = 5
-    probe_C: float = _probe.DEFAULT_C
+    probe_C: float | str = "auto"
     pool: str = "auto"
     duplicate_threshold: float = duplicates.DEFAULT_THRESHOLD
     method: str = "weighted"
@@ -273,14 +275,28 @@ def detect(
         raise ValueError("a kNN graph was given without the vectors it was made from")
     if cfg.pool not in POOL_MODES:
         raise ValueError(f"pool must be one of {POOL_MODES}, got {cfg.pool!r}")
+    if cfg.probe_C != "auto" and not (isinstance(cfg.probe_C, (int, float)) and cfg.probe_C > 0):
+        raise ValueError(f"probe_C must be 'auto' or a positive number, got {cfg.probe_C!r}")
     sources: dict[str, np.ndarray] = {}
     if probabilities is not None:
         sources["given"] = confident.check_probabilities(probabilities, n, n_classes)
+    probe_record = None
     if x is not None and ("given" not in sources or cfg.pool == "all"):
-        sources["probe"] = timed(
-            "probe", _probe.cross_validated_probabilities, x, labels, n_classes, folds=cfg.folds,
-            seed=cfg.seed, device=cfg.device, C=cfg.probe_C, progress=progress,
-        )
+        if cfg.probe_C == "auto":
+            choice = timed(
+                "probe", _probe.choose_and_predict, x, labels, n_classes, folds=cfg.folds, seed=cfg.seed,
+                device=cfg.device, progress=progress,
+            )
+            sources["probe"] = choice.probabilities
+            probe_record = {"C": choice.C, "chosen_by": "held-out likelihood of the labels",
+                            "log_likelihood_by_C": {f"{c:g}": ll for c, ll in choice.log_likelihood.items()},
+                            "rows_scored": choice.rows_scored}
+        else:
+            sources["probe"] = timed(
+                "probe", _probe.cross_validated_probabilities, x, labels, n_classes, folds=cfg.folds,
+                seed=cfg.seed, device=cfg.device, C=float(cfg.probe_C), progress=progress,
+            )
+            probe_record = {"C": float(cfg.probe_C), "chosen_by": "given"}
     if graph is not None and (cfg.pool == "all" or (cfg.pool == "auto" and "given" not in sources)):
         sources["neighbours"] = pooling.neighbour_probabilities(graph, labels, n_classes)
     for name, extra in (extra_probabilities or {}).items():
@@ -344,6 +360,7 @@ def detect(
             "ranking": ranking.params,
             "knn_method": None if graph is None else graph.method,
             "knn_recall_sampled": None if knn_recall is None else round(float(knn_recall), 4),
+            "probe": probe_record,
             "pool": {"sources": list(sources), "weights": None if pooled is None else pooled.weights,
                      "log_likelihood": None if pooled is None else pooled.log_likelihood,
                      "rows_fitted": None if pooled is None else pooled.rows_fitted},

@@ -72,6 +72,22 @@ def test_bad_calls_are_refused(clean_data):
         detect(vectors, labels, 3, config=DetectConfig(detectors=("nope",)))
     with pytest.raises(ValueError):
         detect(vectors, labels, 3, config=DetectConfig(detectors=("annotators",)))
+    for bad_strength in (0, -1.0, "large"):
+        with pytest.raises(ValueError, match="probe_C"):
+            detect(vectors, labels, 3, config=DetectConfig(probe_C=bad_strength))
+
+
+def test_the_probe_strength_is_recorded_chosen_or_given(planted):
+    from core.detect.probe import C_CANDIDATES
+
+    vectors, noisy, _, _ = planted
+    chosen = detect(vectors, noisy, 3, config=DetectConfig(device="cpu"))
+    record = chosen.params["probe"]
+    assert record["C"] in C_CANDIDATES and record["chosen_by"] == "held-out likelihood of the labels"
+    assert f"{record['C']:g}" in record["log_likelihood_by_C"]
+    given = detect(vectors, noisy, 3, config=DetectConfig(device="cpu", probe_C=0.5))
+    assert given.params["probe"] == {"C": 0.5, "chosen_by": "given"}
+    json.dumps(chosen.params)  # the run record stores it
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "news20" / "minilm.npy").exists(), reason="shared data pack not found")

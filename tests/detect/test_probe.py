@@ -113,3 +113,62 @@ def test_cuda_probe_agrees_with_cpu(planted):
     given = gpu[np.arange(noisy.size), noisy]
     assert set(np.argsort(given)[:2]) == set(wrong.tolist())
     np.testing.assert_array_equal(gpu, cross_validated_probabilities(vectors, noisy, 3, device="cuda"))
+
+
+def _overlapping(seed: int, noise: float):
+    """Five overlapping classes; ``noise`` of the labels moved to another class at random."""
+    from tests.detect.conftest import clusters
+
+    vectors, truth = clusters(n_per_class=200, n_classes=5, dim=32, spread=0.35, seed=seed)
+    rng = np.random.default_rng(seed)
+    labels = truth.copy()
+    flip = rng.random(truth.size) < noise
+    labels[flip] = (truth[flip] + rng.integers(1, 5, int(flip.sum()))) % 5
+    return vectors, labels, flip
+
+
+def test_strength_chosen_on_the_labels_regularises_more_where_they_are_noisier():
+    from sklearn.metrics import roc_auc_score
+
+    from core.detect.probe import DEFAULT_C, choose_and_predict
+
+    vectors, clean, _ = _overlapping(seed=0, noise=0.0)
+    _, noisy, flipped = _overlapping(seed=0, noise=0.4)
+    on_clean = choose_and_predict(vectors, clean, 5, device="cpu")
+    on_noisy = choose_and_predict(vectors, noisy, 5, device="cpu")
+    assert on_noisy.C < on_clean.C
+    # The stronger penalty is what finds the wrong labels better than the fixed strength does.
+    rows = np.arange(noisy.size)
+    fixed = cross_validated_probabilities(vectors, noisy, 5, C=DEFAULT_C, device="cpu")
+    assert on_noisy.C != DEFAULT_C
+    assert roc_auc_score(flipped, -on_noisy.probabilities[rows, noisy]) > roc_auc_score(flipped, -fixed[rows, noisy]) + 0.01
+
+
+def test_chosen_strength_is_a_peak_of_the_held_out_likelihood_and_its_probabilities_are_the_probe_s():
+    from core.detect.probe import C_CANDIDATES, choose_and_predict
+
+    vectors, noisy, _ = _overlapping(seed=1, noise=0.4)
+    choice = choose_and_predict(vectors, noisy, 5, device="cpu", seed=3)
+    tried = choice.log_likelihood
+    assert choice.C in tried and tried[choice.C] == max(tried.values())
+    at = C_CANDIDATES.index(choice.C)
+    for neighbour in (at - 1, at + 1):
+        if 0 <= neighbour < len(C_CANDIDATES):
+            assert tried[C_CANDIDATES[neighbour]] < tried[choice.C]
+    assert choice.rows_scored == noisy.size
+    same = cross_validated_probabilities(vectors, noisy, 5, C=choice.C, device="cpu", seed=3)
+    np.testing.assert_array_equal(choice.probabilities, same)
+    rows = np.arange(noisy.size)
+    assert np.log(same[rows, noisy]).mean() == pytest.approx(tried[choice.C], abs=1e-5)
+
+
+def test_large_projects_score_the_candidates_on_one_held_out_fold(monkeypatch):
+    from core.detect import probe
+
+    vectors, noisy, _ = _overlapping(seed=2, noise=0.4)
+    monkeypatch.setattr(probe, "SCORE_EVERY_FOLD_UP_TO", 100)
+    choice = probe.choose_and_predict(vectors, noisy, 5, device="cpu")
+    assert choice.rows_scored == int((probe.fold_assignment(noisy, 5, 0) == 0).sum())
+    # then the winner is fitted on every fold, as the plain probe would be
+    np.testing.assert_array_equal(choice.probabilities,
+                                  cross_validated_probabilities(vectors, noisy, 5, C=choice.C, device="cpu"))
