@@ -335,6 +335,7 @@ def choose_and_predict(
     rows = np.isin(fold, scored_folds)
     at = np.arange(x.shape[0])[rows]
     tried: dict[float, float] = {}
+    # only the best candidate's probabilities are kept (N x classes floats each)
     kept: dict[float, np.ndarray] = {}
 
     def score(i: int) -> float:
@@ -342,7 +343,8 @@ def choose_and_predict(
         if C not in tried:
             held = _held_out(x, labels, n_classes, fold, scored_folds, C, max_iter, dev, None)
             tried[C] = float(np.log(held[at, labels[at]]).mean())
-            if len(scored_folds) == folds:
+            if len(scored_folds) == folds and tried[C] >= max(tried.values()):
+                kept.clear()
                 kept[C] = held
             if progress is not None:
                 progress("probe strength", len(tried), None)
