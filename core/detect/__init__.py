@@ -275,7 +275,8 @@ def detect(
         raise ValueError("a kNN graph was given without the vectors it was made from")
     if cfg.pool not in POOL_MODES:
         raise ValueError(f"pool must be one of {POOL_MODES}, got {cfg.pool!r}")
-    if cfg.probe_C != "auto" and not (isinstance(cfg.probe_C, (int, float)) and cfg.probe_C > 0):
+    if cfg.probe_C != "auto" and not (isinstance(cfg.probe_C, (int, float)) and not isinstance(cfg.probe_C, bool)
+                                      and cfg.probe_C > 0):
         raise ValueError(f"probe_C must be 'auto' or a positive number, got {cfg.probe_C!r}")
     sources: dict[str, np.ndarray] = {}
     if probabilities is not None:

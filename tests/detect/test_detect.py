@@ -72,7 +72,7 @@ def test_bad_calls_are_refused(clean_data):
         detect(vectors, labels, 3, config=DetectConfig(detectors=("nope",)))
     with pytest.raises(ValueError):
         detect(vectors, labels, 3, config=DetectConfig(detectors=("annotators",)))
-    for bad_strength in (0, -1.0, "large"):
+    for bad_strength in (0, -1.0, "large", True):
         with pytest.raises(ValueError, match="probe_C"):
             detect(vectors, labels, 3, config=DetectConfig(probe_C=bad_strength))
 
