@@ -21,6 +21,10 @@ Cases
     given one is left out of the figures, its truth unknown). So the flips are the errors, and
     the few confirmed errors of the pair count as well (one is a post cross-posted to hockey and
     baseball: the review called its hockey copy wrong).
+(g) (with b) a label given mostly by mistake, planted in the aggregate labels of (b): a retired
+    label (an eleventh class with no true member, left on 20 cat images), and a rare label
+    over-used (horse kept on 10 of its images, the others left out, and given to 40 deer images).
+    Confident learning's threshold for such a label falls to a trace of probability.
 ``--news20-vectors lsa`` runs (c) and (f) on a second representation of the same texts, made here
 (TF-IDF + truncated SVD), instead of the MiniLM vectors.
 
@@ -108,6 +112,29 @@ def cifar_labels():
     frame = pd.read_csv(d / "labels.csv")
     return names, {c: frame[c].map(names.index).to_numpy()
                    for c in ("clean", "aggregate", "random1", "random2", "random3", "worst")}
+
+
+def mistaken_labels(vectors, ids, names, lab):
+    """(g): (case, rows kept, labels, truth, number of classes) for each label given mostly by
+    mistake, planted in the aggregate labels of the --vectors images (seeded)."""
+    rng = np.random.default_rng(0)
+    clean, given = lab["clean"][ids], lab["aggregate"][ids].copy()
+    out = []
+    # a retired label: an eleventh class that no image belongs to, left on 20 cat images
+    retired = given.copy()
+    retired[rng.choice(np.flatnonzero(clean == names.index("cat")), 20, replace=False)] = len(names)
+    keep = np.ones(ids.size, dtype=bool)
+    out.append((f"(g) CIFAR-10N aggregate, a retired 11th label on 20 cat images, {ids.size} images, vectors only",
+                keep, retired, retired != clean, len(names) + 1))
+    # a rare label over-used: horse kept on 10 of its images, and given to 40 deer images
+    horse, deer = names.index("horse"), names.index("deer")
+    horses = np.flatnonzero(clean == horse)
+    keep = ~np.isin(np.arange(ids.size), horses[10:])
+    overused = given.copy()
+    overused[rng.choice(np.flatnonzero((clean == deer) & keep), 40, replace=False)] = horse
+    out.append((f"(g) CIFAR-10N aggregate, horse kept on 10 images and given to 40 deer, {int(keep.sum())} images, "
+                "vectors only", keep, overused[keep], overused[keep] != clean[keep], len(names)))
+    return out
 
 
 def news20():
@@ -251,7 +278,8 @@ def main(argv=None) -> int:
     ap.add_argument("--news20-vectors", choices=("minilm", "lsa"), default="minilm",
                     help="(c, f) the 20 Newsgroups representation: the shipped MiniLM vectors, or TF-IDF + "
                          "truncated SVD (256-d) made from the texts here")
-    ap.add_argument("--cases", default="a,b,c", help="which of the cases a, b (with d), c, e, f to run (b, d and e need --vectors or --embed)")
+    ap.add_argument("--cases", default="a,b,c", help="which of the cases a, b (with d), c, e, f, g to run (b, d, e and g "
+                                                     "need --vectors or --embed)")
     args = ap.parse_args(argv)
     cases = set(args.cases.split(","))
     if not (SHARED / "cifar10n" / "labels.csv").exists():
@@ -268,7 +296,7 @@ def main(argv=None) -> int:
             compare(case, None, lab[labelset], 10, truth, probs, args.sweep, lines, sweeps, timings)
     # (b) image vectors
     vectors, ids = None, None
-    if not cases & {"b", "e"}:
+    if not cases & {"b", "e", "g"}:
         pass
     elif args.vectors is not None:
         vectors = np.load(args.vectors).astype(np.float32)
@@ -322,6 +350,9 @@ def main(argv=None) -> int:
                 truth = noisy[keep] != clean[keep]
                 case = f"(e) CIFAR-10N {labelset}, {a} vs {b}, {int(keep.sum())} images, vectors only"
                 compare(case, vectors[keep], labels, 2, truth, None, args.sweep, lines, sweeps, timings)
+    if vectors is not None and "g" in cases:
+        for case, keep, labels, truth, n_classes in mistaken_labels(vectors, ids, names, lab):
+            compare(case, vectors[keep], labels, n_classes, truth, None, args.sweep, lines, sweeps, timings)
     # (c) 20 Newsgroups
     have_news20 = (SHARED / "news20" / "minilm.npy").exists()
     if have_news20 and cases & {"c", "f"}:
