@@ -53,7 +53,7 @@ def confident_joint(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray
 
     Confident learning counts a sample as a true member of class ``y`` when its probability of
     ``y`` reaches ``y``'s threshold, the mean probability of ``y`` over the samples labelled ``y``
-    (the most probable such class when several do); the counts are then calibrated to the label
+    (its most probable class when several classes reach theirs); the counts are then calibrated to the label
     counts (cleanlab's ``estimate_joint``). When most samples carrying a label are wrong (a rare
     label over-used, a retired label left on a few samples), that threshold falls to a trace of
     probability, and samples of other classes with such a trace fill the label's column of the
