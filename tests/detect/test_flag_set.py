@@ -228,7 +228,7 @@ def test_the_confident_joint_is_cleanlabs_where_no_label_is_mostly_wrong():
     np.testing.assert_allclose(confident_joint(noisy, p), estimate_joint(noisy, p))
 
 
-def test_samples_whose_most_probable_class_is_their_label_stay_out_of_other_classes_columns():
+def test_a_label_whose_threshold_falls_below_chance_stops_collecting_other_classes():
     from cleanlab.count import estimate_joint
 
     from core.detect.confident import confident_joint
@@ -243,8 +243,33 @@ def test_samples_whose_most_probable_class_is_their_label_stay_out_of_other_clas
     p[:, 2] = rng.uniform(0.01, 0.06, 600)
     p[:, 0] = np.where(truth == 0, rng.uniform(0.80, 0.95, 600), 0.05)
     p[:, 1] = 1.0 - p[:, 0] - p[:, 2]
-    counts = estimate_joint(noisy, p) * 600
-    assert counts[0, 2] > 50  # cleanlab's count: many right labels of class 0 read as true 2s
-    ours = confident_joint(noisy, p) * 600
+    # and twenty ambiguous samples labelled 0 that lean to class 1 but reach no threshold of
+    # 0 or 1; only label 2's trace of a threshold (0.3 is below chance)
+    p = np.vstack([p, np.tile([0.3, 0.4, 0.3], (20, 1))])
+    noisy = np.concatenate([noisy, np.zeros(20, dtype=noisy.dtype)])
+    counts = estimate_joint(noisy, p) * noisy.size
+    assert counts[0, 2] > 50  # cleanlab's count: many samples labelled 0 read as true 2s
+    ours = confident_joint(noisy, p) * noisy.size
     assert ours[0, 2] == 0 and ours[1, 2] == 0
     assert ours[2, 0] == pytest.approx(10, abs=0.5)  # the ten wrong labels are class 0's
+
+
+def test_samples_whose_most_probable_class_is_their_label_stay_out_of_other_classes_columns():
+    from cleanlab.count import estimate_joint
+
+    from core.detect.confident import confident_joint
+
+    # Class 2 is a hard class: its samples get 0.4 of it, so its threshold (0.4) is above chance.
+    # Sixty class-0 samples are uncertain: 0.5 of their own class, below class 0's threshold, and
+    # 0.4 of class 2, which reaches class 2's. Their label is still their most probable class.
+    sure = np.tile([0.9, 0.05, 0.05], (240, 1))
+    uncertain = np.tile([0.5, 0.1, 0.4], (60, 1))
+    ones = np.tile([0.05, 0.9, 0.05], (300, 1))
+    twos = np.tile([0.3, 0.3, 0.4], (100, 1))
+    p = np.vstack([sure, uncertain, ones, twos])
+    labels = np.repeat([0, 1, 2], [300, 300, 100])
+    assert (p[240:300].argmax(axis=1) == 0).all()
+    assert estimate_joint(labels, p)[0, 2] * labels.size > 50  # cleanlab counts them as true 2s
+    ours = confident_joint(labels, p) * labels.size
+    assert ours[0, 2] == 0
+    np.testing.assert_allclose(ours.sum(axis=1), [300, 300, 100])  # still calibrated to the label counts
