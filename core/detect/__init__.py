@@ -175,6 +175,29 @@ class Detection:
     accept_in_bulk: np.ndarray | None = None
 
 
+def _consensus_probabilities(
+    x: np.ndarray, graph: KnnGraph | None, consensus: np.ndarray, n_classes: int, cfg: DetectConfig,
+    C: float | None, progress: Progress | None,
+) -> tuple[np.ndarray, dict]:
+    """Out-of-sample probabilities of the annotators' majority vote: the probe (at the strength
+    chosen for the labels, or chosen here) and the neighbours' vote, pooled against the vote.
+
+    CROWDLAB needs a model that does not already side with one annotator; a probe trained on
+    the labels in use does exactly that when those labels are one annotator's."""
+    if C is None:
+        choice = _probe.choose_and_predict(x, consensus, n_classes, folds=cfg.folds, seed=cfg.seed,
+                                           device=cfg.device, progress=progress)
+        sources, C = {"probe": choice.probabilities}, choice.C
+    else:
+        sources = {"probe": _probe.cross_validated_probabilities(
+            x, consensus, n_classes, folds=cfg.folds, seed=cfg.seed, device=cfg.device, C=C, progress=progress)}
+    if graph is not None:
+        sources["neighbours"] = pooling.neighbour_probabilities(graph, consensus, n_classes)
+    pooled = pooling.pool(sources, consensus)
+    return pooled.probabilities, {"C": C, "trained_on": "the annotators' majority vote",
+                                  "pool_weights": pooled.weights}
+
+
 def detect(
     vectors: np.ndarray | None,
     labels: np.ndarray,
@@ -204,7 +227,10 @@ def detect(
         them from ``vectors``. One of ``vectors``, ``probabilities``,
         ``dynamics`` and ``extra_probabilities`` is needed.
     annotator_labels : np.ndarray or None, default None
-        (N, M) labels from M annotators, -1 = missing.
+        (N, M) labels from M annotators, -1 = missing. With vectors, where their majority vote
+        differs from ``labels`` a second probe is trained on the vote for the annotators
+        detector (CROWDLAB), so that one annotator's habits learned from ``labels`` do not
+        outvote the others.
     config : DetectConfig or None, default None
         Settings; None = ``DetectConfig()``.
     progress : callable or None, default None
@@ -307,8 +333,19 @@ def detect(
     # training dynamics alone (a captured run, no vectors): nothing to pool, no probabilities
     pooled = timed("pool", pooling.pool, sources, labels) if sources else None
     probs = None if pooled is None else pooled.probabilities
-    inputs = DetectInputs(labels, n_classes, x, probs, graph, annotator_labels, cfg.seed, dynamics, blind_cut)
     names = list(cfg.detectors) if cfg.detectors is not None else defaults()
+    consensus_probs, consensus_record = None, None
+    if annotator_labels is not None and x is not None and "annotators" in names:
+        vote = annotators.majority_vote(annotator_labels, n_classes)
+        consensus = np.where(vote >= 0, vote, labels)  # the label in use where no annotator spoke
+        if (consensus != labels).any():
+            consensus_probs, consensus_record = timed(
+                "consensus_probe", _consensus_probabilities, x, graph, consensus, n_classes, cfg,
+                None if probe_record is None else probe_record["C"], progress,
+            )
+            consensus_record["samples_where_vote_differs_from_labels"] = int((consensus != labels).sum())
+    inputs = DetectInputs(labels, n_classes, x, probs, graph, annotator_labels, cfg.seed, dynamics, blind_cut,
+                          consensus_probs)
     unknown = [name for name in names if name not in REGISTRY]
     if unknown:
         raise ValueError(f"unknown detectors {unknown}; available: {available()}")
@@ -362,6 +399,7 @@ def detect(
             "knn_method": None if graph is None else graph.method,
             "knn_recall_sampled": None if knn_recall is None else round(float(knn_recall), 4),
             "probe": probe_record,
+            "consensus_probe": consensus_record,
             "pool": {"sources": list(sources), "weights": None if pooled is None else pooled.weights,
                      "log_likelihood": None if pooled is None else pooled.log_likelihood,
                      "rows_fitted": None if pooled is None else pooled.rows_fitted},

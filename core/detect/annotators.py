@@ -4,17 +4,20 @@ inter-annotator reliability (Krippendorff's alpha, nominal)."""
 from __future__ import annotations
 
 import logging
+import warnings
+from contextlib import contextmanager
 from typing import Any, Mapping, Optional
 
 import numpy as np
 
 
 from core.detect.cleanlab_import import import_cleanlab
+from core.detect.rank import first_of_each_class
 from core.detect.result import DetectInputs, DetectorResult, register, validate_labels
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NAME", "DESCRIPTION", "score", "krippendorff_alpha"]
+__all__ = ["NAME", "DESCRIPTION", "score", "majority_vote", "true_label_posterior", "krippendorff_alpha"]
 
 NAME = "annotators"
 DESCRIPTION = "The annotators' consensus disagrees with this label, or they disagree among themselves."
@@ -32,6 +35,138 @@ def krippendorff_alpha(annotator_labels: np.ndarray) -> float:
         return float("nan")
 
 
+def _checked(annotator_labels: np.ndarray, n_classes: int, every_row: bool = True) -> np.ndarray:
+    m = validate_labels(np.asarray(annotator_labels), n_classes, allow_missing=True)
+    if m.ndim != 2:
+        raise ValueError(f"annotator_labels must be (N, M), got shape {m.shape}")
+    labelled = (m >= 0).any(axis=1)
+    if not labelled.any():
+        raise ValueError("no sample has an annotator label (-1 marks a missing one)")
+    if every_row and not labelled.all():
+        raise ValueError("every sample needs at least one annotator label (-1 marks a missing one)")
+    return m
+
+
+@contextmanager
+def _ties_broken_the_same_way():
+    """cleanlab breaks a vote still tied after its other rules with numpy's global generator;
+    seeding it for the call (and putting its state back) gives the same inputs the same vote."""
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="breaking ties of examples")
+            yield
+    finally:
+        np.random.set_state(state)
+
+
+def _frame(m: np.ndarray):
+    import pandas as pd
+
+    return pd.DataFrame(np.where(m >= 0, m, np.nan), columns=[f"annotator_{j}" for j in range(m.shape[1])])
+
+
+def majority_vote(annotator_labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """The annotators' majority label per sample; a tie goes to the class the annotators give
+    most often overall, then to the lower class index.
+
+    Parameters
+    ----------
+    annotator_labels : np.ndarray
+        int (N, M), -1 = missing.
+    n_classes : int
+        C.
+
+    Returns
+    -------
+    np.ndarray
+        int64 (N,); -1 where no annotator labelled the sample.
+    """
+    m = _checked(annotator_labels, n_classes, every_row=False)
+    # by hand: cleanlab's vote draws from numpy's global generator on the ties its rules leave,
+    # and fails where every row is such a tie
+    present = m >= 0
+    counts = np.zeros((m.shape[0], n_classes), dtype=np.int64)
+    rows = np.nonzero(present)
+    np.add.at(counts, (rows[0], m[rows]), 1)
+    overall = counts.sum(axis=0)
+    # among a row's most given classes the most given overall (then the lowest index) wins
+    tied = counts == counts.max(axis=1, keepdims=True)
+    preference = np.argsort(np.lexsort((np.arange(n_classes), -overall)))  # 0 = preferred
+    vote = np.where(tied, preference[None, :], n_classes).argmin(axis=1).astype(np.int64)
+    vote[~present.any(axis=1)] = -1
+    return vote
+
+
+def true_label_posterior(
+    annotator_labels: np.ndarray, prior: np.ndarray, n_classes: int, max_iter: int = 50, tol: float = 1e-5,
+) -> np.ndarray:
+    """P(true label | the model, every annotator's label): Dawid and Skene's model with the model's
+    out-of-sample probabilities as each sample's prior.
+
+    Each annotator j has a confusion matrix ``P(j says l | true k)``; expectation-maximisation
+    alternates the posterior of every sample's true label (prior times the likelihood of its
+    annotations, annotators independent given the truth) with each annotator's matrix counted
+    from those posteriors, starting from the share of votes. An annotator's matrix row for a
+    class they rarely saw would rest on a handful of samples, so each row is shrunk towards the
+    annotator's one-number version (accuracy on the diagonal, the rest shared equally) with
+    ``n_classes`` pseudo-samples: the row is the annotator's own where they labelled many of
+    the class, their overall accuracy where they labelled few. A habit (one annotator calling
+    most cats dogs) is a row of the matrix, so it is learned and discounted.
+
+    Parameters
+    ----------
+    annotator_labels : np.ndarray
+        int (N, M), -1 = missing; every row needs at least one label.
+    prior : np.ndarray
+        (N, C) out-of-sample probabilities of a model not trained on any one annotator alone.
+    n_classes : int
+        C.
+    max_iter, tol
+        Stop after ``max_iter`` rounds or once no posterior moves by more than ``tol``.
+
+    Returns
+    -------
+    np.ndarray
+        float64 (N, C), rows sum to 1.
+    """
+    m = _checked(annotator_labels, n_classes)
+    prior = np.asarray(prior, dtype=np.float64)
+    if prior.shape != (m.shape[0], n_classes):
+        raise ValueError(f"prior must be ({m.shape[0]}, {n_classes}), got {prior.shape}")
+    present = m >= 0
+    log_prior = np.log(np.clip(prior, 1e-12, 1.0))
+    eye = np.eye(n_classes)
+    # start from each sample's share of votes: a hard vote would settle a split before the
+    # model's probabilities had their say
+    posterior = np.zeros((m.shape[0], n_classes))
+    said = np.nonzero(present)
+    np.add.at(posterior, (said[0], m[said]), 1.0)
+    posterior /= posterior.sum(axis=1, keepdims=True)
+    for _ in range(max_iter):
+        log_post = log_prior.copy()
+        for j in range(m.shape[1]):
+            rows = present[:, j]
+            if not rows.any():
+                continue
+            counts = posterior[rows].T @ eye[m[rows, j]]  # true class x said class
+            accuracy = float(np.trace(counts) / counts.sum())
+            one_number = np.full((n_classes, n_classes), (1.0 - accuracy) / max(n_classes - 1, 1))
+            np.fill_diagonal(one_number, accuracy)
+            confusion = counts + n_classes * one_number + 1e-6
+            confusion /= confusion.sum(axis=1, keepdims=True)
+            log_post[rows] += np.log(confusion[:, m[rows, j]].T)
+        log_post -= log_post.max(axis=1, keepdims=True)
+        updated = np.exp(log_post)
+        updated /= updated.sum(axis=1, keepdims=True)
+        moved = float(np.abs(updated - posterior).max())
+        posterior = updated
+        if moved < tol:
+            break
+    return posterior
+
+
 def score(
     annotator_labels: np.ndarray,
     n_classes: int,
@@ -44,42 +179,53 @@ def score(
     Parameters
     ----------
     annotator_labels : np.ndarray
-        int, shape (N, M), one column per annotator, -1 = not labelled by that annotator; every
-        row needs at least one label.
+        int, shape (N, M), one column per annotator, -1 = not labelled by that annotator. A
+        sample no annotator labelled is left out: never flagged, its score the mean of the
+        others' (no evidence either way), its consensus -1 and its number of annotations 0.
     n_classes : int
         C.
     labels : np.ndarray, optional
         The labels in use (shape (N,)); a sample is flagged when the consensus differs from it.
         Default: the consensus itself (then only low-quality consensus is flagged).
     probabilities : np.ndarray, optional
-        Out-of-sample (N, C) probabilities. With them, cleanlab's CROWDLAB weighs annotators by
-        their estimated quality; without them, the consensus is cleanlab's majority vote and its
-        quality the share of annotators who agree with it.
+        Out-of-sample (N, C) probabilities from a model trained on the annotators' majority vote
+        (:func:`majority_vote`), not on ``labels``: a model trained on one annotator's labels
+        learns that annotator's habits and would back them against the others. With them,
+        cleanlab's CROWDLAB gives the consensus and the annotators' quality, and
+        :func:`true_label_posterior` the probability that each label is wrong; per label, as many
+        samples are flagged as CROWDLAB's consensus disagrees with, the most probably wrong
+        first. Without them, the consensus is cleanlab's majority vote, its quality the share
+        of annotators who agree with it, and a sample is flagged where the consensus differs
+        from its label or its quality is low.
     quality_threshold : float, default 0.5
-        Also flag samples whose consensus quality is below this.
+        Without probabilities, also flag samples whose consensus quality is below this.
 
     Returns
     -------
     DetectorResult
-        score = 0.5 + 0.5 * quality where the consensus differs from ``labels``, else
-        0.5 * (1 - quality). suggested = consensus label where it differs from ``labels``, else -1; evidence
-        ``consensus``, ``agreement`` (per sample), ``num_annotations``, ``annotator_stats``
-        (list of dicts per annotator column) and ``krippendorff_alpha``.
+        With probabilities: score = the probability that the label is wrong (evidence
+        ``error_probability``, also ``most_likely_label``), suggested = the most probable other
+        label where flagged. Without: score = 0.5 + 0.5 * quality where the consensus differs
+        from ``labels``, else 0.5 * (1 - quality), suggested = the consensus where it differs.
+        Suggested is -1 elsewhere. Evidence also ``consensus``, ``agreement`` (per sample),
+        ``num_annotations``, ``annotator_stats`` (list of dicts per annotator column) and
+        ``krippendorff_alpha``.
     """
-    import pandas as pd
     import_cleanlab()  # without Datalab's imports
-    from cleanlab.multiannotator import get_label_quality_multiannotator, get_majority_vote_label
+    from cleanlab.multiannotator import get_label_quality_multiannotator
 
-    m = validate_labels(np.asarray(annotator_labels), n_classes, allow_missing=True)
-    if m.ndim != 2:
-        raise ValueError(f"annotator_labels must be (N, M), got shape {m.shape}")
+    m = _checked(annotator_labels, n_classes, every_row=False)
+    labelled = (m >= 0).any(axis=1)
+    if not labelled.all():
+        part = score(m[labelled], n_classes, None if labels is None else np.asarray(labels)[labelled],
+                     None if probabilities is None else np.asarray(probabilities)[labelled], quality_threshold)
+        return _spread(part, labelled)
     present = m >= 0
-    if not present.any(axis=1).all():
-        raise ValueError("every sample needs at least one annotator label (-1 marks a missing one)")
-    frame = pd.DataFrame(np.where(present, m, np.nan), columns=[f"annotator_{j}" for j in range(m.shape[1])])
+    frame = _frame(m)
     num = present.sum(axis=1)
     if probabilities is not None:
-        result = get_label_quality_multiannotator(frame, np.asarray(probabilities, dtype=np.float64), verbose=False)
+        with _ties_broken_the_same_way():
+            result = get_label_quality_multiannotator(frame, np.asarray(probabilities, dtype=np.float64), verbose=False)
         lq = result["label_quality"]
         consensus = lq["consensus_label"].to_numpy().astype(np.int64)
         quality = lq["consensus_quality_score"].to_numpy().astype(np.float64)
@@ -87,7 +233,7 @@ def score(
         stats = result["annotator_stats"].reset_index().rename(columns={"index": "annotator"})
         annotator_stats = stats.to_dict("records")
     else:
-        consensus = np.asarray(get_majority_vote_label(frame, verbose=False), dtype=np.int64)
+        consensus = majority_vote(m, n_classes)
         agreement = (m == consensus[:, None]).sum(axis=1) / num
         quality = agreement
         annotator_stats = [
@@ -101,22 +247,63 @@ def score(
         ]
     given = consensus if labels is None else validate_labels(labels, n_classes)
     disagrees = consensus != given
+    evidence = {
+        "consensus": consensus,
+        "agreement": agreement,
+        "num_annotations": num.astype(np.int64),
+        "annotator_stats": annotator_stats,
+        "krippendorff_alpha": krippendorff_alpha(m),
+    }
+    if probabilities is None:
+        # A confident consensus against the label is the strongest evidence; a shaky consensus
+        # that agrees with it is weaker evidence; the halves keep the two cases ordered.
+        scores = np.clip(np.where(disagrees, 0.5 + 0.5 * quality, 0.5 * (1.0 - quality)), 0.0, 1.0)
+        flagged = disagrees | (quality < quality_threshold)
+        suggested = np.where(disagrees, consensus, -1)
+    else:
+        posterior = true_label_posterior(m, probabilities, n_classes)
+        rows = np.arange(given.shape[0])
+        scores = np.clip(1.0 - posterior[rows, given], 0.0, 1.0)
+        # How many: CROWDLAB's disagreements per label. Which: the posterior's most probably
+        # wrong. The posterior, assuming annotators err independently, is too sure where they
+        # agree and would flag too few (CIFAR-10N, three real annotators: bench/README.md,
+        # "Several annotators"); it orders the samples better than CROWDLAB's quality does.
+        position = np.empty(given.shape[0], dtype=np.int64)
+        position[np.lexsort((rows, -scores))] = rows
+        flagged = first_of_each_class(np.bincount(given[disagrees], minlength=n_classes), given, position)
+        others = posterior.copy()
+        others[rows, given] = -1.0
+        suggested = np.where(flagged, others.argmax(axis=1), -1)
+        evidence["error_probability"] = scores
+        evidence["most_likely_label"] = posterior.argmax(axis=1)
     return DetectorResult(
         name=NAME,
         description=DESCRIPTION,
-        # A confident consensus against the label is the strongest evidence; a shaky consensus
-        # that agrees with it is weaker evidence; the halves keep the two cases ordered.
-        scores=np.clip(np.where(disagrees, 0.5 + 0.5 * quality, 0.5 * (1.0 - quality)), 0.0, 1.0),
-        flagged=disagrees | (quality < quality_threshold),
-        suggested=np.where(disagrees, consensus, -1),
-        params={"quality_threshold": quality_threshold, "crowdlab": probabilities is not None},
-        evidence={
-            "consensus": consensus,
-            "agreement": agreement,
-            "num_annotations": num.astype(np.int64),
-            "annotator_stats": annotator_stats,
-            "krippendorff_alpha": krippendorff_alpha(m),
-        },
+        scores=scores,
+        flagged=flagged,
+        suggested=suggested,
+        params={"quality_threshold": quality_threshold, "crowdlab": probabilities is not None,
+                "posterior": None if probabilities is None else "Dawid-Skene, the model's probabilities as prior"},
+        evidence=evidence,
+    )
+
+
+def _spread(part: DetectorResult, labelled: np.ndarray) -> DetectorResult:
+    """``part`` (scored on the ``labelled`` rows) over every row; see :func:`score` for the rest."""
+    def full(values: np.ndarray, fill) -> np.ndarray:
+        values = np.asarray(values)
+        out = np.full(labelled.shape[0], fill, dtype=np.result_type(values.dtype, np.asarray(fill).dtype))
+        out[labelled] = values
+        return out
+
+    evidence = dict(part.evidence)
+    for key, fill in (("consensus", -1), ("agreement", np.nan), ("num_annotations", 0),
+                      ("error_probability", np.nan), ("most_likely_label", -1)):
+        if key in evidence:
+            evidence[key] = full(evidence[key], fill)
+    return DetectorResult(
+        name=part.name, description=part.description, scores=full(part.scores, float(np.mean(part.scores))),
+        flagged=full(part.flagged, False), suggested=full(part.suggested, -1), params=part.params, evidence=evidence,
     )
 
 
@@ -137,5 +324,8 @@ def explain(row: Mapping[str, Any], context: Mapping[str, Any]) -> Optional[str]
     explain=explain,
 )
 def run(inputs: DetectInputs, **params) -> DetectorResult:
-    """Registry entry: :func:`score` on ``inputs.annotator_labels``."""
-    return score(inputs.annotator_labels, inputs.n_classes, inputs.labels, inputs.probabilities, **params)
+    """Registry entry: :func:`score` on ``inputs.annotator_labels``, with the probabilities of a
+    model of the annotators' majority vote where there is one (else the labels' own)."""
+    probabilities = inputs.consensus_probabilities
+    return score(inputs.annotator_labels, inputs.n_classes, inputs.labels,
+                 inputs.probabilities if probabilities is None else probabilities, **params)

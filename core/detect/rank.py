@@ -19,10 +19,13 @@ from core.neighbours import KnnGraph
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Ranking", "combine_scores", "rank", "METHODS", "registry_weights", "suggestion_order", "cut_by_precision"]
+__all__ = ["Ranking", "combine_scores", "rank", "METHODS", "registry_weights", "suggestion_order", "cut_by_precision",
+           "first_of_each_class"]
 
 #: Detectors whose own flags make the flagged set, the first present one (:func:`_flag_set`).
 COUNTING_DETECTORS = ("confident", "neighbours_vote", "aum")
+#: Annotations a sample needs before its annotators' consensus decides it (:func:`_decided_by_annotators`).
+ANNOTATIONS_TO_DECIDE = 2
 #: Combination methods :func:`combine_scores` knows.
 METHODS = ("weighted", "mean_rank", "max", "noisy_or")
 
@@ -158,7 +161,7 @@ def rank(
         Per-class normalisation strength (:func:`core.detect.imbalance.class_normalise`).
     choose_within_class : bool, default True
         The confident detector counts each class's flags and the combined ranking chooses which
-        of the class's samples they are (:func:`_first_of_each_class`). False: its own flags as
+        of the class's samples they are (:func:`first_of_each_class`). False: its own flags as
         they are (``detect`` passes False when the probabilities are the user's alone).
 
     Returns
@@ -184,11 +187,14 @@ def rank(
         parts = [rankdata(combined) / n, *(fuse_weights[name] * rankdata(scores[name]) / n for name in fused)]
         combined = np.sum(parts, axis=0) / (1.0 + sum(fuse_weights.values()))
     combined = class_normalise(combined, labels, class_strength)
+    decided = _decided_by_annotators(results)
+    if decided is not None:
+        combined = np.where(decided, results["annotators"].scores, combined)
     # Ties are broken by index so equal inputs give one ranking.
     order = np.lexsort((np.arange(n), -combined)).astype(np.int64)
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)
-    flagged, rule = _flag_set(results, labels, position, choose_within_class)
+    flagged, rule = _flag_set(results, labels, position, choose_within_class, decided)
     suggested = np.full(n, -1, dtype=np.int64)
     by = np.full(n, "", dtype=object)
     for name in [*suggestion_order(), *sorted(set(results) - set(REGISTRY))]:
@@ -220,6 +226,13 @@ def rank(
             # (bench/README.md, "Structured errors fixed as a group").
             inside = np.asarray(r.evidence[key], dtype=bool)
             accept_in_bulk = (accept_in_bulk & ~inside) | (r.flagged & (r.suggested >= 0) & (suggested == r.suggested))
+    if decided is not None and error_probability is not None:
+        # where the annotators decide, their consensus is both the suggestion and the estimate
+        annotators = results["annotators"]
+        error_probability = np.where(decided, annotators.evidence["error_probability"], error_probability)
+        if accept_in_bulk is not None:
+            likeliest = flagged & (suggested >= 0) & (suggested == annotators.evidence["most_likely_label"])
+            accept_in_bulk = np.where(decided, likeliest, accept_in_bulk)
     return Ranking(
         score=combined,
         order=order,
@@ -283,13 +296,32 @@ def _speaks_when_flagged(name: str) -> bool:
     return spec is not None and spec.speaks_when_flagged
 
 
+def _decided_by_annotators(results: Mapping[str, DetectorResult]) -> np.ndarray | None:
+    """Samples whose score, flag and error probability the annotators detector decides alone:
+    those :data:`ANNOTATIONS_TO_DECIDE` or more annotators labelled, when the detector had a
+    model's probabilities to weigh them with. None when there are none.
+
+    There the detector's posterior already weighs the model's probabilities against every
+    annotator's record, so the detectors that read the same model (confident learning, the
+    neighbours) would count that evidence twice, and trained on the labels in use they side with
+    whoever gave them: on CIFAR-10N's three real annotators, adding their flags to the
+    annotators' made the flagged set larger and its F1 lower (bench/README.md, "Several
+    annotators").
+    """
+    r = results.get("annotators")
+    if r is None or "error_probability" not in r.evidence or "num_annotations" not in r.evidence:
+        return None
+    decided = np.asarray(r.evidence["num_annotations"]) >= ANNOTATIONS_TO_DECIDE
+    return decided if decided.any() else None
+
+
 def _flag_set(results: Mapping[str, DetectorResult], labels: np.ndarray, position: np.ndarray,
-              choose_within_class: bool = True) -> tuple[np.ndarray, str]:
+              choose_within_class: bool = True, decided: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """The flagged set: as many as the data's noise estimate says, where it says.
 
     With the confident detector: per class, as many as the expected number of wrong labels among
     its samples under the data's noise estimate (:func:`_class_quotas`), taken in the order of
-    the combined ranking (:func:`_first_of_each_class`), and cleanlab's flags that a bulk
+    the combined ranking (:func:`first_of_each_class`), and cleanlab's flags that a bulk
     acceptance would take stay (:func:`_sure`); unless ``choose_within_class`` is False: then
     cleanlab's ``find_label_issues`` on the pooled probabilities as it is (it estimates the joint
     of (given, true) labels and, per class pair, flags as many of that pair's samples as the
@@ -303,15 +335,20 @@ def _flag_set(results: Mapping[str, DetectorResult], labels: np.ndarray, positio
     cut. Detectors that speak only
     where they find something (a conflicting near-duplicate, an annotator consensus against the
     label, a structured region) add the samples they flag with a suggestion of another label.
-    Without any of these, the union of the detectors' flags.
+    Without any of these, the union of the detectors' flags. Samples in ``decided``
+    (:func:`_decided_by_annotators`) are flagged only by the detectors that speak when flagged,
+    and the per-class counts are made over the other samples.
     """
     counted = next((results[c] for c in COUNTING_DETECTORS if c in results), None)
     if counted is None:
         return np.logical_or.reduce([r.flagged for r in results.values()]), "union of detector flags"
     flagged = counted.flagged.copy()
     chosen = counted.name == "confident" and choose_within_class
+    among = None if decided is None else ~decided
     if chosen:
-        flagged = _first_of_each_class(_class_quotas(counted, labels), labels, position) | _sure(counted)
+        flagged = first_of_each_class(_class_quotas(counted, labels, among), labels, position, among) | _sure(counted)
+    if decided is not None:
+        flagged &= ~decided
     joined = []
     for name, r in results.items():
         if _speaks_when_flagged(name) and r.suggested is not None:
@@ -322,12 +359,15 @@ def _flag_set(results: Mapping[str, DetectorResult], labels: np.ndarray, positio
            "neighbours_vote": "half or more of its neighbours carry one other label",
            "aum": "area under the margin below its cut"}[counted.name]
     rule = f"issues found by {counted.name} ({how})"
+    if decided is not None:
+        rule += (f"; on the {int(decided.sum())} samples {ANNOTATIONS_TO_DECIDE} or more annotators labelled, "
+                 "the annotators detector alone")
     if joined:
         rule += f"; plus the flags of {', '.join(sorted(joined))} that suggest another label"
     return flagged, rule
 
 
-def _class_quotas(counted: DetectorResult, labels: np.ndarray) -> np.ndarray:
+def _class_quotas(counted: DetectorResult, labels: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
     """How many of each given label's samples to flag: the expected number of wrong labels
     among them, the sum of their estimated error probabilities
     (:func:`core.detect.confident.error_probability`), rounded; without those, as many as the
@@ -338,18 +378,21 @@ def _class_quotas(counted: DetectorResult, labels: np.ndarray) -> np.ndarray:
     diffuse probabilities that over-counts (CIFAR-10N aggregate, EfficientNet vectors: 907 flags
     for 560 wrong labels); the expectation under the same noise estimate counts such a sample in
     part (656), and the flagged F1 rose on every multi-class evaluation set (bench/README.md,
-    "Flags as many as the expected wrong labels")."""
+    "Flags as many as the expected wrong labels"). ``among``: count over these samples only
+    (bool (N,); default all)."""
     n_classes = int(labels.max()) + 1 if labels.size else 0
+    rows = np.ones(labels.shape[0], dtype=bool) if among is None else among
     expected = counted.evidence.get("error_probability")
     if expected is None:
-        return np.bincount(labels[counted.flagged], minlength=n_classes)
-    return np.rint(np.bincount(labels, weights=np.asarray(expected, dtype=np.float64),
+        return np.bincount(labels[counted.flagged & rows], minlength=n_classes)
+    return np.rint(np.bincount(labels[rows], weights=np.asarray(expected, dtype=np.float64)[rows],
                                minlength=n_classes)).astype(np.int64)
 
 
-def _first_of_each_class(quotas: np.ndarray, labels: np.ndarray, position: np.ndarray) -> np.ndarray:
+def first_of_each_class(quotas: np.ndarray, labels: np.ndarray, position: np.ndarray,
+                         among: np.ndarray | None = None) -> np.ndarray:
     """For each given label ``c``, its first ``quotas[c]`` samples in the order of the combined
-    ranking (``position``: 0 = first).
+    ranking (``position``: 0 = first), of the samples in ``among`` (default all).
 
     The noise estimate says how many of each class's labels are wrong, and that count is what
     it is good at; which of the class's samples confident learning names follows one probability
@@ -358,8 +401,9 @@ def _first_of_each_class(quotas: np.ndarray, labels: np.ndarray, position: np.nd
     noise estimate's sense of where the noise is (bench/README.md, "Flags per class").
     """
     flagged = np.zeros(labels.shape[0], dtype=bool)
+    rows = np.ones(labels.shape[0], dtype=bool) if among is None else among
     for c in np.flatnonzero(quotas):
-        members = np.flatnonzero(labels == c)
+        members = np.flatnonzero((labels == c) & rows)
         flagged[members[np.argsort(position[members], kind="stable")[:int(quotas[c])]]] = True
     return flagged
 

@@ -109,6 +109,10 @@ class DetectInputs:
     blind_cut : LabelBlindCut or None
         The label-blind part of the error slices' cut (:func:`core.slices.clustering.label_blind_cut`)
         made by an earlier analysis of the same vectors and seed, or None (made when needed).
+    consensus_probabilities : np.ndarray or None
+        float, shape (N, C), out-of-sample probabilities of probes trained on the annotators'
+        majority vote instead of ``labels``; None where the vote equals the labels (then
+        ``probabilities`` serve) or there are no vectors.
     """
 
     labels: np.ndarray
@@ -120,6 +124,7 @@ class DetectInputs:
     seed: int = 0
     dynamics: Any = None
     blind_cut: Any = None
+    consensus_probabilities: np.ndarray | None = None
 
     def has(self, need: str) -> bool:
         """Whether the input named ``need`` is present."""
