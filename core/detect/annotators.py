@@ -69,7 +69,9 @@ def _frame(m: np.ndarray):
 
 def majority_vote(annotator_labels: np.ndarray, n_classes: int) -> np.ndarray:
     """The annotators' majority label per sample; a tie goes to the class the annotators give
-    most often overall, then to the lower class index.
+    least often overall (as in cleanlab's vote: a label someone over-uses loses its ties; on
+    CIFAR-10N's real annotators this vote trained a better probe than ties to the most given
+    class), then to the lower class index.
 
     Parameters
     ----------
@@ -91,9 +93,9 @@ def majority_vote(annotator_labels: np.ndarray, n_classes: int) -> np.ndarray:
     rows = np.nonzero(present)
     np.add.at(counts, (rows[0], m[rows]), 1)
     overall = counts.sum(axis=0)
-    # among a row's most given classes the most given overall (then the lowest index) wins
+    # among a row's most given classes the least given overall (then the lowest index) wins
     tied = counts == counts.max(axis=1, keepdims=True)
-    preference = np.argsort(np.lexsort((np.arange(n_classes), -overall)))  # 0 = preferred
+    preference = np.argsort(np.lexsort((np.arange(n_classes), overall)))  # 0 = preferred
     vote = np.where(tied, preference[None, :], n_classes).argmin(axis=1).astype(np.int64)
     vote[~present.any(axis=1)] = -1
     return vote

@@ -200,6 +200,9 @@ def test_a_tied_vote_comes_out_the_same_every_time():
     np.random.seed(123)
     majority_vote(m, 3)
     assert len(votes) == 1 and np.random.random() == before  # the caller's generator is untouched
+    # a tie goes to the label given less often overall: 0 is over-used here
+    over_used = np.array([[0, 0], [0, 0], [0, 1], [1, 0], [2, 1]])
+    assert majority_vote(over_used, 3).tolist() == [0, 0, 1, 1, 2]
 
 
 def test_detect_runs_on_partly_annotated_samples():
