@@ -423,8 +423,7 @@ def _render_evidence(view: triage.SampleView) -> None:
         st.markdown(f"**Model confidence.** {esc(view.confidence)}")
     wrong = view.row.get("error_probability")
     if wrong is not None and not pd.isna(wrong):
-        st.caption("P(label wrong) comes from this data set's own noise estimate (confident learning): "
-                   "conservative with a strong model's probabilities, can be optimistic with the probe alone.")
+        st.caption(view.error_probability_note)
     st.markdown("**Evidence**")
     for name, score, sentence in view.evidence:
         st.markdown(f"- {esc(sentence)} *({esc(name)}, score {score:.2f})*")

@@ -14,6 +14,7 @@ import numpy as np
 from core.detect.cleanlab_import import import_cleanlab
 from core.detect.rank import first_of_each_class
 from core.detect.result import DetectInputs, DetectorResult, register, validate_labels
+from core.detect.wording import number, own_label, percent
 
 logger = logging.getLogger(__name__)
 
@@ -310,13 +311,20 @@ def _spread(part: DetectorResult, labelled: np.ndarray) -> DetectorResult:
 
 
 def explain(row: Mapping[str, Any], context: Mapping[str, Any]) -> Optional[str]:
-    """'of 3 annotators, 2 said dog, 1 said cat'."""
+    """'of 3 annotators, 2 said dog, 1 said cat', and with a model to weigh them '; weighing each
+    annotator's record and the model, its label cat is wrong with probability 83%'."""
     votes = context.get("annotator_votes") or {}
     if not votes:
         return None
     total = sum(votes.values())
     parts = ", ".join(f"{n} said {lab}" for lab, n in sorted(votes.items(), key=lambda kv: -kv[1]))
-    return f"of {total} annotators, {parts}"
+    sentence = f"of {total} annotators, {parts}"
+    posterior = ((context.get("params") or {}).get(NAME) or {}).get("posterior")
+    p_wrong = number(row.get(f"det_{NAME}"))
+    if posterior and p_wrong is not None:
+        sentence += (f"; weighing each annotator's record and the model, its label {own_label(row)} is wrong "
+                     f"with probability {percent(p_wrong)}")
+    return sentence
 
 
 # The annotators' own consensus is the most direct evidence there is: it suggests first, and a

@@ -291,6 +291,21 @@ def evidence_in_words(row: Mapping[str, Any], detectors: Sequence[str],
     return out
 
 
+def error_probability_source(annotator_votes: Optional[Mapping[str, int]],
+                             detector_params: Optional[Mapping[str, Mapping[str, Any]]]) -> str:
+    """Where a sample's P(label wrong) comes from, in words: the annotators' posterior where
+    enough of them labelled it and the run weighed them with a model
+    (:func:`core.detect.rank._decided_by_annotators`), else confident learning's noise estimate."""
+    from core.detect.rank import ANNOTATIONS_TO_DECIDE
+
+    weighed = ((detector_params or {}).get("annotators") or {}).get("posterior")
+    if weighed and annotator_votes and sum(annotator_votes.values()) >= ANNOTATIONS_TO_DECIDE:
+        return ("P(label wrong) comes from weighing the annotators' labels, each by their record on these classes, "
+                "with the model: it assumes annotators err independently, so where they agree it can be too sure.")
+    return ("P(label wrong) comes from this data set's own noise estimate (confident learning): "
+            "conservative with a strong model's probabilities, can be optimistic with the probe alone.")
+
+
 def decision_evidence(row: Mapping[str, Any], run_id: str, detectors: Sequence[str]) -> dict:
     """What the reviewer saw, recorded with the decision (plain JSON)."""
     out: dict[str, Any] = {
@@ -339,6 +354,7 @@ class SampleView:
     guideline_version: Optional[str] = None
     guideline_sections: dict = field(default_factory=dict)  # label -> markdown section
     latest_event: Optional[audit.Event] = None  # the newest event on the sample when prepared
+    error_probability_note: str = ""  # where P(label wrong) comes from (error_probability_source)
 
     @property
     def latest_event_id(self) -> int:
@@ -509,6 +525,7 @@ def prepare_view(project: Any, row: Mapping[str, Any], context: ViewContext,
         guideline_version=context.guideline.version if context.guideline else None,
         guideline_sections=guideline_for(in_question, context.guideline, context.label_set),
         latest_event=latest_event(project, sample_id),
+        error_probability_note=error_probability_source(votes, context.detector_params),
     )
 
 

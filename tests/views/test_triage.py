@@ -75,6 +75,27 @@ def test_evidence_in_words_says_what_each_detector_saw():
     assert "gives its label 'cat' 12%; 'dog' gets 81%" in triage.confidence_in_words(row)
 
 
+def test_annotators_are_said_with_their_votes_and_what_weighing_them_gives():
+    row = {"label_analysed": "cat", "current_label": "cat", "det_annotators": 0.83}
+    votes = {"cat": 2, "dog": 1}
+    weighed = {"annotators": {"posterior": "Dawid-Skene, the model's probabilities as prior"}}
+    said = dict((name, sentence) for name, _, sentence in
+                triage.evidence_in_words(row, ["annotators"], weighed, annotator_votes=votes))
+    assert said["annotators"] == ("Of 3 annotators, 2 said cat, 1 said dog; weighing each annotator's record and "
+                                  "the model, its label cat is wrong with probability 83%.")
+    plain = dict((name, sentence) for name, _, sentence in
+                 triage.evidence_in_words(row, ["annotators"], {"annotators": {"posterior": None}}, annotator_votes=votes))
+    assert plain["annotators"] == "Of 3 annotators, 2 said cat, 1 said dog."
+
+
+def test_where_p_wrong_comes_from_follows_who_decided_the_sample():
+    weighed = {"annotators": {"posterior": "Dawid-Skene, the model's probabilities as prior"}}
+    assert "annotators' labels" in triage.error_probability_source({"cat": 2, "dog": 1}, weighed)
+    assert "confident learning" in triage.error_probability_source({"cat": 1}, weighed)  # one annotator
+    assert "confident learning" in triage.error_probability_source({"cat": 3}, {"annotators": {"posterior": None}})
+    assert "confident learning" in triage.error_probability_source(None, weighed)
+
+
 def test_labels_in_force_from_decisions_match_core_labels(project_copy):
     project = project_copy("news20-sample")
     run, base = run_flags(project)
