@@ -182,8 +182,9 @@ def _consensus_probabilities(
     """Out-of-sample probabilities of the annotators' majority vote: the probe (at the strength
     chosen for the labels, or chosen here) and the neighbours' vote, pooled against the vote.
 
-    CROWDLAB needs a model that does not already side with one annotator; a probe trained on
-    the labels in use does exactly that when those labels are one annotator's."""
+    The annotators detector (CROWDLAB, the posterior) needs a model that does not already side
+    with one annotator; a probe trained on the labels in use does exactly that when those labels
+    are one annotator's."""
     if C is None:
         choice = _probe.choose_and_predict(x, consensus, n_classes, folds=cfg.folds, seed=cfg.seed,
                                            device=cfg.device, progress=progress)
@@ -229,8 +230,9 @@ def detect(
     annotator_labels : np.ndarray or None, default None
         (N, M) labels from M annotators, -1 = missing. With vectors, where their majority vote
         differs from ``labels`` a second probe is trained on the vote for the annotators
-        detector (CROWDLAB), so that one annotator's habits learned from ``labels`` do not
-        outvote the others.
+        detector, so that one annotator's habits learned from ``labels`` do not outvote the
+        others; where two or more annotators labelled a sample, that detector decides its flag
+        and error probability (:func:`core.detect.rank.rank`).
     config : DetectConfig or None, default None
         Settings; None = ``DetectConfig()``.
     progress : callable or None, default None

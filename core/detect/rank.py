@@ -24,7 +24,7 @@ __all__ = ["Ranking", "combine_scores", "rank", "METHODS", "registry_weights", "
 
 #: Detectors whose own flags make the flagged set, the first present one (:func:`_flag_set`).
 COUNTING_DETECTORS = ("confident", "neighbours_vote", "aum")
-#: Annotations a sample needs before its annotators' consensus decides it (:func:`_decided_by_annotators`).
+#: Annotations a sample needs before the annotators detector decides it (:func:`_decided_by_annotators`).
 ANNOTATIONS_TO_DECIDE = 2
 #: Combination methods :func:`combine_scores` knows.
 METHODS = ("weighted", "mean_rank", "max", "noisy_or")
@@ -227,7 +227,7 @@ def rank(
             inside = np.asarray(r.evidence[key], dtype=bool)
             accept_in_bulk = (accept_in_bulk & ~inside) | (r.flagged & (r.suggested >= 0) & (suggested == r.suggested))
     if decided is not None and error_probability is not None:
-        # where the annotators decide, their consensus is both the suggestion and the estimate
+        # where the annotators decide, their posterior gives the estimate and what a bulk acceptance takes
         annotators = results["annotators"]
         error_probability = np.where(decided, annotators.evidence["error_probability"], error_probability)
         if accept_in_bulk is not None:
