@@ -177,7 +177,7 @@ def score(
     probabilities: np.ndarray | None = None,
     quality_threshold: float = 0.5,
 ) -> DetectorResult:
-    """Score each sample by 1 - the quality of its annotators' consensus.
+    """Score each sample by how likely its label is wrong, given its annotators' labels.
 
     Parameters
     ----------
@@ -197,7 +197,7 @@ def score(
         cleanlab's CROWDLAB gives the consensus and the annotators' quality, and
         :func:`true_label_posterior` the probability that each label is wrong; per label, as many
         samples are flagged as CROWDLAB's consensus disagrees with, the most probably wrong
-        first. Without them, the consensus is cleanlab's majority vote, its quality the share
+        first. Without them, the consensus is the majority vote (:func:`majority_vote`), its quality the share
         of annotators who agree with it, and a sample is flagged where the consensus differs
         from its label or its quality is low.
     quality_threshold : float, default 0.5

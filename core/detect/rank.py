@@ -346,7 +346,8 @@ def _flag_set(results: Mapping[str, DetectorResult], labels: np.ndarray, positio
     chosen = counted.name == "confident" and choose_within_class
     among = None if decided is None else ~decided
     if chosen:
-        flagged = first_of_each_class(_class_quotas(counted, labels, among), labels, position, among) | _sure(counted)
+        quotas = _class_quotas(counted, labels, among)
+        flagged = first_of_each_class(quotas, labels, position, among) | _sure(counted)
     if decided is not None:
         flagged &= ~decided
     joined = []

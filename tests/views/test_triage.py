@@ -84,7 +84,8 @@ def test_annotators_are_said_with_their_votes_and_what_weighing_them_gives():
     assert said["annotators"] == ("Of 3 annotators, 2 said cat, 1 said dog; weighing each annotator's record and "
                                   "the model, its label cat is wrong with probability 83%.")
     plain = dict((name, sentence) for name, _, sentence in
-                 triage.evidence_in_words(row, ["annotators"], {"annotators": {"posterior": None}}, annotator_votes=votes))
+                 triage.evidence_in_words(row, ["annotators"], {"annotators": {"posterior": None}},
+                                          annotator_votes=votes))
     assert plain["annotators"] == "Of 3 annotators, 2 said cat, 1 said dog."
 
 
