@@ -20,17 +20,19 @@ def reviewed_app(sample_projects, tmp_path_factory, app_server):
     target = tmp_path_factory.mktemp("reviewed") / "cifar10n-reviewed"
     shutil.copytree(source, target)
     project = Project.open(target)
-    accepted = accept_suggested(project, reviewer="alice", top=60, all_flagged=True)  # 60 changed rows, sure or not
+    # up to 60 changed rows, sure or not (as many as the analysis flagged with a suggestion)
+    accepted = accept_suggested(project, reviewer="alice", top=60, all_flagged=True)
     assert accepted.decided
     untouched = project.samples(columns=["id"])["id"].iloc[-1]
     decisions.decide(project, untouched, "exclude", "bob", reason="not a CIFAR class")
     with app_server([target]) as url:
-        yield url
+        yield url, len(accepted.decided)
 
 
 def test_the_compare_page_shows_per_slice_bars_and_heatmaps(reviewed_app, page, screenshot):
+    url, _ = reviewed_app
     page.set_viewport_size({"width": 1400, "height": 2600})  # the app scrolls inside; show the whole page
-    page.goto(reviewed_app + "/compare")
+    page.goto(url + "/compare")
     page.get_by_role("heading", name="Per class").wait_for(timeout=180_000)
     page.locator(".js-plotly-plot").nth(2).wait_for(timeout=30_000)
     page.wait_for_timeout(1500)  # let plotly finish drawing
@@ -48,12 +50,13 @@ def test_the_compare_page_shows_per_slice_bars_and_heatmaps(reviewed_app, page, 
 
 
 def test_the_export_page_previews_changes_and_offers_the_download(reviewed_app, page, screenshot):
+    url, changed = reviewed_app
     page.set_viewport_size({"width": 1400, "height": 1800})
-    page.goto(reviewed_app + "/export")
+    page.goto(url + "/export")
     page.get_by_role("heading", name="Download").wait_for(timeout=60_000)
     page.get_by_test_id("stCode").get_by_text("--label-column final_label").wait_for(timeout=30_000)
     body = page.inner_text("body")
-    assert "Changed rows (60) and excluded rows (1)" in body
+    assert f"Changed rows ({changed}) and excluded rows (1)" in body
     assert "log verified, chain head" in body
     with page.expect_download(timeout=30_000) as download:
         page.get_by_role("button", name="Labels + trail + manifest (.zip)").click()
