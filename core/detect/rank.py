@@ -24,8 +24,6 @@ __all__ = ["Ranking", "combine_scores", "rank", "METHODS", "registry_weights", "
 
 #: Detectors whose own flags make the flagged set, the first present one (:func:`_flag_set`).
 COUNTING_DETECTORS = ("confident", "neighbours_vote", "aum")
-#: Annotations a sample needs before the annotators detector decides it (:func:`_decided_by_annotators`).
-ANNOTATIONS_TO_DECIDE = 2
 #: Combination methods :func:`combine_scores` knows.
 METHODS = ("weighted", "mean_rank", "max", "noisy_or")
 
@@ -187,14 +185,14 @@ def rank(
         parts = [rankdata(combined) / n, *(fuse_weights[name] * rankdata(scores[name]) / n for name in fused)]
         combined = np.sum(parts, axis=0) / (1.0 + sum(fuse_weights.values()))
     combined = class_normalise(combined, labels, class_strength)
-    decided = _decided_by_annotators(results)
+    decider, decided = _decided_alone(results)
     if decided is not None:
-        combined = np.where(decided, results["annotators"].scores, combined)
+        combined = np.where(decided, decider.scores, combined)
     # Ties are broken by index so equal inputs give one ranking.
     order = np.lexsort((np.arange(n), -combined)).astype(np.int64)
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)
-    flagged, rule = _flag_set(results, labels, position, choose_within_class, decided)
+    flagged, rule = _flag_set(results, labels, position, choose_within_class, decider, decided)
     suggested = np.full(n, -1, dtype=np.int64)
     by = np.full(n, "", dtype=object)
     for name in [*suggestion_order(), *sorted(set(results) - set(REGISTRY))]:
@@ -227,11 +225,10 @@ def rank(
             inside = np.asarray(r.evidence[key], dtype=bool)
             accept_in_bulk = (accept_in_bulk & ~inside) | (r.flagged & (r.suggested >= 0) & (suggested == r.suggested))
     if decided is not None and error_probability is not None:
-        # where the annotators decide, their posterior gives the estimate and what a bulk acceptance takes
-        annotators = results["annotators"]
-        error_probability = np.where(decided, annotators.evidence["error_probability"], error_probability)
+        # where one detector decides alone, it gives the estimate and what a bulk acceptance takes
+        error_probability = np.where(decided, decider.evidence["error_probability"], error_probability)
         if accept_in_bulk is not None:
-            likeliest = flagged & (suggested >= 0) & (suggested == annotators.evidence["most_likely_label"])
+            likeliest = flagged & (suggested >= 0) & (suggested == decider.evidence["most_likely_label"])
             accept_in_bulk = np.where(decided, likeliest, accept_in_bulk)
     return Ranking(
         score=combined,
@@ -296,27 +293,23 @@ def _speaks_when_flagged(name: str) -> bool:
     return spec is not None and spec.speaks_when_flagged
 
 
-def _decided_by_annotators(results: Mapping[str, DetectorResult]) -> np.ndarray | None:
-    """Samples whose score, flag and error probability the annotators detector decides alone:
-    those :data:`ANNOTATIONS_TO_DECIDE` or more annotators labelled, when the detector had a
-    model's probabilities to weigh them with. None when there are none.
-
-    There the detector's posterior already weighs the model's probabilities against every
-    annotator's record, so the detectors that read the same model (confident learning, the
-    neighbours) would count that evidence twice, and trained on the labels in use they side with
-    whoever gave them: on CIFAR-10N's three real annotators, adding their flags to the
-    annotators' made the flagged set larger and its F1 lower (bench/README.md, "Several
-    annotators").
-    """
-    r = results.get("annotators")
-    if r is None or "error_probability" not in r.evidence or "num_annotations" not in r.evidence:
-        return None
-    decided = np.asarray(r.evidence["num_annotations"]) >= ANNOTATIONS_TO_DECIDE
-    return decided if decided.any() else None
+def _decided_alone(results: Mapping[str, DetectorResult]) -> tuple[DetectorResult | None, np.ndarray | None]:
+    """The detector that decides some samples alone (:attr:`DetectorSpec.decides_alone_in`; the
+    annotators, where two or more labelled a sample and a model weighed them) and those samples;
+    (None, None) when no detector does."""
+    for name, r in results.items():
+        key = REGISTRY[name].decides_alone_in if name in REGISTRY else None
+        if key is None or key not in r.evidence or "error_probability" not in r.evidence:
+            continue
+        decided = np.asarray(r.evidence[key], dtype=bool)
+        if decided.any():
+            return r, decided
+    return None, None
 
 
 def _flag_set(results: Mapping[str, DetectorResult], labels: np.ndarray, position: np.ndarray,
-              choose_within_class: bool = True, decided: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+              choose_within_class: bool = True, decider: DetectorResult | None = None,
+              decided: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """The flagged set: as many as the data's noise estimate says, where it says.
 
     With the confident detector: per class, as many as the expected number of wrong labels among
@@ -336,8 +329,8 @@ def _flag_set(results: Mapping[str, DetectorResult], labels: np.ndarray, positio
     where they find something (a conflicting near-duplicate, an annotator consensus against the
     label, a structured region) add the samples they flag with a suggestion of another label.
     Without any of these, the union of the detectors' flags. Samples in ``decided``
-    (:func:`_decided_by_annotators`) are flagged only by the detectors that speak when flagged,
-    and the per-class counts are made over the other samples.
+    (:func:`_decided_alone`, by ``decider``) are flagged only by the detectors that speak when
+    flagged, and the per-class counts are made over the other samples.
     """
     counted = next((results[c] for c in COUNTING_DETECTORS if c in results), None)
     if counted is None:
@@ -361,8 +354,8 @@ def _flag_set(results: Mapping[str, DetectorResult], labels: np.ndarray, positio
            "aum": "area under the margin below its cut"}[counted.name]
     rule = f"issues found by {counted.name} ({how})"
     if decided is not None:
-        rule += (f"; on the {int(decided.sum())} samples {ANNOTATIONS_TO_DECIDE} or more annotators labelled, "
-                 "the annotators detector alone")
+        where = decider.params.get("decided_where") or f"{int(decided.sum())} samples"
+        rule += f"; on {where}, the {decider.name} detector alone"
     if joined:
         rule += f"; plus the flags of {', '.join(sorted(joined))} that suggest another label"
     return flagged, rule

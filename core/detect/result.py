@@ -177,6 +177,11 @@ class DetectorSpec:
     decides_bulk_in : str or None
         Name of a bool (N,) evidence array: inside it, this detector's flags, not the per-sample
         rule, are what a bulk acceptance relabels (a structured finding reviewed as a group).
+    decides_alone_in : str or None
+        Name of a bool (N,) evidence array: inside it, this detector alone gives the score, the
+        flag, the error probability (its ``error_probability`` evidence) and what a bulk acceptance
+        relabels (its ``most_likely_label`` evidence), where its evidence already holds what the
+        other detectors read (:func:`core.detect.rank.rank`).
     """
 
     name: str
@@ -192,6 +197,7 @@ class DetectorSpec:
     evidence_columns: EvidenceColumns = field(default_factory=dict)
     fuse_rank: bool = False
     decides_bulk_in: Optional[str] = None
+    decides_alone_in: Optional[str] = None
 
 
 #: name -> spec; filled by :func:`register` when the detector modules are imported.
@@ -211,6 +217,7 @@ def register(
     evidence_columns: Optional[EvidenceColumns] = None,
     fuse_rank: bool = False,
     decides_bulk_in: Optional[str] = None,
+    decides_alone_in: Optional[str] = None,
 ) -> Callable[[Callable[..., DetectorResult]], Callable[..., DetectorResult]]:
     """Register a detector entry point ``run(inputs: DetectInputs, **params) -> DetectorResult``.
 
@@ -225,7 +232,8 @@ def register(
     default : bool, default True
         Whether it runs when the caller names no detectors. A detector joins the default
         list only once it has been measured on the shared data (see bench/README.md).
-    weight, suggestion_priority, speaks_when_flagged, params, explain, evidence_columns, fuse_rank, decides_bulk_in :
+    weight, suggestion_priority, speaks_when_flagged, params, explain, evidence_columns, fuse_rank, decides_bulk_in,
+    decides_alone_in :
         See :class:`DetectorSpec`.
     """
     if not name:
@@ -237,7 +245,7 @@ def register(
         REGISTRY[name] = DetectorSpec(
             name, description, fn, tuple(needs), default, float(weight), int(suggestion_priority),
             bool(speaks_when_flagged), dict(params or {}), explain, dict(evidence_columns or {}), bool(fuse_rank),
-            decides_bulk_in,
+            decides_bulk_in, decides_alone_in,
         )
         return fn
 

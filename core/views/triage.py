@@ -295,8 +295,8 @@ def error_probability_source(annotator_votes: Optional[Mapping[str, int]],
                              detector_params: Optional[Mapping[str, Mapping[str, Any]]]) -> str:
     """Where a sample's P(label wrong) comes from, in words: the annotators' posterior where
     enough of them labelled it and the run weighed them with a model
-    (:func:`core.detect.rank._decided_by_annotators`), else confident learning's noise estimate."""
-    from core.detect.rank import ANNOTATIONS_TO_DECIDE
+    (evidence ``decided`` of :mod:`core.detect.annotators`), else confident learning's noise estimate."""
+    from core.detect.annotators import ANNOTATIONS_TO_DECIDE
 
     weighed = ((detector_params or {}).get("annotators") or {}).get("posterior")
     if weighed and annotator_votes and sum(annotator_votes.values()) >= ANNOTATIONS_TO_DECIDE:

@@ -8,7 +8,7 @@ import numpy as np
 
 from core.analysis.run import analyse
 from core.analysis.runs import evidence
-from core.detect.rank import ANNOTATIONS_TO_DECIDE
+from core.detect.annotators import ANNOTATIONS_TO_DECIDE
 from core.ingest import IngestOptions, ingest
 from core.store.project import Project
 from tests.builders import clustered_vectors, import_vectors
