@@ -33,6 +33,8 @@ SELECTION_NAME_KEY = "overview.selection_name"
 SEND_MAP_KEY = "overview.send_map"
 SEND_SLICE_KEY = "overview.send_slice"
 GROUP_TABLE_KEY = "overview.group_table"
+HABIT_TABLE_KEY = "overview.habit_table"
+SEND_HABIT_KEY = "overview.send_habit"
 SEND_GROUP_KEY = "overview.send_group"
 FLASH_KEY = "overview.flash"
 TRIAGE_PAGE = state.PAGES_DIR / "triage.py"
@@ -304,6 +306,40 @@ def _render_groups(project: Project, data: ov.Overview) -> None:
               source=f"overview metadata group {picked['field']}={picked['value']}, {data.run.run_id}")
 
 
+def _render_habits(project: Project, data: ov.Overview) -> None:
+    habits = data.run.record.get("annotator_habits")
+    table = ov.annotator_habits_table(habits)
+    if table.empty:
+        return
+    st.subheader("Annotators' habits")
+    st.caption("A confusion one annotator makes far more often than the other annotators, counted against "
+               "each sample's most probable true label (the annotators and the model weighed together): a "
+               "mistake all their labels share. p is the binomial test against the others' rate, adjusted for "
+               "every pair of every annotator compared.")
+    event = st.dataframe(
+        table, hide_index=True, width="stretch", key=HABIT_TABLE_KEY, on_select="rerun", selection_mode="single-row",
+        column_order=[c for c in table.columns if c != "finding"],
+        column_config={
+            "share": st.column_config.ProgressColumn("share", min_value=0, max_value=1, format="percent"),
+            "other annotators": st.column_config.NumberColumn("other annotators", format="percent"),
+            "such labels": st.column_config.NumberColumn("such labels", format="%.0f",
+                                                        help="about how many of its labels are of this kind"),
+            "p": st.column_config.NumberColumn("p", format="%.3g"),
+        },
+    )
+    rows = list(event.selection.rows) if event is not None else []
+    if not rows:
+        return
+    picked = table.iloc[rows[0]]
+    members = list(habits[rows[0]]["members"])
+    st.markdown(f"**{_md(picked['finding'])}.** Its samples: where {_md(picked['annotator'])} said "
+                f"{_md(picked['called'])} and {_md(picked['class'])} is the most probable label.")
+    if st.button(f"Send its {len(members):,} samples to triage", key=SEND_HABIT_KEY, icon=":material/fact_check:"):
+        _send(project, members, f"annotator habit: {picked['finding']}",
+              source=f"overview annotator habit {picked['annotator']}: {picked['class']} -> {picked['called']}, "
+                     f"{data.run.run_id}")
+
+
 def _render_classes(data: ov.Overview) -> None:
     st.subheader("Classes")
     table = data.class_table
@@ -403,6 +439,7 @@ def render() -> None:
     _render_map(project, data)
     _render_slices(project, data)
     _render_groups(project, data)
+    _render_habits(project, data)
     _render_classes(data)
     _render_domain_gaps(data)
     _render_comparison(project, data)

@@ -62,6 +62,10 @@ class AnalysisResult:
             # metadata values holding more wrong labels than chance (None: no metadata to compare)
             "metadata_groups_passing": None if record.get("metadata_groups") is None
             else sum(bool(g["significant"]) for g in record["metadata_groups"]),
+            # one annotator's confusion far more common than the others' (None: no annotator columns)
+            "annotator_habits": None if record.get("annotator_habits") is None
+            else [{k: v for k, v in h.items() if k != "members"} | {"samples": len(h["members"])}
+                  for h in record["annotator_habits"]],
             "seconds": record["timings"]["total"],
         }
 
@@ -76,13 +80,19 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def _annotator_matrix(project: Project, samples: pd.DataFrame, label_index: dict[str, int]) -> Optional[np.ndarray]:
-    """N x M annotator labels (-1 = missing/unknown) from the annotator columns declared at ingest."""
+def annotator_columns(project: Project) -> list[str]:
+    """The annotator columns declared at ingest, in the order of the annotator matrix's columns."""
     columns: list[str] = []
     for options in project.ingests()["options"]:
         for column in json.loads(options).get("annotator_columns") or []:
             if column not in columns:
                 columns.append(column)
+    return columns
+
+
+def _annotator_matrix(project: Project, samples: pd.DataFrame, label_index: dict[str, int]) -> Optional[np.ndarray]:
+    """N x M annotator labels (-1 = missing/unknown) from the annotator columns declared at ingest."""
+    columns = annotator_columns(project)
     if not columns:
         return None
     metadata = [json.loads(m) for m in samples["metadata"]]
@@ -287,6 +297,7 @@ def analyse(
             "captures": None if captured is None else captured.record,
             "annotator_columns": None if annotators is None else int(annotators.shape[1]),
             "annotator_stats": _annotator_stats(detection),
+            "annotator_habits": _annotator_habits(detection, annotator_columns(project), class_names, ids),
             "class_table": detection.class_table,
             "neighbours": None if detection.graph is None else {
                 "graph_key": graph_key, "method": detection.graph.method, "k": detection.graph.k,
@@ -371,6 +382,32 @@ def _annotator_stats(detection: Detection) -> Optional[dict]:
     if isinstance(stats, pd.DataFrame):
         stats = stats.reset_index().to_dict(orient="records")
     return {"krippendorff_alpha": result.evidence.get("krippendorff_alpha"), "per_annotator": stats}
+
+
+def _annotator_habits(detection: Detection, columns: list[str], class_names: list[str],
+                      ids: list[str]) -> Optional[list[dict]]:
+    """Each annotator's habit (:func:`core.detect.annotators.annotator_habits`) by name, with a
+    sentence and the ids of the samples it holds, for the overview and `amend analyse`."""
+    result = detection.results.get("annotators")
+    if result is None or "annotator_habits" not in result.evidence:
+        return None
+    habits = []
+    for h in result.evidence["annotator_habits"]:
+        name = columns[h["annotator"]] if h["annotator"] < len(columns) else f"annotator_{h['annotator']}"
+        true, said = class_names[h["true"]], class_names[h["said"]]
+        habits.append({
+            "annotator": name, "true": true, "said": said, "about": h["about"], "of": h["of"], "share": h["share"],
+            "others_share": h["others_share"], "p_value": h["p_value"],
+            "sentence": habit_sentence(name, true, said, h["share"], h["of"], h["others_share"]),
+            "members": [ids[i] for i in h["members"]],
+        })
+    return habits
+
+
+def habit_sentence(annotator: str, true: str, said: str, share: float, of: float, others_share: float) -> str:
+    """'annotator_1 labels 61% of about 480 cat as dog (the other annotators 8%)'."""
+    return (f"{annotator} labels {share:.0%} of about {of:,.0f} {true} as {said} "
+            f"(the other annotators {others_share:.0%})")
 
 
 def _evidence_frame(ids: list[str], class_names: list[str], labels: np.ndarray, detection: Detection, slice_result) -> pd.DataFrame:

@@ -22,8 +22,16 @@ def cmd_analyse(args: argparse.Namespace, progress) -> int:
         f"run {r['run_id']}: {r['flagged']} of {r['samples']} samples flagged{expected_wrong(r)} by "
         f"{', '.join(r['detectors'])} ({r['seconds']:.1f} s)\n"
         f"see them with `amend flags {args.project} --top 20`" + _groups_hint(r, args.project)
+        + _habits_lines(r)
     ))
     return 0
+
+
+def _habits_lines(run: dict) -> str:
+    """One line per annotator habit: the confusion one annotator makes far more than the others."""
+    habits = run.get("annotator_habits") or []
+    return "".join(f"\nannotator habit: {h['sentence']}; {h['samples']} samples, reviewed as a group on the "
+                   "overview page" for h in habits)
 
 
 def _groups_hint(run: dict, project: str) -> str:

@@ -18,13 +18,18 @@ from core.detect.wording import number, own_label, percent
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NAME", "DESCRIPTION", "ANNOTATIONS_TO_DECIDE", "score", "majority_vote", "true_label_posterior",
+__all__ = ["NAME", "DESCRIPTION", "ANNOTATIONS_TO_DECIDE", "score", "majority_vote", "true_label_posterior", "annotator_habits",
            "krippendorff_alpha"]
 
 NAME = "annotators"
 DESCRIPTION = "The annotators' consensus disagrees with this label, or they disagree among themselves."
 #: Annotations a sample needs before this detector alone decides it (evidence ``decided``).
 ANNOTATIONS_TO_DECIDE = 2
+#: An annotator's habit (:func:`annotator_habits`) is reported at this level, Bonferroni over every
+#: pair of every annotator, when it holds at least MIN_HABIT_SAMPLES samples: the same level and
+#: size as a region's structured confusion (core.detect.regions).
+HABIT_ALPHA = 0.01
+MIN_HABIT_SAMPLES = 5
 
 
 def krippendorff_alpha(annotator_labels: np.ndarray) -> float:
@@ -173,6 +178,70 @@ def true_label_posterior(
     return posterior
 
 
+def annotator_habits(
+    annotator_labels: np.ndarray, posterior: np.ndarray, n_classes: int, alpha: float = HABIT_ALPHA,
+    min_samples: int = MIN_HABIT_SAMPLES,
+) -> list[dict]:
+    """Each annotator's habit: the confusion they make far more often than the other annotators.
+
+    For annotator j and every pair (true k, said l), the samples j labelled are counted by their
+    posterior probability of being k (:func:`true_label_posterior`), so "j said l of about n true
+    k" needs no truth. The pair whose count most exceeds what the other annotators' rate for it
+    (Laplace-smoothed, so a pair they never made is not infinitely surprising) gives for n is
+    j's habit when its one-sided binomial p-value is below ``alpha`` over every pair of every
+    annotator compared (Bonferroni) and it holds at least ``min_samples`` samples. Rare
+    confusions that every annotator makes are the data's; one annotator's is theirs, a
+    structured error shared by all their labels, reviewed as one group.
+
+    Returns
+    -------
+    list of dict
+        Most surprising first: ``annotator`` (column index), ``true``, ``said`` (class indices),
+        ``about`` (the posterior count of such labels), ``of`` (of true ``true`` that j labelled),
+        ``share`` (about / of), ``others_share`` (the other annotators' share for the pair),
+        ``p_value`` and ``members`` (row indices where j said ``said`` and the posterior's most
+        likely label is ``true``).
+    """
+    from scipy.stats import binom
+
+    m = _checked(annotator_labels, n_classes, every_row=False)
+    posterior = np.asarray(posterior, dtype=np.float64)
+    annotators = m.shape[1]
+    if annotators < 2:
+        return []
+    eye = np.eye(n_classes)
+    counts = np.zeros((annotators, n_classes, n_classes))
+    for j in range(annotators):
+        rows = m[:, j] >= 0
+        counts[j] = posterior[rows].T @ eye[m[rows, j]]  # true class x said class
+    tests = annotators * n_classes * (n_classes - 1)
+    likeliest = posterior.argmax(axis=1)
+    habits = []
+    for j in range(annotators):
+        others = counts.sum(axis=0) - counts[j]
+        seen = counts[j].sum(axis=1, keepdims=True)
+        rate = (others + 1.0) / (others.sum(axis=1, keepdims=True) + 2.0)
+        excess = counts[j] - seen * rate
+        np.fill_diagonal(excess, -np.inf)
+        true, said = np.unravel_index(int(np.argmax(excess)), excess.shape)
+        about, of = float(counts[j, true, said]), float(seen[true, 0])
+        if excess[true, said] <= 0 or round(about) < min_samples:
+            continue
+        p_value = float(binom.sf(round(about) - 1, max(round(of), 1), rate[true, said]))
+        if p_value >= alpha / tests:
+            continue
+        total = others[true].sum()
+        habits.append({
+            "annotator": j, "true": int(true), "said": int(said), "about": round(about, 1), "of": round(of, 1),
+            "share": round(about / of, 4) if of else 0.0,
+            "others_share": round(float(others[true, said] / total), 4) if total else 0.0,
+            "p_value": p_value,
+            "members": np.flatnonzero((m[:, j] == said) & (likeliest == true)).tolist(),
+        })
+    habits.sort(key=lambda h: (h["p_value"], -h["about"]))
+    return habits
+
+
 def score(
     annotator_labels: np.ndarray,
     n_classes: int,
@@ -289,6 +358,7 @@ def score(
         # whoever gave them: on CIFAR-10N's three real annotators, adding their flags to these
         # made the flagged set larger and its F1 lower (bench/README.md, "Several annotators").
         evidence["decided"] = num >= ANNOTATIONS_TO_DECIDE
+        evidence["annotator_habits"] = annotator_habits(m, posterior, n_classes)
         decided_where = f"the {int(evidence['decided'].sum())} samples {ANNOTATIONS_TO_DECIDE} or more annotators labelled"
     return DetectorResult(
         name=NAME,
@@ -312,6 +382,9 @@ def _spread(part: DetectorResult, labelled: np.ndarray) -> DetectorResult:
         return out
 
     evidence = dict(part.evidence)
+    if "annotator_habits" in evidence:
+        rows = np.flatnonzero(labelled)
+        evidence["annotator_habits"] = [{**h, "members": rows[h["members"]].tolist()} for h in evidence["annotator_habits"]]
     for key, fill in (("consensus", -1), ("agreement", np.nan), ("num_annotations", 0),
                       ("error_probability", np.nan), ("most_likely_label", -1), ("decided", False)):
         if key in evidence:

@@ -476,6 +476,19 @@ def metadata_groups_table(groups: Optional[Sequence[dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def annotator_habits_table(habits: Optional[Sequence[dict]]) -> pd.DataFrame:
+    """The run's annotator habits (``record["annotator_habits"]``), most surprising first, with
+    readable columns: annotator, true class, what they call it, their share, the others' share,
+    about how many labels, p (Bonferroni-adjusted by the test), the sentence and the samples."""
+    columns = ["annotator", "class", "called", "share", "other annotators", "such labels", "samples", "p", "finding"]
+    rows = [{
+        "annotator": str(h["annotator"]), "class": str(h["true"]), "called": str(h["said"]),
+        "share": float(h["share"]), "other annotators": float(h["others_share"]), "such labels": float(h["about"]),
+        "samples": len(h.get("members") or []), "p": float(h["p_value"]), "finding": str(h["sentence"]),
+    } for h in habits or []]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def _decoded(value: Any) -> Any:
     if isinstance(value, str):
         try:

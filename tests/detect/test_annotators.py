@@ -215,3 +215,49 @@ def test_detect_runs_on_partly_annotated_samples():
     d = detect(x, truth, 4, annotator_labels=m, config=DetectConfig(device="cpu"))
     assert d.results["annotators"].evidence["num_annotations"][::3].max() == 0
     assert np.isfinite(d.error_probability).all()
+
+
+def test_an_annotators_habit_is_one_finding_with_its_samples():
+    # Annotator 1 calls 60 % of class 2 "3"; all three slip at random on 10 % of the rest. The
+    # habit is theirs alone, so it is reported once, for them, with the samples it holds.
+    from core.detect.annotators import annotator_habits, true_label_posterior
+
+    rng = np.random.default_rng(5)
+    truth = np.repeat(np.arange(4), 300)
+    m = careful_annotators(truth, rng, 4, slips=0.1)
+    habit = (truth == 2) & (rng.random(truth.size) < 0.6)
+    m[habit, 1] = 3
+    post = true_label_posterior(m, np.full((truth.size, 4), 0.25), 4)
+    found = annotator_habits(m, post, 4)
+    assert [(h["annotator"], h["true"], h["said"]) for h in found] == [(1, 2, 3)]
+    h = found[0]
+    assert 0.5 < h["share"] < 0.7 and h["others_share"] < 0.1
+    members = np.array(h["members"])
+    assert (m[members, 1] == 3).all() and (truth[members] == 2).mean() > 0.95
+    assert members.size >= 0.9 * (habit & (m[:, 0] == 2) & (m[:, 2] == 2)).sum()
+
+
+def test_random_slips_are_no_ones_habit():
+    from core.detect.annotators import annotator_habits, true_label_posterior
+
+    rng = np.random.default_rng(6)
+    truth = np.repeat(np.arange(4), 300)
+    m = careful_annotators(truth, rng, 4, slips=0.2)
+    post = true_label_posterior(m, np.full((truth.size, 4), 0.25), 4)
+    assert annotator_habits(m, post, 4) == []
+
+
+def test_habit_members_are_rows_of_the_whole_data_when_some_rows_have_no_annotator():
+    x, truth = overlapping_classes(2, distance=3.0, n_per_class=200)
+    rng = np.random.default_rng(2)
+    m = careful_annotators(truth, rng, 4, slips=0.05)
+    m[(truth == 0) & (rng.random(truth.size) < 0.7), 2] = 1
+    m[::5] = -1  # every fifth sample unlabelled: scored on the rest, reported on all rows
+    from core.detect.probe import cross_validated_probabilities
+
+    p = cross_validated_probabilities(x, truth, 4, seed=0)
+    result = score(m, 4, labels=truth, probabilities=p)
+    habits = result.evidence["annotator_habits"]
+    assert [(h["annotator"], h["true"], h["said"]) for h in habits] == [(2, 0, 1)]
+    members = np.array(habits[0]["members"])
+    assert (members % 5 != 0).all() and (m[members, 2] == 1).all() and (truth[members] == 0).all()
