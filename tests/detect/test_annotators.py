@@ -261,3 +261,18 @@ def test_habit_members_are_rows_of_the_whole_data_when_some_rows_have_no_annotat
     assert [(h["annotator"], h["true"], h["said"]) for h in habits] == [(2, 0, 1)]
     members = np.array(habits[0]["members"])
     assert (members % 5 != 0).all() and (m[members, 2] == 1).all() and (truth[members] == 0).all()
+
+
+def test_two_annotators_habits_are_each_reported_once_and_nothing_else():
+    # Annotator 0 labels 60 % of class 2 "3", annotator 2 labels 50 % of class 1 "0": each is
+    # reported for its own annotator, and the random slips of all three for no one.
+    from core.detect.annotators import annotator_habits, true_label_posterior
+
+    rng = np.random.default_rng(8)
+    truth = np.repeat(np.arange(4), 400)
+    m = careful_annotators(truth, rng, 4, slips=0.1)
+    m[(truth == 2) & (rng.random(truth.size) < 0.6), 0] = 3
+    m[(truth == 1) & (rng.random(truth.size) < 0.5), 2] = 0
+    post = true_label_posterior(m, np.full((truth.size, 4), 0.25), 4)
+    found = annotator_habits(m, post, 4)
+    assert sorted((h["annotator"], h["true"], h["said"]) for h in found) == [(0, 2, 3), (2, 1, 0)]
