@@ -179,16 +179,20 @@ def true_label_posterior(
 
 
 def annotator_habits(
-    annotator_labels: np.ndarray, posterior: np.ndarray, n_classes: int, alpha: float = HABIT_ALPHA,
+    annotator_labels: np.ndarray, prior: np.ndarray, n_classes: int, alpha: float = HABIT_ALPHA,
     min_samples: int = MIN_HABIT_SAMPLES,
 ) -> list[dict]:
     """Each annotator's habit: the confusion they make far more often than the other annotators.
 
     For annotator j and every pair (true k, said l), the samples j labelled are counted by their
-    posterior probability of being k (:func:`true_label_posterior`), so "j said l of about n true
-    k" needs no truth. The pair whose count most exceeds what the other annotators' rate for it
+    probability of being k given the model (``prior``) and every other annotator
+    (:func:`true_label_posterior` without j's column), so "j said l of about n true k" needs no
+    truth, and j's own labels do not vouch for themselves (with two annotators, a posterior that
+    weighed each one's labels made each look more reliable than the other on the samples the
+    model was unsure of: CIFAR-10N, bench/README.md "Annotators' habits"). The pair whose count most exceeds what the other annotators' rate for it
     (Laplace-smoothed, so a pair they never made is not infinitely surprising) gives for n is
-    j's habit when its one-sided binomial p-value is below ``alpha`` over every pair of every
+    j's habit when the one-sided p-value of Fisher's exact test of j's share against the others'
+    (whose rate is an estimate too) is below ``alpha`` over every pair of every
     annotator compared (Bonferroni) and it holds at least ``min_samples`` samples. Rare
     confusions that every annotator makes are the data's; one annotator's is theirs, a
     structured error shared by all their labels, reviewed as one group.
@@ -199,23 +203,29 @@ def annotator_habits(
         Most surprising first: ``annotator`` (column index), ``true``, ``said`` (class indices),
         ``about`` (the posterior count of such labels), ``of`` (of true ``true`` that j labelled),
         ``share`` (about / of), ``others_share`` (the other annotators' share for the pair),
-        ``p_value`` and ``members`` (row indices where j said ``said`` and the posterior's most
-        likely label is ``true``).
+        ``p_value`` and ``members`` (row indices where j said ``said`` and ``true`` is the most
+        likely label without j).
     """
-    from scipy.stats import binom
+    from scipy.stats import fisher_exact
 
     m = _checked(annotator_labels, n_classes, every_row=False)
-    posterior = np.asarray(posterior, dtype=np.float64)
+    prior = np.asarray(prior, dtype=np.float64)
     annotators = m.shape[1]
     if annotators < 2:
         return []
     eye = np.eye(n_classes)
     counts = np.zeros((annotators, n_classes, n_classes))
+    likeliest = np.zeros((annotators, m.shape[0]), dtype=np.int64)
     for j in range(annotators):
+        rest = np.delete(m, j, axis=1)
+        heard = (rest >= 0).any(axis=1)
+        without_j = prior / np.clip(prior.sum(axis=1, keepdims=True), 1e-12, None)
+        if heard.any():
+            without_j[heard] = true_label_posterior(rest[heard], prior[heard], n_classes)
         rows = m[:, j] >= 0
-        counts[j] = posterior[rows].T @ eye[m[rows, j]]  # true class x said class
+        counts[j] = without_j[rows].T @ eye[m[rows, j]]  # true class x said class
+        likeliest[j] = without_j.argmax(axis=1)
     tests = annotators * n_classes * (n_classes - 1)
-    likeliest = posterior.argmax(axis=1)
 
     def most_excess(j: int, others: np.ndarray) -> dict | None:
         seen = counts[j].sum(axis=1, keepdims=True)
@@ -226,7 +236,11 @@ def annotator_habits(
         about, of = float(counts[j, true, said]), float(seen[true, 0])
         if excess[true, said] <= 0 or round(about) < min_samples:
             return None
-        p_value = float(binom.sf(round(about) - 1, max(round(of), 1), rate[true, said]))
+        # the others' rate is an estimate too (with two annotators, from as many labels as j's):
+        # Fisher's exact test of j's share against theirs, not a binomial against a known rate
+        theirs, their_of = round(float(others[true, said])), round(float(others[true].sum()))
+        p_value = float(fisher_exact([[round(about), max(round(of) - round(about), 0)],
+                                      [theirs, max(their_of - theirs, 0)]], alternative="greater")[1])
         if p_value >= alpha / tests:
             return None
         total = others[true].sum()
@@ -235,7 +249,7 @@ def annotator_habits(
             "share": round(about / of, 4) if of else 0.0,
             "others_share": round(float(others[true, said] / total), 4) if total else 0.0,
             "p_value": p_value,
-            "members": np.flatnonzero((m[:, j] == said) & (likeliest == true)).tolist(),
+            "members": np.flatnonzero((m[:, j] == said) & (likeliest[j] == true)).tolist(),
         }
 
     first = [most_excess(j, counts.sum(axis=0) - counts[j]) for j in range(annotators)]
@@ -369,7 +383,7 @@ def score(
         # whoever gave them: on CIFAR-10N's three real annotators, adding their flags to these
         # made the flagged set larger and its F1 lower (bench/README.md, "Several annotators").
         evidence["decided"] = num >= ANNOTATIONS_TO_DECIDE
-        evidence["annotator_habits"] = annotator_habits(m, posterior, n_classes)
+        evidence["annotator_habits"] = annotator_habits(m, np.asarray(probabilities, dtype=np.float64), n_classes)
         decided_where = f"the {int(evidence['decided'].sum())} samples {ANNOTATIONS_TO_DECIDE} or more annotators labelled"
     return DetectorResult(
         name=NAME,

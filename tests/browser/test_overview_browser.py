@@ -154,3 +154,59 @@ def test_a_readers_shared_mistake_goes_to_triage_as_one_selection(tmp_path, app_
     saved = list_selections(project)
     assert len(saved) == 1 and sorted(saved[0].ids) == sorted(members)
     assert saved[0].source.startswith("overview metadata group annotator=reader E")
+
+
+def _rated_reports(folder) -> Project:
+    """600 texts in three classes with imported vectors that cluster by the true class, each rated
+    by three pathologists; pathologist_b labels 45 % of the adenomas 'carcinoma', and the labels in
+    use are pathologist_b's."""
+    import json
+
+    import numpy as np
+
+    import builders
+    from core import api
+    from core.ingest import IngestOptions, ingest
+
+    rng = np.random.default_rng(1)
+    names = ["adenoma", "carcinoma", "normal"]
+    truth = [names[i % 3] for i in range(600)]
+    rows = []
+    for i, label in enumerate(truth):
+        said_b = "carcinoma" if label == "adenoma" and rng.random() < 0.45 else label
+        rows.append({"id": f"r{i:03d}", "text": f"report {i}", "label": said_b, "pathologist_a": label,
+                     "pathologist_b": said_b, "pathologist_c": label})
+    texts = folder / "rated.jsonl"
+    texts.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    project = Project.create(folder / "rated")
+    ingest(project, IngestOptions(texts=texts, annotator_columns=["pathologist_a", "pathologist_b", "pathologist_c"]))
+    builders.import_vectors(project, "mine", [r["id"] for r in rows], builders.clustered_vectors(truth, spread=0.5),
+                            folder=folder / "v")
+    api.analyse(project)
+    return project
+
+
+def test_an_annotators_habit_goes_to_triage_as_one_selection(tmp_path, app_server, page, whole_page):
+    from core.analysis import runs
+
+    project = _rated_reports(tmp_path)
+    (habit,) = runs.get_run(project).record["annotator_habits"]
+    assert (habit["annotator"], habit["true"], habit["said"]) == ("pathologist_b", "adenoma", "carcinoma")
+    members = habit["members"]
+    with app_server([project.path]) as url:
+        page.goto(url)
+        page.get_by_role("link", name="Overview").click()
+        page.get_by_role("heading", name="Annotators' habits").wait_for(timeout=90_000)
+        grid = page.locator("[data-testid='stDataFrame']").nth(2)  # after the slices and the metadata values
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        page.mouse.click(box["x"] + 18, box["y"] + 52)  # the first row's selection box, below the header
+        send = page.get_by_role("button", name=f"Send its {len(members)} samples to triage")
+        send.wait_for(timeout=30_000)
+        assert "pathologist_b labels" in page.inner_text("body")
+        whole_page(page, "overview-annotator-habit")
+        send.click()
+        page.get_by_role("heading", name="Triage").wait_for(timeout=60_000)
+    saved = list_selections(project)
+    assert len(saved) == 1 and sorted(saved[0].ids) == sorted(members)
+    assert saved[0].source.startswith("overview annotator habit pathologist_b: adenoma -> carcinoma")

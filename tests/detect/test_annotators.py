@@ -220,31 +220,31 @@ def test_detect_runs_on_partly_annotated_samples():
 def test_an_annotators_habit_is_one_finding_with_its_samples():
     # Annotator 1 calls 60 % of class 2 "3"; all three slip at random on 10 % of the rest. The
     # habit is theirs alone, so it is reported once, for them, with the samples it holds.
-    from core.detect.annotators import annotator_habits, true_label_posterior
+    from core.detect.annotators import annotator_habits
 
     rng = np.random.default_rng(5)
     truth = np.repeat(np.arange(4), 300)
     m = careful_annotators(truth, rng, 4, slips=0.1)
     habit = (truth == 2) & (rng.random(truth.size) < 0.6)
     m[habit, 1] = 3
-    post = true_label_posterior(m, np.full((truth.size, 4), 0.25), 4)
-    found = annotator_habits(m, post, 4)
+    found = annotator_habits(m, np.full((truth.size, 4), 0.25), 4)
     assert [(h["annotator"], h["true"], h["said"]) for h in found] == [(1, 2, 3)]
     h = found[0]
     assert 0.5 < h["share"] < 0.7 and h["others_share"] < 0.1
     members = np.array(h["members"])
-    assert (m[members, 1] == 3).all() and (truth[members] == 2).mean() > 0.95
+    # without a model, a sample's class comes from the two other annotators alone (each slips on
+    # 10 %), so a few members are not of class 2
+    assert (m[members, 1] == 3).all() and (truth[members] == 2).mean() > 0.9
     assert members.size >= 0.9 * (habit & (m[:, 0] == 2) & (m[:, 2] == 2)).sum()
 
 
 def test_random_slips_are_no_ones_habit():
-    from core.detect.annotators import annotator_habits, true_label_posterior
+    from core.detect.annotators import annotator_habits
 
     rng = np.random.default_rng(6)
     truth = np.repeat(np.arange(4), 300)
     m = careful_annotators(truth, rng, 4, slips=0.2)
-    post = true_label_posterior(m, np.full((truth.size, 4), 0.25), 4)
-    assert annotator_habits(m, post, 4) == []
+    assert annotator_habits(m, np.full((truth.size, 4), 0.25), 4) == []
 
 
 def test_habit_members_are_rows_of_the_whole_data_when_some_rows_have_no_annotator():
@@ -266,13 +266,12 @@ def test_habit_members_are_rows_of_the_whole_data_when_some_rows_have_no_annotat
 def test_two_annotators_habits_are_each_reported_once_and_nothing_else():
     # Annotator 0 labels 60 % of class 2 "3", annotator 2 labels 50 % of class 1 "0": each is
     # reported for its own annotator, and the random slips of all three for no one.
-    from core.detect.annotators import annotator_habits, true_label_posterior
+    from core.detect.annotators import annotator_habits
 
     rng = np.random.default_rng(8)
     truth = np.repeat(np.arange(4), 400)
     m = careful_annotators(truth, rng, 4, slips=0.1)
     m[(truth == 2) & (rng.random(truth.size) < 0.6), 0] = 3
     m[(truth == 1) & (rng.random(truth.size) < 0.5), 2] = 0
-    post = true_label_posterior(m, np.full((truth.size, 4), 0.25), 4)
-    found = annotator_habits(m, post, 4)
+    found = annotator_habits(m, np.full((truth.size, 4), 0.25), 4)
     assert sorted((h["annotator"], h["true"], h["said"]) for h in found) == [(0, 2, 3), (2, 1, 0)]
