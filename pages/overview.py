@@ -315,7 +315,8 @@ def _render_habits(project: Project, data: ov.Overview) -> None:
     st.caption("A confusion one annotator makes far more often than the other annotators: a mistake all their "
                "labels share. Each annotator's labels are counted against each sample's most probable true label "
                "given the model and the other annotators (not their own label); p is Fisher's exact test of their "
-               "share against the others', adjusted for every pair of every annotator compared.")
+               "share against the others', and a habit is listed when p is below 0.01 divided by the number of "
+               "pairs compared (every pair of every annotator).")
     event = st.dataframe(
         table, hide_index=True, width="stretch", key=HABIT_TABLE_KEY, on_select="rerun", selection_mode="single-row",
         column_order=[c for c in table.columns if c != "finding"],

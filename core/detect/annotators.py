@@ -18,8 +18,8 @@ from core.detect.wording import number, own_label, percent
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NAME", "DESCRIPTION", "ANNOTATIONS_TO_DECIDE", "score", "majority_vote", "true_label_posterior", "annotator_habits",
-           "krippendorff_alpha"]
+__all__ = ["NAME", "DESCRIPTION", "ANNOTATIONS_TO_DECIDE", "score", "majority_vote", "true_label_posterior",
+           "annotator_habits", "krippendorff_alpha"]
 
 NAME = "annotators"
 DESCRIPTION = "The annotators' consensus disagrees with this label, or they disagree among themselves."
@@ -188,14 +188,14 @@ def annotator_habits(
     probability of being k given the model (``prior``) and every other annotator
     (:func:`true_label_posterior` without j's column), so "j said l of about n true k" needs no
     truth, and j's own labels do not vouch for themselves (with two annotators, a posterior that
-    weighed each one's labels made each look more reliable than the other on the samples the
-    model was unsure of: CIFAR-10N, bench/README.md "Annotators' habits"). The pair whose count most exceeds what the other annotators' rate for it
-    (Laplace-smoothed, so a pair they never made is not infinitely surprising) gives for n is
-    j's habit when the one-sided p-value of Fisher's exact test of j's share against the others'
-    (whose rate is an estimate too) is below ``alpha`` over every pair of every
-    annotator compared (Bonferroni) and it holds at least ``min_samples`` samples. Rare
-    confusions that every annotator makes are the data's; one annotator's is theirs, a
-    structured error shared by all their labels, reviewed as one group.
+    weighed each one's labels made each look more reliable than the other where the model was
+    unsure: CIFAR-10N, bench/README.md "Annotators' habits"). The pair whose count most exceeds
+    what the other annotators' rate for it (Laplace-smoothed, so a pair they never made is not
+    infinitely surprising) gives for n is j's habit when the one-sided p-value of Fisher's exact
+    test of j's share against the others' (whose rate is an estimate too) is below ``alpha``
+    divided by every pair of every annotator compared (Bonferroni) and it holds at least
+    ``min_samples`` samples. Rare confusions that every annotator makes are the data's; one
+    annotator's is theirs, a structured error shared by all their labels, reviewed as one group.
 
     Returns
     -------

@@ -479,7 +479,8 @@ def metadata_groups_table(groups: Optional[Sequence[dict]]) -> pd.DataFrame:
 def annotator_habits_table(habits: Optional[Sequence[dict]]) -> pd.DataFrame:
     """The run's annotator habits (``record["annotator_habits"]``), most surprising first, with
     readable columns: annotator, true class, what they call it, their share, the others' share,
-    about how many labels, p (Bonferroni-adjusted by the test), the sentence and the samples."""
+    about how many labels, the samples it holds, p (Fisher's exact test, unadjusted: a habit is
+    kept when p is below 0.01 over the pairs compared) and the sentence."""
     columns = ["annotator", "class", "called", "share", "other annotators", "such labels", "samples", "p", "finding"]
     rows = [{
         "annotator": str(h["annotator"]), "class": str(h["true"]), "called": str(h["said"]),
