@@ -129,6 +129,14 @@ def metadata_groups(project: Project, run_id: Optional[str] = None) -> tuple[Run
     return run, list(run.record.get("metadata_groups") or [])
 
 
+def annotator_habits(project: Project, run_id: Optional[str] = None) -> tuple[RunInfo, list[dict]]:
+    """A run's annotator habits (:func:`core.detect.annotators.annotator_habits`, by column name,
+    with the ids of their samples), the surest first; empty for a run without annotator columns,
+    without probabilities, or of an earlier Amend."""
+    run = get_run(project, run_id)
+    return run, list(run.record.get("annotator_habits") or [])
+
+
 def detector_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c.startswith("det_")]
 

@@ -22,16 +22,16 @@ def cmd_analyse(args: argparse.Namespace, progress) -> int:
         f"run {r['run_id']}: {r['flagged']} of {r['samples']} samples flagged{expected_wrong(r)} by "
         f"{', '.join(r['detectors'])} ({r['seconds']:.1f} s)\n"
         f"see them with `amend flags {args.project} --top 20`" + _groups_hint(r, args.project)
-        + _habits_lines(r)
+        + _habits_lines(r, args.project)
     ))
     return 0
 
 
-def _habits_lines(run: dict) -> str:
+def _habits_lines(run: dict, project: str) -> str:
     """One line per annotator habit: the confusion one annotator makes far more than the others."""
     habits = run.get("annotator_habits") or []
-    return "".join(f"\nannotator habit: {h['sentence']}; {h['samples']} samples, reviewed as a group on the "
-                   "overview page" for h in habits)
+    return "".join(f"\nannotator habit: {h['sentence']}; {h['samples']} samples (their ids: `amend groups "
+                   f"{project} --annotators`; the overview sends them to triage as one group)" for h in habits)
 
 
 def _groups_hint(run: dict, project: str) -> str:
@@ -148,9 +148,16 @@ def _group_line(g: dict) -> str:
 
 def cmd_groups(args: argparse.Namespace, progress) -> int:
     from core.store.project import Project
-    from core.analysis.runs import metadata_groups
+    from core.analysis.runs import annotator_habits, metadata_groups
 
     project = Project.open(args.project)
+    if args.annotators:
+        run, habits = annotator_habits(project, args.run)
+        text = "\n".join([f"run {run.run_id}: {len(habits)} annotator habit(s)"] + [
+            f"{h['sentence']}; {len(h['members'])} samples: {', '.join(h['members'][:5])}"
+            + (", ..." if len(h["members"]) > 5 else "") for h in habits])
+        output(args, habits, text)
+        return 0
     run, groups = metadata_groups(project, args.run)
     if not groups:
         text = f"run {run.run_id}: no metadata values to compare (no metadata, no probabilities, or an earlier run)"
@@ -191,4 +198,7 @@ def register(commands) -> None:
 
     p = commands.add("groups", cmd_groups, "wrong labels by metadata value (annotator, site, batch...), worst first")
     p.add_argument("--run", metavar="RUN")
+    p.add_argument("--annotators", action="store_true",
+                   help="instead: each annotator's habit (a confusion they make far more often than the others), "
+                        "with the ids of its samples")
     p.add_argument("--format", choices=["json", "text"], default="text", help="--json is --format json")

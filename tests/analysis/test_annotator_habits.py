@@ -59,6 +59,15 @@ def test_amend_analyse_says_which_annotator_has_which_habit(habit_project) -> No
     (h,) = report["annotator_habits"]
     assert (h["annotator"], h["true"], h["said"], h["samples"]) == ("rater2", "ant", "bee", len(habit))
     assert "members" not in h
+    assert f"`amend groups {project.path} --annotators`" in text
+
+
+def test_amend_groups_lists_each_habit_with_the_ids_of_its_samples(habit_project) -> None:
+    project, habit = habit_project
+    (h,) = run_amend("groups", project.path, "--annotators", "--json").json()
+    assert (h["annotator"], h["true"], h["said"]) == ("rater2", "ant", "bee") and set(h["members"]) == habit
+    text = run_amend("groups", project.path, "--annotators").out
+    assert text.splitlines()[0].endswith("1 annotator habit(s)") and h["sentence"] in text
 
 
 def test_the_overview_lists_the_habit(habit_project, monkeypatch) -> None:
