@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from core.analysis.run import AnalysisResult, analyse
-from core.analysis.runs import accept_suggested, flags, metadata_groups, slices
+from core.analysis.runs import accept_suggested, annotator_habits, flags, metadata_groups, slices
 from core.capture.store import CaptureRun, capture_runs
 from core.detect import DetectConfig, Detection, detect
 from core.embed.engines import embed as _embed
@@ -57,7 +57,8 @@ from core.store.vectors_export import export_vectors
 
 __all__ = [
     "AnalysisResult", "CaptureRun", "CompareResult", "DetectConfig", "Detection", "EmbedOptions", "EmbedReport",
-    "IngestOptions", "IngestReport", "Project", "accept_suggested", "analyse", "capture_runs", "checkpoint", "compare",
+    "IngestOptions", "IngestReport", "Project", "accept_suggested", "analyse", "annotator_habits", "capture_runs",
+    "checkpoint", "compare",
     "create_project",
     "current_labels", "decide", "decide_many", "undo_last", "detect", "embed", "explain_failures", "export", "flags",
     "hypotheses", "hypothesis_actions", "import_predictions", "review_hypothesis",

@@ -243,14 +243,18 @@ def accept_suggested(project: Project, reviewer: str, top: Optional[int] = None,
         if unknown:
             raise AmendError(f"{len(unknown)} ids are not in run {run.run_id}, e.g. {sorted(unknown)[:3]}")
         chosen = chosen[chosen["id"].isin(wanted)]
+    held: list[tuple[str, str]] = []
+    if ids is not None:
+        # asked for by id but not flagged with a suggestion: said, not silently dropped
+        unflagged = [sid for sid in dict.fromkeys(ids) if sid not in set(chosen["id"])]
+        held += [(sid, f"not flagged with a suggestion in run {run.run_id}; left for a person") for sid in unflagged]
     if top is not None:
         chosen = chosen.head(top)
-    held: list[tuple[str, str]] = []
     if not all_flagged and "accept_in_bulk" in chosen.columns:
         take = chosen["accept_in_bulk"].fillna(True).astype(bool)
-        held = [(sid, f"its suggestion {label!r} is not its most probable label; left for a person "
-                      "(--all-flagged takes it anyway)")
-                for sid, label in zip(chosen.loc[~take, "id"], chosen.loc[~take, "suggested_label"])]
+        held += [(sid, f"its suggestion {label!r} is not its most probable label; left for a person "
+                       "(--all-flagged takes it anyway)")
+                 for sid, label in zip(chosen.loc[~take, "id"], chosen.loc[~take, "suggested_label"])]
         chosen = chosen[take]
     requests = [
         decisions.Decision(

@@ -22,7 +22,7 @@ CLASSES = ["ant", "bee", "fly"]
 @pytest.fixture(scope="module")
 def habit_project(tmp_path_factory) -> tuple[Project, set[str]]:
     # 300 texts; three raters who agree with the truth except that rater2 calls 60 % of the ants
-    # "bee". The labels in use are the truth, so only the annotators show the habit.
+    # "bee". The labels in use are rater2's, habit included.
     folder = tmp_path_factory.mktemp("habit")
     rng = np.random.default_rng(3)
     truth = [CLASSES[i % 3] for i in range(300)]
@@ -30,7 +30,7 @@ def habit_project(tmp_path_factory) -> tuple[Project, set[str]]:
     for i, label in enumerate(truth):
         row = {"id": f"t{i:03d}", "text": f"text {i}", "label": label, "rater1": label, "rater2": label, "rater3": label}
         if label == "ant" and rng.random() < 0.6:
-            row["rater2"] = "bee"
+            row["rater2"] = row["label"] = "bee"
             habit.add(row["id"])
         rows.append(row)
     texts = folder / "t.jsonl"
@@ -79,3 +79,19 @@ def test_the_overview_lists_the_habit(habit_project, monkeypatch) -> None:
     assert "Annotators' habits" in [s.value for s in app.subheader]
     table = next(d.value for d in app.dataframe if "called" in d.value.columns)
     assert table[["annotator", "class", "called", "samples"]].values.tolist() == [["rater2", "ant", "bee", len(habit)]]
+
+
+def test_a_habits_samples_are_relabelled_in_bulk_through_their_ids(habit_project, tmp_path) -> None:
+    from core.review.labels import current_labels
+
+    project, habit = habit_project
+    (h,) = run_amend("groups", project.path, "--annotators", "--json").json()
+    ids = tmp_path / "habit.txt"
+    ids.write_text("\n".join(h["members"]) + "\n", encoding="utf-8")
+    result = run_amend("decide", project.path, "--accept-suggested", "--ids", ids, "--reviewer", "lead", "--json").json()
+    # a member the flag count left out is reported as skipped, not dropped without a word
+    skipped = {s["id"] for s in result["skipped_samples"]}
+    assert result["decided"] + result["skipped"] == len(habit) and result["decided"] >= 0.9 * len(habit)
+    assert all("not flagged" in s["reason"] for s in result["skipped_samples"])
+    labels = current_labels(project).set_index("id")["current_label"]
+    assert set(labels[sorted(habit - skipped)]) == {"ant"}
