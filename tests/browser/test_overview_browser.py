@@ -104,6 +104,24 @@ def test_overview_of_the_text_sample(running_app, page, whole_page):
     whole_page(page, "overview-news20-sample")
 
 
+def _send_first_row(page, url: str, heading: str, table: int, button: str, says: str, whole_page, shot: str) -> None:
+    """On the overview: select the first row of the ``table``-th table (0-based) under ``heading``,
+    check the page ``says`` it, take a screenshot and press ``button``, which opens triage."""
+    page.goto(url)
+    page.get_by_role("link", name="Overview").click()
+    page.get_by_role("heading", name=heading).wait_for(timeout=90_000)
+    grid = page.locator("[data-testid='stDataFrame']").nth(table)
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 52)  # the first row's selection box, below the header
+    send = page.get_by_role("button", name=button)
+    send.wait_for(timeout=30_000)
+    assert says in page.inner_text("body")
+    whole_page(page, shot)
+    send.click()
+    page.get_by_role("heading", name="Triage").wait_for(timeout=60_000)
+
+
 def _annotated_reports(folder) -> Project:
     """600 texts in three classes with imported vectors that cluster by the true class; five
     readers assigned at random, and reader E labelled 40 % of the 'benign' reports it read as
@@ -137,20 +155,10 @@ def test_a_readers_shared_mistake_goes_to_triage_as_one_selection(tmp_path, app_
     assert (top["value"], top["significant"]) == ("reader E", True) and top["finding_members"]
     members = top["finding_members"]
     with app_server([project.path]) as url:
-        page.goto(url)
-        page.get_by_role("link", name="Overview").click()
-        heading = page.get_by_role("heading", name="Wrong labels by metadata value")
-        heading.wait_for(timeout=90_000)
-        grid = page.locator("[data-testid='stDataFrame']").nth(1)  # the slices' table comes first
-        grid.scroll_into_view_if_needed()
-        box = grid.bounding_box()
-        page.mouse.click(box["x"] + 18, box["y"] + 52)  # the first row's selection box, below the header
-        send = page.get_by_role("button", name=f"Send its {len(members)} flagged samples to triage")
-        send.wait_for(timeout=30_000)
-        assert "annotator = reader E" in page.inner_text("body")
-        whole_page(page, "overview-metadata-group")
-        send.click()
-        page.get_by_role("heading", name="Triage").wait_for(timeout=60_000)
+        # the slices' table comes first
+        _send_first_row(page, url, "Wrong labels by metadata value", 1,
+                        f"Send its {len(members)} flagged samples to triage", "annotator = reader E",
+                        whole_page, "overview-metadata-group")
     saved = list_selections(project)
     assert len(saved) == 1 and sorted(saved[0].ids) == sorted(members)
     assert saved[0].source.startswith("overview metadata group annotator=reader E")
@@ -194,19 +202,9 @@ def test_an_annotators_habit_goes_to_triage_as_one_selection(tmp_path, app_serve
     assert (habit["annotator"], habit["true"], habit["said"]) == ("pathologist_b", "adenoma", "carcinoma")
     members = habit["members"]
     with app_server([project.path]) as url:
-        page.goto(url)
-        page.get_by_role("link", name="Overview").click()
-        page.get_by_role("heading", name="Annotators' habits").wait_for(timeout=90_000)
-        grid = page.locator("[data-testid='stDataFrame']").nth(2)  # after the slices and the metadata values
-        grid.scroll_into_view_if_needed()
-        box = grid.bounding_box()
-        page.mouse.click(box["x"] + 18, box["y"] + 52)  # the first row's selection box, below the header
-        send = page.get_by_role("button", name=f"Send its {len(members)} samples to triage")
-        send.wait_for(timeout=30_000)
-        assert "pathologist_b labels" in page.inner_text("body")
-        whole_page(page, "overview-annotator-habit")
-        send.click()
-        page.get_by_role("heading", name="Triage").wait_for(timeout=60_000)
+        # after the slices' and the metadata values' tables
+        _send_first_row(page, url, "Annotators' habits", 2, f"Send its {len(members)} samples to triage",
+                        "pathologist_b labels", whole_page, "overview-annotator-habit")
     saved = list_selections(project)
     assert len(saved) == 1 and sorted(saved[0].ids) == sorted(members)
     assert saved[0].source.startswith("overview annotator habit pathologist_b: adenoma -> carcinoma")
