@@ -90,9 +90,8 @@ def annotator_columns(project: Project) -> list[str]:
     return columns
 
 
-def _annotator_matrix(project: Project, samples: pd.DataFrame, label_index: dict[str, int]) -> Optional[np.ndarray]:
-    """N x M annotator labels (-1 = missing/unknown) from the annotator columns declared at ingest."""
-    columns = annotator_columns(project)
+def _annotator_matrix(columns: list[str], samples: pd.DataFrame, label_index: dict[str, int]) -> Optional[np.ndarray]:
+    """N x M annotator labels (-1 = missing/unknown) from the annotator ``columns`` declared at ingest."""
     if not columns:
         return None
     metadata = [json.loads(m) for m in samples["metadata"]]
@@ -209,7 +208,8 @@ def analyse(
         elif predictions is None and captured is None:
             raise AmendError(f"{project.path} has no vectors and no predictions; run `amend embed` first.")
         probabilities = _aligned_predictions(project, predictions, ids, class_names) if predictions else None
-        annotators = _annotator_matrix(project, samples, label_index)
+        columns = annotator_columns(project)
+        annotators = _annotator_matrix(columns, samples, label_index)
         chain_size, chain_head = audit.chain_tip(project)
 
         content_key = graph_key = graph_from = graph = cut_key = kept_cut = None
@@ -297,7 +297,7 @@ def analyse(
             "captures": None if captured is None else captured.record,
             "annotator_columns": None if annotators is None else int(annotators.shape[1]),
             "annotator_stats": _annotator_stats(detection),
-            "annotator_habits": _annotator_habits(detection, annotator_columns(project), class_names, ids),
+            "annotator_habits": _annotator_habits(detection, columns, class_names, ids),
             "class_table": detection.class_table,
             "neighbours": None if detection.graph is None else {
                 "graph_key": graph_key, "method": detection.graph.method, "k": detection.graph.k,

@@ -246,7 +246,8 @@ def accept_suggested(project: Project, reviewer: str, top: Optional[int] = None,
     held: list[tuple[str, str]] = []
     if ids is not None:
         # asked for by id but not flagged with a suggestion: said, not silently dropped
-        unflagged = [sid for sid in dict.fromkeys(ids) if sid not in set(chosen["id"])]
+        flagged_ids = set(chosen["id"])
+        unflagged = [sid for sid in dict.fromkeys(ids) if sid not in flagged_ids]
         held += [(sid, f"not flagged with a suggestion in run {run.run_id}; left for a person") for sid in unflagged]
     if top is not None:
         chosen = chosen.head(top)

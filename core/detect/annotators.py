@@ -110,6 +110,11 @@ def majority_vote(annotator_labels: np.ndarray, n_classes: int) -> np.ndarray:
     return vote
 
 
+def _said_counts(posterior: np.ndarray, said: np.ndarray, n_classes: int) -> np.ndarray:
+    """(C, C) true class x said class, each sample counted by its posterior over the true class."""
+    return posterior.T @ np.eye(n_classes)[said]
+
+
 def true_label_posterior(
     annotator_labels: np.ndarray, prior: np.ndarray, n_classes: int, max_iter: int = 50, tol: float = 1e-5,
 ) -> np.ndarray:
@@ -148,7 +153,6 @@ def true_label_posterior(
         raise ValueError(f"prior must be ({m.shape[0]}, {n_classes}), got {prior.shape}")
     present = m >= 0
     log_prior = np.log(np.clip(prior, 1e-12, 1.0))
-    eye = np.eye(n_classes)
     # start from each sample's share of votes: a hard vote would settle a split before the
     # model's probabilities had their say
     posterior = np.zeros((m.shape[0], n_classes))
@@ -161,7 +165,7 @@ def true_label_posterior(
             rows = present[:, j]
             if not rows.any():
                 continue
-            counts = posterior[rows].T @ eye[m[rows, j]]  # true class x said class
+            counts = _said_counts(posterior[rows], m[rows, j], n_classes)
             accuracy = float(np.trace(counts) / counts.sum())
             one_number = np.full((n_classes, n_classes), (1.0 - accuracy) / max(n_classes - 1, 1))
             np.fill_diagonal(one_number, accuracy)
@@ -213,7 +217,6 @@ def annotator_habits(
     annotators = m.shape[1]
     if annotators < 2:
         return []
-    eye = np.eye(n_classes)
     counts = np.zeros((annotators, n_classes, n_classes))
     likeliest = np.zeros((annotators, m.shape[0]), dtype=np.int64)
     for j in range(annotators):
@@ -223,7 +226,7 @@ def annotator_habits(
         if heard.any():
             without_j[heard] = true_label_posterior(rest[heard], prior[heard], n_classes)
         rows = m[:, j] >= 0
-        counts[j] = without_j[rows].T @ eye[m[rows, j]]  # true class x said class
+        counts[j] = _said_counts(without_j[rows], m[rows, j], n_classes)
         likeliest[j] = without_j.argmax(axis=1)
     tests = annotators * n_classes * (n_classes - 1)
 
@@ -238,12 +241,12 @@ def annotator_habits(
             return None
         # the others' rate is an estimate too (with two annotators, from as many labels as j's):
         # Fisher's exact test of j's share against theirs, not a binomial against a known rate
-        theirs, their_of = round(float(others[true, said])), round(float(others[true].sum()))
+        total = float(others[true].sum())
+        theirs, their_of = round(float(others[true, said])), round(total)
         p_value = float(fisher_exact([[round(about), max(round(of) - round(about), 0)],
                                       [theirs, max(their_of - theirs, 0)]], alternative="greater")[1])
         if p_value >= alpha / tests:
             return None
-        total = others[true].sum()
         return {
             "annotator": j, "true": int(true), "said": int(said), "about": round(about, 1), "of": round(of, 1),
             "share": round(about / of, 4) if of else 0.0,
