@@ -330,7 +330,9 @@ def _flag_set(results: Mapping[str, DetectorResult], labels: np.ndarray, positio
     label, a structured region) add the samples they flag with a suggestion of another label.
     Without any of these, the union of the detectors' flags. Samples in ``decided``
     (:func:`_decided_alone`, by ``decider``) are flagged only by the detectors that speak when
-    flagged, and the per-class counts are made over the other samples.
+    flagged and read more than the models' probabilities (the decider, conflicting copies; not a
+    structured region, whose evidence the decider's posterior already holds), and the per-class
+    counts are made over the other samples.
     """
     counted = next((results[c] for c in COUNTING_DETECTORS if c in results), None)
     if counted is None:
@@ -346,7 +348,12 @@ def _flag_set(results: Mapping[str, DetectorResult], labels: np.ndarray, positio
     joined = []
     for name, r in results.items():
         if _speaks_when_flagged(name) and r.suggested is not None:
-            flagged |= r.flagged & (r.suggested >= 0) & (r.suggested != labels)
+            speaks = r.flagged & (r.suggested >= 0) & (r.suggested != labels)
+            if decided is not None and r is not decider and "probabilities" in REGISTRY[name].needs:
+                # the decider already weighed the models' probabilities (its prior); a detector
+                # that reads only them does not overrule it a second time
+                speaks &= ~decided
+            flagged |= speaks
             joined.append(name)
     how = {"confident": "per class as many as the estimated noise, first in the ranking, and its sure flags" if chosen
            else "per class pair, as many as the estimated noise",

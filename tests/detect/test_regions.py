@@ -83,3 +83,83 @@ def test_the_analysis_slices_are_the_detector_regions_without_cutting_twice():
     assert np.array_equal(fresh.slice_ids, reused.slice_ids)
     assert fresh.params["carved"] == reused.params["carved"] >= 1
     assert fresh.table["error_score"].tolist() == reused.table["error_score"].tolist()
+
+
+def test_suspects_drawn_at_random_sit_no_nearer_the_boundary_than_the_regions_own():
+    from core.detect.regions import nearer_the_boundary
+
+    rng = np.random.default_rng(0)
+    n = 400
+    margin = rng.uniform(0.5, 4.0, n)  # log-odds of class 1 against class 0; all called 1
+    p = np.column_stack([1 / (1 + np.exp(margin)), 1 / (1 + np.exp(-margin))])
+    inside = np.ones(n, dtype=bool)
+    order = np.argsort(margin)
+    # labelled 0 at random: one population, so the p-value is uniform over draws
+    draws = []
+    for draw in range(40):
+        random_labels = np.ones(n, dtype=np.int64)
+        random_labels[np.random.default_rng(draw).choice(n, 60, replace=False)] = 0
+        draws.append(nearer_the_boundary(random_labels, p, inside, 0, 1))
+    assert {(d.suspects, d.own) for d in draws} == {(60, 340)}
+    assert sum(d.p_value < 0.05 for d in draws) <= 6 and 0.45 < np.median([d.auc for d in draws]) < 0.55
+    # labelled 0 where the models are least sure: a boundary, AUC near 1
+    hard_labels = np.ones(n, dtype=np.int64)
+    hard_labels[order[:60]] = 0
+    hard = nearer_the_boundary(hard_labels, p, inside, 0, 1)
+    assert hard.p_value < 1e-6 and hard.auc > 0.95
+    # labelled 0 where the models are surest: no nearer the boundary (the test is one-sided)
+    far_labels = np.ones(n, dtype=np.int64)
+    far_labels[order[-60:]] = 0
+    assert nearer_the_boundary(far_labels, p, inside, 0, 1).p_value > 0.5
+    # samples the models do not call 1 are not compared
+    outside = inside.copy()
+    outside[order[:60]] = False
+    assert nearer_the_boundary(hard_labels, p, outside, 0, 1).suspects == 0
+
+
+def test_a_region_is_told_from_the_hard_ones_only_with_enough_suspects():
+    from core.detect.regions import BoundaryTest, as_near_as
+
+    # 50 suspects at AUC 0.52 against hard regions at 0.9: clearly not one of them
+    assert as_near_as(BoundaryTest(0.52, 0.4, 50, 150), 0.9) < 1e-6
+    # 8 suspects at AUC 0.7: could be a hard region that looks milder by chance
+    assert as_near_as(BoundaryTest(0.7, 0.02, 8, 140), 0.87) > 0.01
+    # as hard as the reference: p about one half
+    assert abs(as_near_as(BoundaryTest(0.9, 1e-9, 40, 150), 0.9) - 0.5) < 1e-9
+
+
+def _hard_region_data(seed: int = 0):
+    """:func:`_regions_data` plus one more region where classes 2 and 3 overlap and every label
+    is true: a confusion that concentrates there because the vectors are hard, not because a
+    label is wrong. The two blobs lie 2.4 apart along one direction (noise 0.9 per dimension), so
+    the models see where one class gives way to the other."""
+    x, truth, noisy, flipped, region = _regions_data(seed)
+    rng = np.random.default_rng(seed + 100)
+    dim, half = x.shape[1], 120
+    centre = rng.normal(size=dim) * 3.0
+    direction = rng.normal(size=dim)
+    direction /= np.linalg.norm(direction)
+    # two overlapping blobs along one direction: the labels follow the side each sample came from
+    offset = np.r_[-np.ones(half), np.ones(half)][:, None] * 1.2 * direction
+    hard_x = centre + offset + rng.normal(size=(2 * half, dim)) * 0.9
+    hard_truth = np.r_[np.full(half, 2), np.full(half, 3)]
+    x = np.vstack([x, normalise(hard_x.astype(np.float32))])
+    truth = np.r_[truth, hard_truth]
+    noisy = np.r_[noisy, hard_truth]
+    return x, truth, noisy, flipped, np.r_[region, np.zeros(2 * half, dtype=bool)], np.r_[
+        np.zeros(region.size, dtype=bool), np.ones(2 * half, dtype=bool)]
+
+
+def test_a_hard_region_is_left_alone_while_the_planted_one_is_found():
+    x, truth, noisy, flipped, planted, hard = _hard_region_data()
+    d = detect(x, noisy, 4, config=DetectConfig(device="cpu"))
+    structured = d.results["regions"]
+    found = structured.evidence["regions"]
+    assert [(f["label"], f["looks_like"]) for f in found] == [(1, 0)]
+    assert (d.flagged[flipped] & (d.suggested[flipped] == 0)).mean() >= 0.9
+    # the hard region confuses 2 and 3 more than anywhere else, and none of it is called structured
+    from core.detect.regions import confusion_excess
+
+    given, looks, count, p_value, _ = confusion_excess(noisy, d.probabilities.argmax(axis=1), hard, 4)
+    assert {given, looks} == {2, 3} and count >= 10 and p_value < 1e-6
+    assert not structured.flagged[hard].any() and not structured.evidence["covered"][hard].any()
