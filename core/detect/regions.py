@@ -264,10 +264,12 @@ def score(
     DetectorResult
         score = the two views' mean probability of the suggested class against the given one for
         flagged members, else 0; suggested = the confusion's other class; evidence ``regions``
-        (list of dicts: region, members, label, looks_like, count, of, z), ``region`` (N,) slice
-        id per sample, ``covered`` (N,) bool, members of a region with a finding, ``slicing``
+        (list of dicts: region, members, label, looks_like, count, of, z, and the boundary tests:
+        auc and local_auc, local_p, as_hard_p), ``region`` (N,) slice id per sample, ``covered`` (N,) bool, members of a region with a finding, ``slicing``
         (the cut's choices; with ``region``, the analysis's slices need not be cut again),
-        ``blind_cut`` (the label-blind part of the cut, for the next analysis of these vectors).
+        ``blind_cut`` (the label-blind part of the cut, for the next analysis of these vectors);
+        params ``declined_as_hard``: the regions whose confusion passed but whose suspects were
+        not told from a hard region's, with the same figures.
     """
     from core.detect.probe import DEFAULT_C, fit_predict
     from core.slices.clustering import error_aware_slices, label_blind_cut
@@ -306,7 +308,7 @@ def score(
             near = _neighbours_of(np.flatnonzero(inside & (labels == given) & (predicted == looks)), x, graph)
             tested.append((slice_id, inside, *confusion, nearer_the_boundary(labels, p, inside, given, looks),
                            nearer_the_boundary(labels, p, inside, given, looks, own_among=near)))
-        hard = {entry[0]: entry[-2].auc for entry in tested if entry[-2].p_value < alpha}
+        hard = {slice_id: whole.auc for slice_id, *_, whole, _local in tested if whole.p_value < alpha}
         for slice_id, inside, given, looks, count, whole, local in tested:
             # the yardstick is the other hard regions: a region is not measured against itself
             others = [auc for other, auc in hard.items() if other != slice_id]
