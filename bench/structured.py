@@ -5,7 +5,7 @@ default; any ``--vectors`` .npy with ``--labels`` names):
 
 1. split the data 75/25 (stratified, seeded); cluster the vectors into 12 groups with k-means;
 2. for one cluster per run: take its most common class A and the class B the clean probe confuses
-   A with most inside that cluster; flip 20 % of A's TRAINING labels in that cluster to B;
+   A with most inside that cluster; flip 30 % (``--rate``) of A's TRAINING labels in that cluster to B;
 3. run ``core.detect.detect`` on the training vectors and noisy labels; replace the labels of the
    samples a bulk acceptance takes (``Detection.accept_in_bulk``: flagged, and the suggestion is
    the most probable true label) by their suggested labels ("corrected"), as
