@@ -169,7 +169,8 @@ class BoundaryTest(NamedTuple):
 
 
 def nearer_the_boundary(labels: np.ndarray, probabilities: np.ndarray, inside: np.ndarray, given: int,
-                        looks: int, own_among: np.ndarray | None = None) -> BoundaryTest:
+                        looks: int, own_among: np.ndarray | None = None,
+                        predicted: np.ndarray | None = None) -> BoundaryTest:
     """Do the region's samples labelled ``given`` and called ``looks`` sit nearer ``given`` than
     the region's samples labelled and called ``looks``?
 
@@ -178,11 +179,14 @@ def nearer_the_boundary(labels: np.ndarray, probabilities: np.ndarray, inside: n
     were put on a random part of the region's ``looks`` samples, the two groups are draws of one
     population: AUC 0.5, p uniform. If the region is one the vectors find hard, the ``given`` ones
     lie towards ``given``: AUC near 1, p small. AUC 0.5 and p 1.0 when either group is empty.
-    ``own_among`` (bool, N) keeps only those of the region's own samples.
+    ``own_among`` (bool, N) keeps only those of the region's own samples; ``predicted`` is the
+    probabilities' argmax where the caller has it already.
     """
     from scipy.stats import mannwhitneyu
 
-    called = np.asarray(inside, dtype=bool) & (np.asarray(probabilities).argmax(axis=1) == looks)
+    if predicted is None:
+        predicted = np.asarray(probabilities).argmax(axis=1)
+    called = np.asarray(inside, dtype=bool) & (predicted == looks)
     suspects = called & (labels == given)
     own = called & (labels == looks)
     if own_among is not None:
@@ -190,8 +194,9 @@ def nearer_the_boundary(labels: np.ndarray, probabilities: np.ndarray, inside: n
     n_suspects, n_own = int(suspects.sum()), int(own.sum())
     if n_suspects == 0 or n_own == 0:
         return BoundaryTest(0.5, 1.0, n_suspects, n_own)
-    margin = _log_odds(np.asarray(probabilities, dtype=np.float64), looks, given)
-    test = mannwhitneyu(margin[own], margin[suspects], alternative="greater")
+    # the log-odds of the compared rows only, not of every sample
+    p = np.asarray(probabilities, dtype=np.float64)
+    test = mannwhitneyu(_log_odds(p[own], looks, given), _log_odds(p[suspects], looks, given), alternative="greater")
     return BoundaryTest(float(test.statistic) / (n_suspects * n_own), float(test.pvalue), n_suspects, n_own)
 
 
@@ -306,8 +311,9 @@ def score(
                 continue
             given, looks = confusion[:2]
             near = _neighbours_of(np.flatnonzero(inside & (labels == given) & (predicted == looks)), x, graph)
-            tested.append((slice_id, inside, *confusion, nearer_the_boundary(labels, p, inside, given, looks),
-                           nearer_the_boundary(labels, p, inside, given, looks, own_among=near)))
+            tested.append((slice_id, inside, *confusion,
+                           nearer_the_boundary(labels, p, inside, given, looks, predicted=predicted),
+                           nearer_the_boundary(labels, p, inside, given, looks, own_among=near, predicted=predicted)))
         hard = {slice_id: whole.auc for slice_id, *_, whole, _local in tested if whole.p_value < alpha}
         for slice_id, inside, given, looks, count, whole, local in tested:
             # the yardstick is the other hard regions: a region is not measured against itself
