@@ -192,16 +192,20 @@ def main(argv=None) -> int:
 def planted_slice_rank(x: np.ndarray, labels: np.ndarray, found, planted: np.ndarray, flipped: np.ndarray,
                        classes: list[str]) -> int | None:
     """Where the planted region comes in the error-slice ranking, as `amend analyse` makes it
-    (slices of the analysed rows, ranked with the detection's probabilities; no map).
+    (the structured-error detector's cut of the analysed rows, its findings first, then ranked
+    with the detection's probabilities; no map).
 
     A slice is the planted region when most of its members (> 50 %) lie in the planted cluster and
     it holds at least half of the flipped samples (bench/slices.py's criterion). Returns its
     1-based position among the top 3, or None.
     """
+    from core.detect.regions import cut_and_findings
     from core.slices import discover_slices
 
-    result = discover_slices(x, labels, found.probabilities, found.flagged, class_names=classes, with_map=False)
-    table = result.table.sort_values(["error_score", "size"], ascending=[False, False], kind="stable")
+    cut, structured = cut_and_findings(found.results.get("regions"))
+    result = discover_slices(x, labels, found.probabilities, found.flagged, class_names=classes, with_map=False,
+                             cut=cut, structured=structured)
+    table = result.table.sort_values("error_rank", kind="stable")
     for position, slice_id in enumerate(table["slice_id"].to_numpy()[:3]):
         members = result.slice_ids == slice_id
         if planted[members].mean() > 0.5 and flipped[members].sum() >= 0.5 * flipped.sum():

@@ -249,10 +249,11 @@ def analyse(
             t = time.perf_counter()
             texts = samples["text"].fillna("").tolist() if samples["modality"].iloc[0] == "text" else None
             # The structured-error detector cut the same slices already (same vectors, labels,
-            # pooled probabilities and seed): reuse its cut rather than cutting twice.
-            regions = detection.results.get("regions")
-            cut = (regions.evidence["region"], regions.evidence["slicing"]) \
-                if regions is not None and "slicing" in regions.evidence else None
+            # pooled probabilities and seed): reuse its cut rather than cutting twice; its
+            # findings lead the error-slice ranking.
+            from core.detect.regions import cut_and_findings
+
+            cut, structured = cut_and_findings(detection.results.get("regions"))
             map_key = _map_key(content_key, config.seed)
             reused_from, coords = _earlier_map(project, earlier, map_key, ids)
             gap_keys = _domain_gap_keys(content_key, metadata, config.seed)
@@ -261,7 +262,7 @@ def analyse(
                 vectors, labels, detection.probabilities, detection.flagged, class_names=class_names,
                 metadata=metadata if len(metadata.columns) else None, texts=texts,
                 text_tower=_text_tower(rep.model), seed=config.seed, device=config.device, progress=progress,
-                cut=cut, coords=coords, domain_gaps=known_gaps,
+                cut=cut, structured=structured, coords=coords, domain_gaps=known_gaps,
             )
             timings.update({f"slices.{k}": v for k, v in slice_result.timings.items()})
             timings["slices"] = round(time.perf_counter() - t, 3)

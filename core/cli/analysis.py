@@ -94,6 +94,9 @@ def _slice_records(frame) -> list[dict]:
             "error_score": round(float(row.error_score), 6),
             # more unexpected errors than the model explains (stored runs of any version have the score)
             "error_slice": bool(float(row.error_score) > 0),
+            # the structured-error detector found a labelling error many of its samples share (such
+            # slices lead the ranking); absent in runs of an earlier Amend
+            "structured_error": bool(getattr(row, "structured_error", False)),
             # absent in runs of an earlier Amend
             "confusion_share": _number(getattr(row, "confusion_share", None)),
             "members": list(row.members),

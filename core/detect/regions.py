@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["NAME", "DESCRIPTION", "score", "structured_confusion", "confusion_excess", "most_excess_confusions",
-           "nearer_the_boundary", "as_near_as", "BoundaryTest"]
+           "nearer_the_boundary", "as_near_as", "BoundaryTest", "cut_and_findings"]
 
 NAME = "regions"
 DESCRIPTION = ("Many samples of this region of the data carry the same label that a model trained on the rest "
@@ -356,6 +356,16 @@ def score(
         evidence={"regions": found, "region": region.astype(np.int64), "covered": covered, "slicing": info,
                   "blind_cut": blind_cut},
     )
+
+
+def cut_and_findings(result: Optional[DetectorResult]) -> tuple[Optional[tuple[np.ndarray, dict]], frozenset[int]]:
+    """This detector's cut of the data, as :func:`core.slices.discover_slices` takes it (``cut``),
+    and the ids of its slices with a structured finding (``structured``, which lead the error-slice
+    ranking); (None, empty) for a result without a cut."""
+    if result is None or "slicing" not in result.evidence:
+        return None, frozenset()
+    return ((result.evidence["region"], result.evidence["slicing"]),
+            frozenset(int(r["region"]) for r in result.evidence["regions"]))
 
 
 def explain(row: Mapping[str, Any], context: Mapping[str, Any]) -> Optional[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -77,6 +77,7 @@ def discover_slices(
     cut: tuple[np.ndarray, dict] | None = None,
     coords: np.ndarray | None = None,
     domain_gaps: Mapping[str, pd.DataFrame] | None = None,
+    structured: Collection[int] = (),
 ) -> SliceResult:
     """Map, slice, measure, rank and name one representation.
 
@@ -107,6 +108,10 @@ def discover_slices(
     coords : np.ndarray, optional
         (N, 2) map made already for these same vectors and seed (an earlier analysis of an
         unchanged representation): drawn as it is instead of projecting again.
+    structured : collection of int, optional
+        Slice ids of ``cut`` where the structured-error detector found a shared labelling error:
+        they lead the error-slice ranking (:func:`core.slices.metrics.slice_table`). Ignored
+        without ``cut`` (other slices, other ids).
     domain_gaps : mapping, optional
         source column -> the :func:`core.slices.compare.domain_gap` table made already for these
         same vectors, that column's values and seed: used as it is (it never depends on labels).
@@ -142,7 +147,8 @@ def discover_slices(
                                  reduced=reduce(vectors, REDUCED_DIM, seed), info=info)
     tick("slices", t)
     t = time.perf_counter()
-    table = slice_table(ids, labels, probabilities, flagged, np.asarray(probabilities).shape[1], class_names, metadata)
+    table = slice_table(ids, labels, probabilities, flagged, np.asarray(probabilities).shape[1], class_names, metadata,
+                        structured=structured if cut is not None else ())
     tick("table", t)
     t = time.perf_counter()
     names = name_slices(table, ids, vectors, class_names, texts=texts, metadata=metadata, text_tower=text_tower, extra_terms=extra_terms)

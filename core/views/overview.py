@@ -441,7 +441,8 @@ def slice_members(points: pd.DataFrame, slice_id: int) -> list[str]:
 def slices_table(slices: pd.DataFrame) -> pd.DataFrame:
     """The slices ranked by error, with readable columns: rank, name, size, share, top class,
     error rate (probe disagreement with the label), the rest's rate, flag rate, excess errors,
-    adjusted p-value, what metadata is over-represented, and the confusion most of its flags share."""
+    adjusted p-value, what metadata is over-represented, and the confusion most of its flags share
+    (marked "structured error" where the structured-error detector found one there)."""
     table = pd.DataFrame({
         "rank": slices["error_rank"].astype(int),
         "slice": slices["slice_id"].astype(int),
@@ -457,6 +458,11 @@ def slices_table(slices: pd.DataFrame) -> pd.DataFrame:
         "over-represented": slices["metadata_overrepresentation"].map(describe_overrepresentation),
         "finding": slices["finding"].map(describe_finding) if "finding" in slices else "",
     })
+    if "structured_error" in slices:  # absent in runs of an earlier Amend
+        # say why such a slice leads the ranking even where another scores higher
+        marked = slices["structured_error"].fillna(False).astype(bool).to_numpy()
+        table.loc[marked, "finding"] = ["structured error" + (f": {text}" if text else "")
+                                        for text in table.loc[marked, "finding"]]
     return table.sort_values("rank", kind="stable").reset_index(drop=True)
 
 

@@ -89,8 +89,9 @@ def test_slices_as_json_and_text(amend, analysed_once):
     ranks = [r["error_rank"] for r in slices]
     assert ranks == list(range(1, len(slices) + 1))  # every slice ranked, worst first
     assert all(r["error_slice"] == (r["error_score"] > 0) for r in slices)
-    scores = [r["error_score"] for r in slices]
-    assert scores == sorted(scores, reverse=True)
+    # a slice with a structured finding first, then by score
+    order = [(not r["structured_error"], -r["error_score"]) for r in slices]
+    assert order == sorted(order)
     text = amend("slices", project).out.splitlines()
     assert text[0] == f"run {run['run_id']}: {len(slices)} slices, worst first"
     assert slices[0]["name"] in text[1]

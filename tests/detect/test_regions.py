@@ -163,3 +163,25 @@ def test_a_hard_region_is_left_alone_while_the_planted_one_is_found():
     given, looks, count, p_value, _ = confusion_excess(noisy, d.probabilities.argmax(axis=1), hard, 4)
     assert {given, looks} == {2, 3} and count >= 10 and p_value < 1e-6
     assert not structured.flagged[hard].any() and not structured.evidence["covered"][hard].any()
+
+
+def test_the_analysis_marks_the_slice_of_a_structured_finding_and_ranks_it_first(tmp_path):
+    """End to end through `analyse`: the slice of the region the detector found carries
+    ``structured_error`` and rank 1; the run's other slices do not carry it."""
+    from builders import import_vectors, text_project
+    from core.analysis.run import analyse
+    from core.analysis.runs import slices
+
+    x, truth, noisy, flipped, region = _regions_data()
+    ids = [f"s{i:04d}" for i in range(noisy.size)]
+    names = ["north", "south", "east", "west"]
+    project = text_project(tmp_path / "p", {sid: (f"sample {sid}", names[label]) for sid, label in zip(ids, noisy)})
+    import_vectors(project, "given", ids, x)
+    done = analyse(project, config=DetectConfig(device="cpu"))
+    found = {r["region"] for r in done.detection.results["regions"].evidence["regions"]}
+    assert len(found) == 1
+    _, table = slices(project, done.run.run_id)
+    marked = table[table["structured_error"]]
+    assert set(marked["slice_id"]) == found and marked["error_rank"].tolist() == [1]
+    members = set(marked["members"].iloc[0])
+    assert len(members & {ids[i] for i in flipped}) >= 0.9 * flipped.size

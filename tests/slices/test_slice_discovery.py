@@ -390,3 +390,22 @@ def test_the_carves_chance_level_is_the_quantile_of_the_best_z_over_random_deals
     got = _max_z_by_chance(partitions, terms, 50, 0.05, np.random.default_rng(5), rounds=60)
     assert got == pytest.approx(want, rel=1e-9)
     assert 1.0 < got < 5.0  # the best of ~36 unit-variance sums: above 1, far below 5
+
+
+def test_a_slice_with_a_structured_finding_leads_the_ranking_whatever_its_score():
+    """The structured-error detector's finding outranks a higher score: the score counts
+    unexpected errors of every kind, and a hard region has many."""
+    rng = np.random.default_rng(0)
+    n = 300
+    ids = np.repeat([0, 1, 2], n)
+    labels = np.zeros(3 * n, dtype=np.int64)
+    probs = np.tile([0.97, 0.03], (3 * n, 1))
+    labels[rng.choice(np.arange(n), 60, replace=False)] = 1  # slice 0: 60 confident errors
+    labels[rng.choice(np.arange(n, 2 * n), 30, replace=False)] = 1  # slice 1: 30
+    plain = slice_table(ids, labels, probs).set_index("slice_id")
+    assert plain.loc[0, "error_rank"] == 1 and plain.loc[1, "error_rank"] == 2
+    assert not plain["structured_error"].any()
+    found = slice_table(ids, labels, probs, structured={1}).set_index("slice_id")
+    assert found.loc[1, "error_rank"] == 1 and found.loc[0, "error_rank"] == 2 and found.loc[2, "error_rank"] == 3
+    assert found["structured_error"].tolist() == [False, True, False]
+    assert found["error_score"].tolist() == plain["error_score"].tolist()  # the scores are unchanged
