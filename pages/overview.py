@@ -218,7 +218,9 @@ def _render_slices(project: Project, data: ov.Overview) -> None:
                f"whose label the cross-validated probe disagrees with ({whole:.0%} over all samples); "
                "flag rate: the share the detectors flag. Rank: errors the probe did not expect, counted as far as they "
                "share the slice's most common confusion (a shared labelling error goes one way; a merely hard "
-               "region spreads its errors), so a slice can rank above one with a higher error rate.")
+               "region spreads its errors), so a slice can rank above one with a higher error rate. A slice with "
+               "a structured error (many of its samples share one wrong label, and not because the region is "
+               "hard) comes first.")
     bars = ov.slice_bars(data.slices)
     figure = px.bar(bars, x="rate", y="slice", color="measure", barmode="group", orientation="h",
                     height=max(240, 46 * bars["slice"].nunique()),
@@ -233,7 +235,8 @@ def _render_slices(project: Project, data: ov.Overview) -> None:
         table, hide_index=True, width="stretch", key=SLICE_TABLE_KEY, on_select="rerun", selection_mode="single-row",
         column_order=[c for c in table.columns if c != "slice"],
         column_config={
-            "name": st.column_config.TextColumn("name", width="large"),
+            "name": st.column_config.TextColumn("name", width="medium"),
+            "finding": st.column_config.TextColumn("finding", width="large"),
             "share": st.column_config.NumberColumn("share", format="percent"),
             "error rate": st.column_config.ProgressColumn("error rate", min_value=0, max_value=1, format="percent"),
             "error rate elsewhere": st.column_config.NumberColumn("error rate elsewhere", format="percent"),

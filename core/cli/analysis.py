@@ -132,7 +132,8 @@ def cmd_slices(args: argparse.Namespace, progress) -> int:
     for r in records:
         lines.append(f"{r['error_rank']:>3}. slice {r['slice_id']:>3} ({r['size']} samples) error {r['error_rate']:.1%} "
                      f"vs {r['error_rate_whole']:.1%} overall, flagged {r['flag_rate'] or 0:.1%}: {r['name']}"
-                     + (f"\n       finding: {r['finding']['sentence']}" if r["finding"] else ""))
+                     + (f"\n       {'structured error' if r['structured_error'] else 'finding'}: "
+                        f"{r['finding']['sentence']}" if r["finding"] else ""))
     output(args, records, "\n".join(lines))
     return 0
 

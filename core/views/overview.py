@@ -463,6 +463,9 @@ def slices_table(slices: pd.DataFrame) -> pd.DataFrame:
         marked = slices["structured_error"].fillna(False).astype(bool).to_numpy()
         table.loc[marked, "finding"] = ["structured error" + (f": {text}" if text else "")
                                         for text in table.loc[marked, "finding"]]
+    # the finding is what a reviewer acts on: beside the name, not past the figures off screen
+    table = table[["rank", "slice", "name", "finding"] + [c for c in table.columns
+                                                          if c not in ("rank", "slice", "name", "finding")]]
     return table.sort_values("rank", kind="stable").reset_index(drop=True)
 
 

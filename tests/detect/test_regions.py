@@ -165,9 +165,12 @@ def test_a_hard_region_is_left_alone_while_the_planted_one_is_found():
     assert not structured.flagged[hard].any() and not structured.evidence["covered"][hard].any()
 
 
-def test_the_analysis_marks_the_slice_of_a_structured_finding_and_ranks_it_first(tmp_path):
-    """End to end through `analyse`: the slice of the region the detector found carries
-    ``structured_error`` and rank 1; the run's other slices do not carry it."""
+def test_the_analysis_marks_the_slice_of_a_structured_finding_and_ranks_it_first(tmp_path, capsys):
+    """End to end through `analyse` and `amend slices`: the slice of the region the detector found
+    carries ``structured_error`` and rank 1; the run's other slices do not carry it."""
+    import json
+
+    import core.cli as cli
     from builders import import_vectors, text_project
     from core.analysis.run import analyse
     from core.analysis.runs import slices
@@ -185,3 +188,12 @@ def test_the_analysis_marks_the_slice_of_a_structured_finding_and_ranks_it_first
     assert set(marked["slice_id"]) == found and marked["error_rank"].tolist() == [1]
     members = set(marked["members"].iloc[0])
     assert len(members & {ids[i] for i in flipped}) >= 0.9 * flipped.size
+    capsys.readouterr()
+    assert cli.main(["slices", str(project.path), "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["slice_id"] for r in records if r["structured_error"]] == sorted(found)
+    assert records[0]["structured_error"] and records[0]["error_rank"] == 1
+    assert cli.main(["slices", str(project.path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].strip().startswith("structured error: ")  # under the first slice's line
+    assert sum(line.strip().startswith("structured error") for line in lines) == 1

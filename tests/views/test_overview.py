@@ -128,6 +128,7 @@ def test_slices_table_is_ranked_by_error_and_readable(project):
     overrep = json.dumps([{"column": "site", "value": "north", "share_in_slice": 0.8, "share_overall": 0.5}])
     assert ov.describe_overrepresentation(overrep) == "site=north (80% vs 50%)"
     assert not table["finding"].str.startswith("structured error").any()
+    assert list(table.columns[:4]) == ["rank", "slice", "name", "finding"]  # the finding beside the name
     marked = data.slices.assign(structured_error=data.slices["slice_id"] == 1)
     findings = ov.slices_table(marked).set_index("slice")["finding"]
     assert findings[1].startswith("structured error") and not findings.drop(1).str.startswith("structured").any()
