@@ -439,10 +439,10 @@ def slice_members(points: pd.DataFrame, slice_id: int) -> list[str]:
 
 
 def slices_table(slices: pd.DataFrame) -> pd.DataFrame:
-    """The slices ranked by error, with readable columns: rank, name, size, share, top class,
-    error rate (probe disagreement with the label), the rest's rate, flag rate, excess errors,
-    adjusted p-value, what metadata is over-represented, and the confusion most of its flags share
-    (marked "structured error" where the structured-error detector found one there)."""
+    """The slices ranked by error, with readable columns: rank, name, the confusion most of its
+    flags share (marked "structured error" where the structured-error detector found one there),
+    size, share, top class, error rate (probe disagreement with the label), the rest's rate, flag
+    rate, excess errors, adjusted p-value and what metadata is over-represented."""
     table = pd.DataFrame({
         "rank": slices["error_rank"].astype(int),
         "slice": slices["slice_id"].astype(int),
