@@ -14,6 +14,7 @@ Arrays in, arrays / DataFrames / dataclasses out: no store, no streamlit.
   clustering scale where their errors stand out most.
 - :func:`error_aware_slices` — the three passes in one call (the slices and the structured-error
   detector's regions).
+- :func:`cut_to_where` — cut a structured finding's slice down to where its picks sit.
 - :func:`slice_table` / :func:`error_slices` — per-slice metrics and the error ranking.
 - :func:`name_slices` — names in words.
 - :func:`domain_gap` — cross-validated two-sample AUROC per pair of sources.
@@ -21,7 +22,8 @@ Arrays in, arrays / DataFrames / dataclasses out: no store, no streamlit.
 - :func:`discover_slices` — all of it, with timings.
 """
 
-from core.slices.clustering import carve_error_regions, error_aware_slices, find_slices, select_k, split_error_slices
+from core.slices.clustering import (carve_error_regions, cut_to_where, error_aware_slices, find_slices, select_k,
+                                   split_error_slices)
 from core.slices.compare import domain_gap, representation_disagreement, source_like_columns
 from core.slices.discover import SliceResult, discover_slices
 from core.slices.metrics import error_slices, metadata_overrepresentation, slice_table, structured_findings
@@ -31,6 +33,7 @@ from core.slices.projection import drawing_sample, project_2d, reduce
 __all__ = [
     "SliceResult",
     "carve_error_regions",
+    "cut_to_where",
     "error_aware_slices",
     "clip_terms",
     "discover_slices",

@@ -43,7 +43,7 @@ from core.slices.projection import DISTANCE_BLOCK, REDUCED_DIM, reduce
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["carve_error_regions", "cluster_error_scores", "error_aware_slices", "find_slices", "label_blind_cut",
+__all__ = ["carve_error_regions", "cluster_error_scores", "cut_to_where", "error_aware_slices", "find_slices", "label_blind_cut",
            "LabelBlindCut", "mean_silhouette", "select_k", "split_error_slices", "K_GRID"]
 
 #: Version of the label-blind cut (:func:`label_blind_cut`): raised whenever the same vectors and
@@ -369,6 +369,50 @@ def split_error_slices(
     if info is not None:
         info["splits"] = splits
     return _by_size(ids)
+
+
+def cut_to_where(
+    slice_ids: np.ndarray,
+    reduced: np.ndarray,
+    marked: np.ndarray,
+    slices: list[int],
+    seed: int = 0,
+    p_threshold: float = SPLIT_P,
+    min_rows: int = SPLIT_MIN_ROWS,
+    keep: float = SPLIT_KEEP,
+) -> tuple[np.ndarray, dict[int, int]]:
+    """Cut each of ``slices`` down to the part of it where its ``marked`` rows sit.
+
+    The second pass's test (:func:`split_error_slices`: the best of the slice's 2-, 3- and
+    4-means parts, keeping ``keep`` of the marked rows' excess, two-proportion p times the parts
+    tried in all ``slices`` below ``p_threshold``) on rows marked by a finding instead of on the
+    probe's errors, one cut per slice. A slice with no such part stays whole.
+
+    Returns
+    -------
+    (np.ndarray, dict)
+        The slice ids, 0..S'-1 by decreasing size, and every old slice id -> its new id (for a
+        slice that was cut, the id of the part that holds its marked rows).
+    """
+    ids = np.asarray(slice_ids, dtype=np.int64).copy()
+    marked = np.asarray(marked, dtype=bool)
+    x = np.asarray(reduced, dtype=np.float32)
+    rate = float(marked.mean()) if marked.size else 0.0
+    log10_tests = np.log10(max(1, len(slices) * sum(SPLIT_PARTS)))
+    next_id = int(ids.max()) + 1 if ids.size else 0
+    holder = {int(s): int(s) for s in np.unique(ids)}
+    for s in slices:
+        rows = np.flatnonzero(ids == s)
+        if rows.size < 2 * min_rows or not marked[rows].any():
+            continue
+        part = _error_heavy_part(x, rows, marked, rate, seed, min_rows, keep)
+        if part is None or part[0] + log10_tests >= np.log10(p_threshold):
+            continue
+        ids[part[1]] = next_id
+        holder[int(s)] = next_id
+        next_id += 1
+    renumbered = _by_size(ids)
+    return renumbered, {old: int(renumbered[np.flatnonzero(ids == new)[0]]) for old, new in holder.items()}
 
 
 #: At most this many error regions are carved out of the slicing (:func:`carve_error_regions`).

@@ -197,3 +197,22 @@ def test_the_analysis_marks_the_slice_of_a_structured_finding_and_ranks_it_first
     lines = capsys.readouterr().out.splitlines()
     assert lines[2].strip().startswith("structured error: ")  # under the first slice's line
     assert sum(line.strip().startswith("structured error") for line in lines) == 1
+
+
+def test_a_finding_is_shown_as_the_part_of_its_slice_where_its_picks_sit(monkeypatch):
+    """A cut that puts the planted mode in one slice with a clean mode of the same class: the
+    finding is tested on that slice and shown as the part that holds its picks."""
+    import core.slices.clustering as clustering
+
+    x, truth, noisy, flipped, region = _regions_data()
+    mode = np.repeat(np.arange(12), 80)
+    merged = np.where(np.isin(mode, [0, 4]), 0, mode)  # modes 0 and 4 are both class 0
+    monkeypatch.setattr(clustering, "error_aware_slices", lambda *args, **kwargs: merged.copy())
+    d = detect(x, noisy, 4, config=DetectConfig(device="cpu"))
+    result = d.results["regions"]
+    (finding,) = result.evidence["regions"]
+    shown = result.evidence["region"] == finding["region"]
+    assert finding["cut_from"] == 160 and finding["members"] == shown.sum() < 160
+    assert shown[region].mean() > 0.9 and region[shown].mean() > 0.9  # the planted mode, nearly alone
+    assert result.evidence["covered"][mode == 4].all()  # bulk decisions stay those of the tested slice
+    assert (result.flagged[flipped] & (result.suggested[flipped] == 0)).mean() >= 0.8

@@ -409,3 +409,28 @@ def test_a_slice_with_a_structured_finding_leads_the_ranking_whatever_its_score(
     assert found.loc[1, "error_rank"] == 1 and found.loc[0, "error_rank"] == 2 and found.loc[2, "error_rank"] == 3
     assert found["structured_error"].tolist() == [False, True, False]
     assert found["error_score"].tolist() == plain["error_score"].tolist()  # the scores are unchanged
+
+
+def test_cut_to_where_cuts_a_slice_down_to_its_marked_rows_and_renames_every_slice():
+    """A finding's slice is cut down to the part where its marked rows sit; a slice whose marked
+    rows spread over it stays whole; every old id maps to its new one."""
+    from core.slices import cut_to_where
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0], [8.0, 8.0]])
+    part = np.repeat(np.arange(4), 100)
+    x = (centres[part] + rng.normal(size=(400, 2))).astype(np.float32)
+    ids = np.where(part < 3, 0, 1)  # slice 0: three blobs; slice 1: one
+    marked = np.zeros(400, dtype=bool)
+    marked[rng.choice(np.arange(100, 200), 40, replace=False)] = True  # in blob 1 of slice 0 only
+    marked[rng.choice(np.arange(300, 400), 10, replace=False)] = True  # spread over slice 1
+    new, renamed = cut_to_where(ids, x, marked, [0, 1])
+    assert set(renamed) == {0, 1}
+    core = new == renamed[0]
+    assert core[100:200].all() and not core[:100].any() and not core[200:300].any()
+    assert (new[300:] == renamed[1]).all() and np.unique(new).size == 3
+    sizes = np.bincount(new)
+    assert list(sizes) == sorted(sizes, reverse=True)  # 0.. by decreasing size
+    # nothing marked beyond chance: no cut
+    same, names = cut_to_where(ids, x, np.zeros(400, dtype=bool), [0, 1])
+    assert np.unique(same).size == 2 and names == {0: 0, 1: 1}
