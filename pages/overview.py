@@ -231,11 +231,13 @@ def _render_slices(project: Project, data: ov.Overview) -> None:
                          xaxis=dict(title=None, tickformat=".0%"), legend=dict(title=None, orientation="h", y=-0.12))
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
     table = ov.slices_table(data.slices)
+    # the finding column only where some slice has one; otherwise the name keeps its width
+    has_findings = bool(table["finding"].astype(bool).any())
     event = st.dataframe(
         table, hide_index=True, width="stretch", key=SLICE_TABLE_KEY, on_select="rerun", selection_mode="single-row",
-        column_order=[c for c in table.columns if c != "slice"],
+        column_order=[c for c in table.columns if c != "slice" and (has_findings or c != "finding")],
         column_config={
-            "name": st.column_config.TextColumn("name", width="medium"),
+            "name": st.column_config.TextColumn("name", width="medium" if has_findings else "large"),
             "finding": st.column_config.TextColumn("finding", width="large"),
             "share": st.column_config.NumberColumn("share", format="percent"),
             "error rate": st.column_config.ProgressColumn("error rate", min_value=0, max_value=1, format="percent"),
