@@ -304,6 +304,19 @@ def _error_heavy_part(x: np.ndarray, rows: np.ndarray, errors: np.ndarray, rate:
     return best
 
 
+def _significant_part(x: np.ndarray, rows: np.ndarray, errors: np.ndarray, rate: float, seed: int, min_rows: int,
+                      keep: float, slices_tested: int, p_threshold: float) -> np.ndarray | None:
+    """The rows of :func:`_error_heavy_part`'s part of ``rows`` where it passes the test: p times
+    every candidate part tried in ``slices_tested`` slices (Bonferroni) below ``p_threshold``;
+    None where ``rows`` is too small to cut, holds no error, or no part passes."""
+    if rows.size < 2 * min_rows or not errors[rows].any():
+        return None
+    part = _error_heavy_part(x, rows, errors, rate, seed, min_rows, keep)
+    if part is None or part[0] + np.log10(max(1, slices_tested) * sum(SPLIT_PARTS)) >= np.log10(p_threshold):
+        return None
+    return part[1]
+
+
 def split_error_slices(
     slice_ids: np.ndarray,
     reduced: np.ndarray,
@@ -347,21 +360,19 @@ def split_error_slices(
     x = np.asarray(reduced, dtype=np.float32)
     n_tests = max(1, int(np.unique(ids).size))
     rate = float(errors.mean()) if errors.size else 0.0
-    log10_thr = np.log10(p_threshold)
     queue = [(int(s), 0) for s in np.unique(ids)]
     next_id = int(ids.max()) + 1 if ids.size else 0
     splits = 0
-    candidates_per_slice = sum(SPLIT_PARTS)
     while queue:
         s, depth = queue.pop(0)
-        rows = np.flatnonzero(ids == s)
-        if depth >= max_depth or rows.size < 2 * min_rows or not errors[rows].any():
+        if depth >= max_depth:
             continue
-        part = _error_heavy_part(x, rows, errors, rate, seed, min_rows, keep)
         # Bonferroni over every candidate part tried in every slice tested so far.
-        if part is None or part[0] + np.log10(n_tests * candidates_per_slice) >= log10_thr:
+        part = _significant_part(x, np.flatnonzero(ids == s), errors, rate, seed, min_rows, keep, n_tests,
+                                 p_threshold)
+        if part is None:
             continue
-        ids[part[1]] = next_id
+        ids[part] = next_id
         queue += [(s, depth + 1), (next_id, depth + 1)]
         n_tests += 2
         next_id += 1
@@ -398,21 +409,20 @@ def cut_to_where(
     marked = np.asarray(marked, dtype=bool)
     x = np.asarray(reduced, dtype=np.float32)
     rate = float(marked.mean()) if marked.size else 0.0
-    log10_tests = np.log10(max(1, len(slices) * sum(SPLIT_PARTS)))
     next_id = int(ids.max()) + 1 if ids.size else 0
     holder = {int(s): int(s) for s in np.unique(ids)}
     for s in slices:
-        rows = np.flatnonzero(ids == s)
-        if rows.size < 2 * min_rows or not marked[rows].any():
+        part = _significant_part(x, np.flatnonzero(ids == s), marked, rate, seed, min_rows, keep, len(slices),
+                                 p_threshold)
+        if part is None:
             continue
-        part = _error_heavy_part(x, rows, marked, rate, seed, min_rows, keep)
-        if part is None or part[0] + log10_tests >= np.log10(p_threshold):
-            continue
-        ids[part[1]] = next_id
+        ids[part] = next_id
         holder[int(s)] = next_id
         next_id += 1
     renumbered = _by_size(ids)
-    return renumbered, {old: int(renumbered[np.flatnonzero(ids == new)[0]]) for old, new in holder.items()}
+    present, first = np.unique(ids, return_index=True)
+    new_id = dict(zip(present.tolist(), renumbered[first].tolist()))
+    return renumbered, {old: int(new_id[held]) for old, held in holder.items()}
 
 
 #: At most this many error regions are carved out of the slicing (:func:`carve_error_regions`).
