@@ -41,7 +41,23 @@ def _accept_suggested(args: argparse.Namespace, project) -> int:
     output(args, payload, f"decided {payload['decided']}, skipped {payload['skipped']}")
     if result.decided:
         _claimed(audit.check_actor(args.reviewer), who)
+        _note_when_only_amends_probe(project, args.run)
     return 0
+
+
+def _note_when_only_amends_probe(project, run_id) -> None:
+    """Say so when the run's probabilities came from Amend's probe on the vectors alone: measured
+    on real human labels, its bulk relabels were right far less often than estimated (47-75 %
+    against 0.90 on CIFAR-10N; 90-93 % with a strong model's probabilities), README "Bulk
+    acceptance takes only the sure suggestions"."""
+    from core.analysis.runs import get_run
+
+    run = get_run(project, run_id)
+    sources = run.record.get("probability_sources") or []
+    if sources and not any(str(source).startswith("predictions:") for source in sources):
+        tell(f"note: run {run.run_id} has no predictions of your own, so these relabels rest on Amend's probe of "
+             "your vectors, whose estimates run optimistic (README, 'Bulk acceptance'); review a sample of them "
+             "(amend flags, the triage page) or import your model's probabilities (amend predictions import)")
 
 
 def cmd_decide(args: argparse.Namespace, progress) -> int:

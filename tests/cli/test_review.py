@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 
 from .conftest import PLANTED
@@ -57,6 +58,20 @@ def test_accept_suggested_relabels_the_flagged(amend, analysed, tiny_data):
     assert sum(current[sid] != label for sid, label in tiny_data.truth.items()) == 0
     again = amend("decide", analysed, "--accept-suggested", "--top", "2", "--reviewer", "ann").out
     assert again.strip() == "decided 0, skipped 2"
+
+
+def test_a_bulk_acceptance_on_amends_probe_alone_says_so(amend, analysed, tiny_project, tiny_data):
+    """Relabels that rest on Amend's probe of the vectors alone come with a note on stderr (its
+    estimates run optimistic on real data); with the user's own predictions they do not."""
+    probe_only = amend("decide", analysed, "--accept-suggested", "--top", "2", "--reviewer", "ann", "--json")
+    assert json.loads(probe_only.out)["decided"] == 2
+    notes = [line for line in probe_only.err.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "no predictions of your own" in notes[0] and "amend predictions import" in notes[0]
+    amend("predictions", "import", tiny_project, tiny_data.probabilities, "--ids", tiny_data.ids, "--name", "model")
+    amend("analyse", tiny_project, "--predictions", "model", "--no-slices")
+    with_model = amend("decide", tiny_project, "--accept-suggested", "--reviewer", "ann", "--json")
+    assert json.loads(with_model.out)["decided"] >= 1
+    assert not [line for line in with_model.err.splitlines() if line.startswith("note: ")]
 
 
 def test_accept_suggested_for_listed_ids(amend, analysed, tmp_path):
