@@ -105,6 +105,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", type=Path, help="keep the projects in this folder (default: a temporary one)")
     args = ap.parse_args(argv)
+    chosen = set(range(min(args.runs, 12))) if not args.only else {int(r) for r in args.only.split(",")}
+    if not chosen <= set(range(12)):
+        ap.error(f"--only takes run numbers 0..11, got {sorted(chosen - set(range(12)))}")
     images = args.vectors is not None
     if images:
         if args.ids is None:
@@ -131,10 +134,11 @@ def main(argv=None) -> int:
     test = split(y, args.seed)
     train = ~test
     clean_pred = fit_predict(x[train], y[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
-    chosen = set(range(min(args.runs, 12))) if not args.only else {int(r) for r in args.only.split(",")}
     work = args.keep or Path(tempfile.mkdtemp(prefix="amend-acceptance-"))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; data: {x.shape[0]} x {x.shape[1]}, {n_classes} "
-          f"classes ({'CIFAR-10N images' if images else '20 Newsgroups texts'}); projects in {work}")
+    threads = os.environ.get("OMP_NUM_THREADS", "unset")  # the slices move with it (bench/README.md)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS {threads}; "
+          f"data: {x.shape[0]} x {x.shape[1]}, {n_classes} classes "
+          f"({'CIFAR-10N images' if images else '20 Newsgroups texts'}); projects in {work}")
     print("| run | A -> B | flips | flagged: CLI / library | planted slice rank: CLI / library | relabelled: CLI / "
           "library | flips fixed: CLI / library | recovered: CLI / library | analyse s |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -200,7 +204,8 @@ def main(argv=None) -> int:
             predicted = fit_predict(x[train], labels[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
             accuracy[name] = float((predicted[evaluate] == y[evaluate]).mean())
         cost = accuracy["clean"] - accuracy["noisy"]
-        share = {k: (accuracy[k] - accuracy["noisy"]) / cost if cost > 0.02 else float("nan") for k in ("cli", "library")}
+        share = {k: (accuracy[k] - accuracy["noisy"]) / cost if cost > 0.02 else float("nan")
+                 for k in ("cli", "library")}
         row = {"run": run, "flagged": (len(flags), int(found.flagged.sum())), "rank": (rank_cli, rank_library),
                "relabelled": (int((corrected != noisy).sum()), int((library != noisy).sum())),
                "fixed": (int((corrected[flipped] == y[flipped]).sum()), int((library[flipped] == y[flipped]).sum())),

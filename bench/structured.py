@@ -107,7 +107,9 @@ def main(argv=None) -> int:
     test = split(y, args.seed)
     train = ~test
     clean_pred = fit_predict(x[train], y[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; data: {x.shape[0]} x {x.shape[1]}, "
+    threads = os.environ.get("OMP_NUM_THREADS", "unset")  # the slices move with it (bench/README.md)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS {threads}; "
+          f"data: {x.shape[0]} x {x.shape[1]}, "
           f"{n_classes} classes; flip rate {args.rate:.0%} of class A's training labels in one cluster")
     print("| run | cluster | A -> B | flipped | planted slice rank | clean acc | noisy acc | corrected acc | cost (pts) | recovered | soft recovered | wrong left | flipped fixed | relabelled | all-flagged acc / recovered | cleanlab-flags-only acc / recovered | detect s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
