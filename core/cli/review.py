@@ -41,11 +41,12 @@ def _accept_suggested(args: argparse.Namespace, project) -> int:
     output(args, payload, f"decided {payload['decided']}, skipped {payload['skipped']}")
     if result.decided:
         _claimed(audit.check_actor(args.reviewer), who)
-        _note_when_only_amends_probe(project, args.run)
+        if ids is None:  # samples the user listed are ones they chose
+            _note_when_only_amends_probe(project, args.run)
     return 0
 
 
-def _note_when_only_amends_probe(project, run_id) -> None:
+def _note_when_only_amends_probe(project, run_id: str | None) -> None:
     """Say so when the run's probabilities came from Amend's probe on the vectors alone: measured
     on real human labels, its bulk relabels were right far less often than estimated (47-75 %
     against 0.90 on CIFAR-10N; 90-93 % with a strong model's probabilities), README "Bulk

@@ -76,8 +76,10 @@ def test_a_bulk_acceptance_on_amends_probe_alone_says_so(amend, analysed, tiny_p
 
 def test_accept_suggested_for_listed_ids(amend, analysed, tmp_path):
     (tmp_path / "ids.txt").write_text("s10\n\n")
-    result = amend.json("decide", analysed, "--accept-suggested", "--ids", tmp_path / "ids.txt", "--reviewer", "ann")
-    assert result["decided"] == 1
+    listed = amend("decide", analysed, "--accept-suggested", "--ids", tmp_path / "ids.txt", "--reviewer", "ann",
+                   "--json")
+    assert json.loads(listed.out)["decided"] == 1
+    assert "note: " not in listed.err  # samples the user listed: no note about reviewing a sample first
     assert _current(amend, analysed)["s10"] == "b" and _current(amend, analysed)["s5"] == "a"
 
 
