@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from core.detect import DetectConfig, detect  # noqa: E402
 from core.detect.probe import DEFAULT_C, fit_predict  # noqa: E402
 from core.neighbours import normalise  # noqa: E402
-from structured import SHARED, load_news20, planted_slice_rank, split  # noqa: E402
+from structured import SHARED, load_news20, planted_slice_rank, plants  # noqa: E402
 
 
 def amend(*args: str) -> object:
@@ -127,13 +127,8 @@ def main(argv=None) -> int:
         names = [json.loads(line)["id"] for line in (SHARED / "news20" / "test.jsonl").read_text().splitlines()]
     x = normalise(x.astype(np.float32))
     n_classes = len(classes)
-    from sklearn.cluster import KMeans
-
-    # the plants of bench/structured.py: the same clusters, split, clean probe and draws
-    clusters = KMeans(12, n_init=3, random_state=args.seed).fit_predict(x)
-    test = split(y, args.seed)
+    clusters, test, planted = plants(x, y, n_classes, args.seed, args.rate)  # bench/structured.py's plants
     train = ~test
-    clean_pred = fit_predict(x[train], y[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
     work = args.keep or Path(tempfile.mkdtemp(prefix="amend-acceptance-"))
     threads = os.environ.get("OMP_NUM_THREADS", "unset")  # the slices move with it (bench/README.md)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS {threads}; "
@@ -142,21 +137,14 @@ def main(argv=None) -> int:
     print("| run | A -> B | flips | flagged: CLI / library | planted slice rank: CLI / library | relabelled: CLI / "
           "library | flips fixed: CLI / library | recovered: CLI / library | analyse s |")
     print("|---|---|---|---|---|---|---|---|---|")
-    rng = np.random.default_rng(args.seed)
     rows = np.flatnonzero(train)
     ids = [names[i] for i in rows]
     position_of = {sid: k for k, sid in enumerate(ids)}
     summary = []
-    for run in range(12):
-        in_cluster = clusters == run
-        a = int(np.bincount(y[in_cluster], minlength=n_classes).argmax())
-        confusion = np.bincount(clean_pred[in_cluster & (y == a)], minlength=n_classes)
-        confusion[a] = -1
-        b = int(confusion.argmax()) if confusion.max() > 0 else int((a + 1) % n_classes)
-        candidates = np.flatnonzero(in_cluster & train & (y == a))
-        flipped = rng.choice(candidates, size=max(1, int(round(args.rate * candidates.size))), replace=False)
+    for run, (cluster, a, b, flipped) in enumerate(planted):
         if run not in chosen:
-            continue  # the draws above keep every run's plant that of bench/structured.py
+            continue
+        in_cluster = clusters == cluster
         noisy = y.copy()
         noisy[flipped] = b
         folder = work / f"run{run:02d}"

@@ -35,6 +35,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -63,6 +64,43 @@ def split(labels: np.ndarray, seed: int) -> np.ndarray:
         rows = rng.permutation(np.flatnonzero(labels == c))
         test[rows[: len(rows) // 4]] = True
     return test
+
+
+class Plant(NamedTuple):
+    """One run of the protocol: in cluster ``cluster``, ``flipped`` (training rows of class A)
+    were relabelled B."""
+
+    cluster: int
+    a: int
+    b: int
+    flipped: np.ndarray
+
+
+def plants(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int, rate: float,
+           runs: int = 12) -> tuple[np.ndarray, np.ndarray, list[Plant]]:
+    """(clusters, test mask, the plants of the first ``runs`` clusters) of the protocol: k-means
+    into 12 clusters; per cluster its majority class A, the class B the clean probe confuses A with
+    most there, and ``rate`` of A's training labels there drawn to become B (one generator, the
+    runs in order, so run r's plant does not depend on how many runs are asked for). Shared with
+    bench/acceptance.py, which must plant exactly these."""
+    from sklearn.cluster import KMeans
+
+    clusters = KMeans(12, n_init=3, random_state=seed).fit_predict(x)
+    test = split(y, seed)
+    train = ~test
+    clean_pred = fit_predict(x[train], y[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
+    rng = np.random.default_rng(seed)
+    out = []
+    for cluster in range(min(runs, 12)):
+        in_cluster = clusters == cluster
+        a = int(np.bincount(y[in_cluster], minlength=n_classes).argmax())
+        confusion = np.bincount(clean_pred[in_cluster & (y == a)], minlength=n_classes)
+        confusion[a] = -1
+        b = int(confusion.argmax()) if confusion.max() > 0 else int((a + 1) % n_classes)
+        candidates = np.flatnonzero(in_cluster & train & (y == a))
+        flipped = rng.choice(candidates, size=max(1, int(round(rate * candidates.size))), replace=False)
+        out.append(Plant(cluster, a, b, flipped))
+    return clusters, test, out
 
 
 def _share(value: float) -> str:
@@ -101,12 +139,8 @@ def main(argv=None) -> int:
         x, y, classes = load_news20()
     x = normalise(x.astype(np.float32))
     n_classes = len(classes)
-    from sklearn.cluster import KMeans
-
-    clusters = KMeans(12, n_init=3, random_state=args.seed).fit_predict(x)
-    test = split(y, args.seed)
+    clusters, test, planted = plants(x, y, n_classes, args.seed, args.rate, args.runs)
     train = ~test
-    clean_pred = fit_predict(x[train], y[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
     threads = os.environ.get("OMP_NUM_THREADS", "unset")  # the slices move with it (bench/README.md)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS {threads}; "
           f"data: {x.shape[0]} x {x.shape[1]}, "
@@ -114,16 +148,9 @@ def main(argv=None) -> int:
     print("| run | cluster | A -> B | flipped | planted slice rank | clean acc | noisy acc | corrected acc | cost (pts) | recovered | soft recovered | wrong left | flipped fixed | relabelled | all-flagged acc / recovered | cleanlab-flags-only acc / recovered | detect s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     slice_ranks = []
-    rng = np.random.default_rng(args.seed)
     recovered_all, strict_all, every_all, soft_all, left_all = [], [], [], [], []
-    for run, cluster in enumerate(range(min(args.runs, 12))):
+    for run, (cluster, a, b, flipped) in enumerate(planted):
         in_cluster = clusters == cluster
-        a = int(np.bincount(y[in_cluster], minlength=n_classes).argmax())
-        confusion = np.bincount(clean_pred[in_cluster & (y == a)], minlength=n_classes)
-        confusion[a] = -1
-        b = int(confusion.argmax()) if confusion.max() > 0 else int((a + 1) % n_classes)
-        candidates = np.flatnonzero(in_cluster & train & (y == a))
-        flipped = rng.choice(candidates, size=max(1, int(round(args.rate * candidates.size))), replace=False)
         noisy = y.copy()
         noisy[flipped] = b
 
