@@ -59,30 +59,42 @@ def amend(*args: str) -> object:
     return json.loads(done.stdout)
 
 
-def write_texts(folder: Path, ids: list[str], labels: list[str]) -> Path:
-    texts = {}
-    for line in (SHARED / "news20" / "test.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        texts[record["id"]] = record["text"]
+def write_texts(folder: Path, texts: dict[str, str], ids: list[str], labels: list[str]) -> Path:
     source = folder / "texts.jsonl"
     source.write_text("".join(json.dumps({"id": i, "text": texts[i], "label": label}) + "\n"
                               for i, label in zip(ids, labels)))
     return source
 
 
-def write_images(folder: Path, image_ids: np.ndarray, ids: list[str], labels: list[str]) -> Path:
-    """The images of ``image_ids`` out of the data pack's tar, and a manifest naming them."""
+def extract_images(folder: Path, image_ids: np.ndarray, ids: list[str]) -> None:
+    """The images of ``image_ids`` out of the data pack's tar into ``folder``, named by ``ids``
+    (once: every run's project reads the same files)."""
     wanted = {int(i): sid for i, sid in zip(image_ids, ids)}
-    (folder / "images").mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     with tarfile.open(SHARED / "cifar10n" / "train_images.tar") as tar:
         for member in tar:
             if member.isfile() and int(Path(member.name).stem) in wanted:
-                target = folder / "images" / f"{wanted[int(Path(member.name).stem)]}.jpg"
-                target.write_bytes(tar.extractfile(member).read())
+                (folder / f"{wanted[int(Path(member.name).stem)]}.jpg").write_bytes(tar.extractfile(member).read())
+
+
+def write_manifest(folder: Path, ids: list[str], labels: list[str]) -> Path:
+    """A manifest of the extracted images (paths relative to the folder above ``folder``)."""
     manifest = folder / "manifest.csv"
     manifest.write_text("id,path,label\n" + "".join(f"{sid},images/{sid}.jpg,{label}\n"
                                                      for sid, label in zip(ids, labels)))
     return manifest
+
+
+def _pair(pair: tuple, fmt=str) -> str:
+    return f"{fmt(pair[0])} / {fmt(pair[1])}"
+
+
+def _percent(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.0%}"
+
+
+def _place(rank: int | None) -> str:
+    return "> 3" if rank is None else str(rank)
 
 
 def planted_rank_in(records: list[dict], position_of: dict[str, int], planted: np.ndarray,
@@ -108,12 +120,13 @@ def main(argv=None) -> int:
     chosen = set(range(min(args.runs, 12))) if not args.only else {int(r) for r in args.only.split(",")}
     if not chosen <= set(range(12)):
         ap.error(f"--only takes run numbers 0..11, got {sorted(chosen - set(range(12)))}")
+    import pandas as pd
+
     images = args.vectors is not None
+    texts: dict[str, str] = {}
     if images:
         if args.ids is None:
             ap.error("--vectors needs --ids (the CIFAR-10N image ids of its rows)")
-        import pandas as pd
-
         classes = (SHARED / "cifar10n" / "classes.txt").read_text().split()
         image_ids = np.load(args.ids)
         y = pd.read_csv(SHARED / "cifar10n" / "labels.csv")["clean"].map(classes.index).to_numpy()[image_ids]
@@ -124,7 +137,9 @@ def main(argv=None) -> int:
             print(f"shared data not found at {SHARED}; set AMEND_SHARED_DATA")
             return 1
         x, y, classes = load_news20()
-        names = [json.loads(line)["id"] for line in (SHARED / "news20" / "test.jsonl").read_text().splitlines()]
+        records = [json.loads(line) for line in (SHARED / "news20" / "test.jsonl").read_text().splitlines()]
+        names = [r["id"] for r in records]
+        texts = {r["id"]: r["text"] for r in records}
     x = normalise(x.astype(np.float32))
     n_classes = len(classes)
     clusters, test, planted = plants(x, y, n_classes, args.seed, args.rate)  # bench/structured.py's plants
@@ -140,6 +155,9 @@ def main(argv=None) -> int:
     rows = np.flatnonzero(train)
     ids = [names[i] for i in rows]
     position_of = {sid: k for k, sid in enumerate(ids)}
+    if images:
+        extract_images(work / "images", image_ids[rows], ids)
+    clean_predicted = fit_predict(x[train], y[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
     summary = []
     for run, (cluster, a, b, flipped) in enumerate(planted):
         if run not in chosen:
@@ -152,10 +170,11 @@ def main(argv=None) -> int:
         folder.mkdir(parents=True)
         given = [classes[k] for k in noisy[rows]]
         if images:
-            source = write_images(folder, image_ids[rows], ids, given)
-            amend("init", str(folder / "project"), "--manifest", str(source), "--labels", ",".join(classes))
+            source = write_manifest(folder, ids, given)
+            amend("init", str(folder / "project"), "--manifest", str(source), "--root", str(work),
+                  "--labels", ",".join(classes))
         else:
-            source = write_texts(folder, ids, given)
+            source = write_texts(folder, texts, ids, given)
             amend("init", str(folder / "project"), "--texts", str(source), "--labels", ",".join(classes))
         project = str(folder / "project")
         np.save(folder / "vectors.npy", x[rows])
@@ -167,10 +186,8 @@ def main(argv=None) -> int:
         seconds = time.perf_counter() - started
         flags = amend("flags", project, "--flagged-only", "--format", "json")
         records = amend("slices", project, "--format", "json")
-        decided = amend("decide", project, "--accept-suggested", "--reviewer", "acceptance-bench")
+        amend("decide", project, "--accept-suggested", "--reviewer", "acceptance-bench")
         amend("export", project, str(folder / "export.csv"))
-        import pandas as pd
-
         exported = pd.read_csv(folder / "export.csv", dtype={"id": str}).set_index("id")
         corrected = noisy.copy()
         corrected[rows] = [classes.index(label) for label in exported.loc[ids, "final_label"]]
@@ -187,8 +204,8 @@ def main(argv=None) -> int:
         library[rows[bulk]] = found.suggested[bulk]
 
         evaluate = in_cluster & test
-        accuracy = {}
-        for name, labels in (("clean", y), ("noisy", noisy), ("cli", corrected), ("library", library)):
+        accuracy = {"clean": float((clean_predicted[evaluate] == y[evaluate]).mean())}
+        for name, labels in (("noisy", noisy), ("cli", corrected), ("library", library)):
             predicted = fit_predict(x[train], labels[train], x, n_classes, DEFAULT_C, 200).argmax(axis=1)
             accuracy[name] = float((predicted[evaluate] == y[evaluate]).mean())
         cost = accuracy["clean"] - accuracy["noisy"]
@@ -197,21 +214,11 @@ def main(argv=None) -> int:
         row = {"run": run, "flagged": (len(flags), int(found.flagged.sum())), "rank": (rank_cli, rank_library),
                "relabelled": (int((corrected != noisy).sum()), int((library != noisy).sum())),
                "fixed": (int((corrected[flipped] == y[flipped]).sum()), int((library[flipped] == y[flipped]).sum())),
-               "recovered": (share["cli"], share["library"]), "decided": decided}
+               "recovered": (share["cli"], share["library"])}
         summary.append(row)
-
-        def cell(pair, fmt=str):
-            return f"{fmt(pair[0])} / {fmt(pair[1])}"
-
-        def percent(v):
-            return "n/a" if np.isnan(v) else f"{v:.0%}"
-
-        def place(v):
-            return "> 3" if v is None else str(v)
-
-        print(f"| {run} | {classes[a]} -> {classes[b]} | {flipped.size} | {cell(row['flagged'])} | "
-              f"{cell(row['rank'], place)} | {cell(row['relabelled'])} | {cell(row['fixed'])} | "
-              f"{cell(row['recovered'], percent)} | {seconds:.0f} |", flush=True)
+        print(f"| {run} | {classes[a]} -> {classes[b]} | {flipped.size} | {_pair(row['flagged'])} | "
+              f"{_pair(row['rank'], _place)} | {_pair(row['relabelled'])} | {_pair(row['fixed'])} | "
+              f"{_pair(row['recovered'], _percent)} | {seconds:.0f} |", flush=True)
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)
     if args.keep is None:
