@@ -43,6 +43,13 @@ C_CANDIDATES = tuple(float(10.0 ** (k / 2)) for k in range(-4, 7))
 #: kept as they are; above it one held-out fold scores them (a fifth of the cost per candidate)
 #: and the winner is then fitted on every fold.
 SCORE_EVERY_FOLD_UP_TO = 20_000
+#: BLAS threads of every CPU fit, whatever the machine. In float32 a matrix product summed over
+#: two threads differs from one summed over one in the last bits, and L-BFGS stopped at max_iter
+#: carries that into probabilities up to 0.05 apart: the same project gave other flags and other
+#: structured findings where the folds had two threads each (a large project, a machine with
+#: more cores) than where they had one (bench/README.md, "The same findings on any machine").
+#: One thread is also the faster on two cores (a fit of 4,800 x 1,280: 0.8 s against 3.4 s).
+FIT_BLAS_THREADS = 1
 
 
 def fold_assignment(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -94,14 +101,14 @@ FOLD_COPIES_BYTES = 4 * 2**30
 
 def _cpu_folds_in_parallel(one_fold: Callable[[int], None], folds: int, data_bytes: int,
                            progress: Optional[Callable[[str, int, Optional[int]], None]]) -> None:
-    """Fit the folds a few at a time, the cores shared out as BLAS threads between them.
+    """Fit the folds a few at a time, one BLAS thread each (:data:`FIT_BLAS_THREADS`), as many
+    side by side as there are cores and memory for the folds' copies.
 
     sklearn's L-BFGS alternates narrow matrix products with serial work. With the products on
     both cores of a 2-core machine one fold of 10,000 x 1,280 took 5.3 s, with one BLAS thread
     2.1 s (OpenBLAS's idle thread competes with the serial steps), and two folds side by side
     with one thread each fit the five folds in 5.5 s against 29.8 s (bench/README.md "The probe's
-    folds side by side"). Each fold is fitted with a fixed number of threads whatever the order
-    they run in, so the probabilities do not depend on the scheduling.
+    folds side by side").
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -110,7 +117,7 @@ def _cpu_folds_in_parallel(one_fold: Callable[[int], None], folds: int, data_byt
     cores = usable_cores()
     by_memory = max(1, int(FOLD_COPIES_BYTES // max(data_bytes, 1)))
     workers = max(1, min(folds, cores, by_memory))
-    with warnings.catch_warnings(), threadpool_limits(limits=max(1, cores // workers)):
+    with warnings.catch_warnings(), threadpool_limits(limits=FIT_BLAS_THREADS):
         warnings.simplefilter("ignore")  # a fold stopped at max_iter: see _fit_predict_sklearn
         if workers == 1:
             _folds_one_after_another(one_fold, folds, progress)
@@ -174,7 +181,9 @@ def fit_predict(
     """
     dev = resolve_device(device)
     if dev == "cpu":
-        with warnings.catch_warnings():
+        from threadpoolctl import threadpool_limits
+
+        with warnings.catch_warnings(), threadpool_limits(limits=FIT_BLAS_THREADS):
             warnings.simplefilter("ignore")  # stopped at max_iter: see _fit_predict_sklearn
             return _fit_predict_sklearn(x_train, y_train, x_test, n_classes, C, max_iter)
     return _fit_predict_torch(x_train, y_train, x_test, n_classes, C, max_iter, dev)

@@ -24,6 +24,9 @@ __all__ = ["reduce", "project_2d", "drawing_sample"]
 REDUCED_DIM = 32
 #: PCA is fitted on at most this many rows (then applied to all).
 PCA_FIT_MAX = 20_000
+#: Rows projected at once in float64 (64 MB of 1,024-d vectors): a million rows never need a
+#: float64 copy of them all.
+PROJECT_BLOCK_ROWS = 8_192
 #: Distances held at once by the exact neighbour searches of the map (8 MB of float32): blocks
 #: that stay in the processor's cache. 256 MB blocks took 1.32 s for the 10,000-row map's lists,
 #: 8 MB ones 0.48 s (two cores; 1, 2 and 4 MB were no faster).
@@ -104,8 +107,16 @@ def _reduce(vectors: np.ndarray, n_components: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     fit_rows = x if n <= PCA_FIT_MAX else x[np.sort(rng.choice(n, PCA_FIT_MAX, replace=False))]
     pca = PCA(n_components=k, svd_solver="randomized" if k < min(fit_rows.shape) // 2 else "full", random_state=seed)
-    pca.fit(fit_rows)
-    return pca.transform(x).astype(np.float32)
+    # Fitted and applied in float64. In float32 the fit's sums depend on how BLAS splits them
+    # over threads: the axes of one and of two threads lay 1e-5 apart, and the cut's k-means
+    # turned that into other slices and other findings on the same data (bench/README.md,
+    # "The same slices with any number of threads"). In float64 they agree to 1e-9.
+    pca.fit(fit_rows.astype(np.float64))
+    out = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, PROJECT_BLOCK_ROWS):
+        block = x[start : start + PROJECT_BLOCK_ROWS].astype(np.float64)
+        out[start : start + PROJECT_BLOCK_ROWS] = (block - pca.mean_) @ pca.components_.T
+    return out
 
 
 _umap_compilation_cached = False

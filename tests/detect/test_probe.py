@@ -22,8 +22,6 @@ def test_deterministic_given_seed(clean_data):
 
 
 def test_folds_side_by_side_give_each_fold_the_model_it_gets_alone(clean_data, monkeypatch):
-    import os
-
     from threadpoolctl import threadpool_info, threadpool_limits
 
     from core.detect import probe
@@ -45,7 +43,7 @@ def test_folds_side_by_side_give_each_fold_the_model_it_gets_alone(clean_data, m
     # and each fold by itself, sequentially, one BLAS thread: the same model
     fold = fold_assignment(labels, 5, seed=1)
     x = probe.normalise(vectors)
-    with threadpool_limits(limits=max(1, len(os.sched_getaffinity(0)) // min(5, len(os.sched_getaffinity(0))))):
+    with threadpool_limits(limits=probe.FIT_BLAS_THREADS):
         alone = np.zeros((labels.size, 3))
         for f in range(5):
             test = fold == f
@@ -69,6 +67,53 @@ def test_folds_side_by_side_leave_the_warning_filters_as_they_were(clean_data):
         warnings.warn("still heard", UserWarning)
     assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
     assert [str(w.message) for w in caught] == ["still heard"]
+
+
+def _noisy_blobs(n: int = 1_000, dim: int = 1_024, n_classes: int = 10, seed: int = 0):
+    """Overlapping classes with a fifth of the labels redrawn: wide enough that OpenBLAS splits
+    a product over threads (at 1,000 x 1,024; not at every shape), hard enough that L-BFGS stops
+    at max_iter."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_classes, dim))
+    truth = rng.integers(0, n_classes, n)
+    vectors = (0.15 * centres[truth] + rng.normal(size=(n, dim))).astype(np.float32)
+    labels = truth.copy()
+    redrawn = rng.random(n) < 0.2
+    labels[redrawn] = rng.integers(0, n_classes, int(redrawn.sum()))
+    return vectors, labels
+
+
+def test_a_fit_does_not_depend_on_the_threads_the_caller_allows():
+    # float32 products split over two threads differ from one thread's in the last bits, and
+    # L-BFGS carried that into probabilities 1e-5..0.05 apart: other flags on a machine with
+    # more cores. Every CPU fit now runs with FIT_BLAS_THREADS whatever the caller allows.
+    from threadpoolctl import threadpool_limits
+
+    from core.detect.probe import fit_predict
+
+    vectors, labels = _noisy_blobs()
+    half = labels.size // 2
+    fits = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            fits.append(fit_predict(vectors[:half], labels[:half], vectors[half:], 10))
+    np.testing.assert_array_equal(fits[0], fits[1])
+
+
+def test_folds_fitted_one_at_a_time_equal_folds_side_by_side(monkeypatch):
+    # one fold at a time (a project too large for two copies) used to get every core's BLAS
+    # threads, two side by side one each: two answers for one project
+    from threadpoolctl import threadpool_limits
+
+    from core.detect import probe
+
+    vectors, labels = _noisy_blobs()
+    monkeypatch.setattr(probe, "usable_cores", lambda: 2)
+    with threadpool_limits(limits=2):
+        side_by_side = cross_validated_probabilities(vectors, labels, 10, device="cpu")
+        monkeypatch.setattr(probe, "FOLD_COPIES_BYTES", 1)
+        one_at_a_time = cross_validated_probabilities(vectors, labels, 10, device="cpu")
+    np.testing.assert_array_equal(side_by_side, one_at_a_time)
 
 
 def _recording(function, calls):
