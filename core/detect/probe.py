@@ -45,10 +45,12 @@ C_CANDIDATES = tuple(float(10.0 ** (k / 2)) for k in range(-4, 7))
 SCORE_EVERY_FOLD_UP_TO = 20_000
 #: BLAS threads of every CPU fit, whatever the machine. In float32 a matrix product summed over
 #: two threads differs from one summed over one in the last bits, and L-BFGS stopped at max_iter
-#: carries that into probabilities up to 0.05 apart: the same project gave other flags and other
+#: carries that into probabilities up to 0.03 apart: the same project gave other flags and other
 #: structured findings where the folds had two threads each (a large project, a machine with
 #: more cores) than where they had one (bench/README.md, "The same findings on any machine").
 #: One thread is also the faster on two cores (a fit of 4,800 x 1,280: 0.8 s against 3.4 s).
+#: The limit is process-wide (threadpoolctl): fits started from two Python threads at once can
+#: end with each other's; an analysis fits one probe at a time, or its folds inside one limit.
 FIT_BLAS_THREADS = 1
 
 
@@ -175,8 +177,9 @@ def fit_predict(
 ) -> np.ndarray:
     """Fit the probe on one training set and return class probabilities for ``x_test``.
 
-    The same model and backends as :func:`cross_validated_probabilities` (sklearn on CPU, torch
-    LBFGS on CUDA), for callers that hold their own split (before/after comparisons, benches).
+    The same model and backends as :func:`cross_validated_probabilities` (sklearn on CPU with
+    :data:`FIT_BLAS_THREADS`, torch LBFGS on CUDA), for callers that hold their own split
+    (before/after comparisons, the regions detector's held-out probe, benches).
     Returns float64 (len(x_test), n_classes); classes absent from ``y_train`` get probability 0.
     """
     dev = resolve_device(device)

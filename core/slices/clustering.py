@@ -62,12 +62,17 @@ HDBSCAN_FIT_MAX = 10_000
 
 
 def _kmeans(x: np.ndarray, k: int, seed: int, n_init: int = 3, init=None):
+    """k-means in float64: scikit-learn sums each thread's share of the centres and adds them up,
+    and in float32 that sum depends on the number of OpenMP threads; on 20,000 x 32 mixtures one
+    and two threads then labelled 100-110 rows apart in two of six fits, in float64 none
+    (bench/README.md, "The same findings on any machine"). The reduction is 32-d, so the copy is
+    small; :meth:`predict` takes float64 rows too."""
     from sklearn.cluster import KMeans
 
     model = KMeans(n_clusters=k, n_init=1 if init is not None else n_init, init="k-means++" if init is None else init, random_state=seed, max_iter=100)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit(x)
+        model.fit(np.asarray(x, dtype=np.float64))
     return model
 
 
@@ -618,6 +623,7 @@ def _grid_partitions(x: np.ndarray, seed: int, grid: tuple[int, ...], grid_model
     caller draws from it next does not depend on what was known."""
     n = x.shape[0]
     fit = _grid_fit(x, rng)
+    rows = None  # float64, as the models were fitted (_kmeans); made once, where a model predicts
     out: dict[int, np.ndarray] = {}
     for k in grid:
         if k > n // MIN_MEAN_SLICE or k >= fit.shape[0]:
@@ -625,7 +631,8 @@ def _grid_partitions(x: np.ndarray, seed: int, grid: tuple[int, ...], grid_model
         if known is not None and k in known:
             out[k] = np.asarray(known[k], dtype=np.int64)
         else:
-            out[k] = _grid_model(fit, k, seed, grid_models).predict(x).astype(np.int64)
+            rows = np.asarray(x, dtype=np.float64) if rows is None else rows
+            out[k] = _grid_model(fit, k, seed, grid_models).predict(rows).astype(np.int64)
     return out
 
 

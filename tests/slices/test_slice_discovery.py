@@ -92,12 +92,31 @@ def test_the_reduction_does_not_depend_on_the_blas_threads():
     from core.slices import projection
 
     rng = np.random.default_rng(0)
-    x = (rng.normal(size=(10, 256))[rng.integers(0, 10, 2_000)] * 0.2 + rng.normal(size=(2_000, 256))).astype(np.float32)
+    centres = rng.normal(size=(10, 256))[rng.integers(0, 10, 2_000)]
+    x = (0.2 * centres + rng.normal(size=(2_000, 256))).astype(np.float32)
     reductions = []
     for threads in (1, 2):
         with threadpool_limits(limits=threads):
             reductions.append(projection._reduce(x, REDUCED_DIM, 0))  # not the kept result: fitted each time
     assert np.abs(reductions[0] - reductions[1]).max() < 1e-7
+
+
+def test_the_cuts_kmeans_does_not_depend_on_the_openmp_threads():
+    # in float32 scikit-learn's per-thread sums of the centres differ with the thread count: on
+    # this mixture one and two threads labelled 24 rows apart
+    import sklearn.cluster  # noqa: F401  its OpenMP runtime loaded, so that the limits below reach it
+    from threadpoolctl import threadpool_limits
+
+    from core.slices.clustering import _kmeans
+
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(30, 32))[rng.integers(0, 30, 20_000)]
+    x = (0.6 * centres + rng.normal(size=(20_000, 32))).astype(np.float32)
+    labels = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            labels.append(_kmeans(x, 12, 0, n_init=2).labels_)
+    np.testing.assert_array_equal(labels[0], labels[1])
 
 
 def test_the_reduction_projected_in_blocks_is_the_one_projected_at_once(planted, monkeypatch):
