@@ -110,8 +110,13 @@ def _reduce(vectors: np.ndarray, n_components: int, seed: int) -> np.ndarray:
     # Fitted and applied in float64. In float32 the fit's sums depend on how BLAS splits them
     # over threads: the axes of one and of two threads lay 1e-5 apart, and the cut's k-means
     # turned that into other slices and other findings on the same data (bench/README.md,
-    # "The same slices with any number of threads"). In float64 they agree to 1e-9.
-    pca.fit(fit_rows.astype(np.float64))
+    # "The same findings on any machine"). In float64 they agree to 1e-9. The fit (at most
+    # PCA_FIT_MAX rows) runs on one BLAS thread, which on two cores is the faster: 10,000 x 1,280
+    # to 32 and 128 axes in 0.68 and 0.91 s against 1.01 and 1.35 s with two threads.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        pca.fit(fit_rows.astype(np.float64))
     out = np.empty((n, k), dtype=np.float32)
     for start in range(0, n, PROJECT_BLOCK_ROWS):
         block = x[start : start + PROJECT_BLOCK_ROWS].astype(np.float64)
