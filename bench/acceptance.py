@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     clusters, test, planted = plants(x, y, n_classes, args.seed, args.rate)  # bench/structured.py's plants
     train = ~test
     work = args.keep or Path(tempfile.mkdtemp(prefix="amend-acceptance-"))
-    threads = os.environ.get("OMP_NUM_THREADS", "unset")  # the slices move with it (bench/README.md)
+    threads = os.environ.get("OMP_NUM_THREADS", "unset")  # the timings move with it, the figures not (bench/README.md)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS {threads}; "
           f"data: {x.shape[0]} x {x.shape[1]}, {n_classes} classes "
           f"({'CIFAR-10N images' if images else '20 Newsgroups texts'}); projects in {work}")

@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     n_classes = len(classes)
     clusters, test, planted = plants(x, y, n_classes, args.seed, args.rate, args.runs)
     train = ~test
-    threads = os.environ.get("OMP_NUM_THREADS", "unset")  # the slices move with it (bench/README.md)
+    threads = os.environ.get("OMP_NUM_THREADS", "unset")  # the timings move with it, the figures not (bench/README.md)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS {threads}; "
           f"data: {x.shape[0]} x {x.shape[1]}, "
           f"{n_classes} classes; flip rate {args.rate:.0%} of class A's training labels in one cluster")
