@@ -84,39 +84,45 @@ def test_same_seed_same_slices_and_map(planted):
     assert np.array_equal(a, project_2d(x, seed=1))
 
 
+def _mixture(seed: int, n: int, dim: int, centres: int, spread: float) -> np.ndarray:
+    """float32 (n, dim): Gaussian noise around ``centres`` random centres scaled by ``spread``."""
+    rng = np.random.default_rng(seed)
+    picked = rng.normal(size=(centres, dim))[rng.integers(0, centres, n)]
+    return (spread * picked + rng.normal(size=(n, dim))).astype(np.float32)
+
+
+def _with_one_and_two_threads(compute):
+    """[compute() under a one-thread BLAS/OpenMP limit, compute() under a two-thread one]."""
+    from threadpoolctl import threadpool_limits
+
+    results = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            results.append(compute())
+    return results
+
+
 def test_the_reduction_does_not_depend_on_the_blas_threads():
     # fitted in float32 the axes of one and two threads lay 1e-5..1e-4 apart, and the cut's
     # k-means turned that into other slices on the same data (bench/README.md)
-    from threadpoolctl import threadpool_limits
-
     from core.slices import projection
 
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(10, 256))[rng.integers(0, 10, 2_000)]
-    x = (0.2 * centres + rng.normal(size=(2_000, 256))).astype(np.float32)
-    reductions = []
-    for threads in (1, 2):
-        with threadpool_limits(limits=threads):
-            reductions.append(projection._reduce(x, REDUCED_DIM, 0))  # not the kept result: fitted each time
-    assert np.abs(reductions[0] - reductions[1]).max() < 1e-7
+    x = _mixture(0, 2_000, 256, 10, 0.2)
+    # _reduce, not reduce: fitted each time, not the kept result
+    one, two = _with_one_and_two_threads(lambda: projection._reduce(x, REDUCED_DIM, 0))
+    assert np.abs(one - two).max() < 1e-7
 
 
 def test_the_cuts_kmeans_does_not_depend_on_the_openmp_threads():
     # in float32 scikit-learn's per-thread sums of the centres differ with the thread count: on
     # this mixture one and two threads labelled 24 rows apart
-    import sklearn.cluster  # noqa: F401  its OpenMP runtime loaded, so that the limits below reach it
-    from threadpoolctl import threadpool_limits
+    import sklearn.cluster  # noqa: F401  its OpenMP runtime loaded, so that the limits reach it
 
     from core.slices.clustering import _kmeans
 
-    rng = np.random.default_rng(4)
-    centres = rng.normal(size=(30, 32))[rng.integers(0, 30, 20_000)]
-    x = (0.6 * centres + rng.normal(size=(20_000, 32))).astype(np.float32)
-    labels = []
-    for threads in (1, 2):
-        with threadpool_limits(limits=threads):
-            labels.append(_kmeans(x, 12, 0, n_init=2).labels_)
-    np.testing.assert_array_equal(labels[0], labels[1])
+    x = _mixture(4, 20_000, 32, 30, 0.6)
+    one, two = _with_one_and_two_threads(lambda: _kmeans(x, 12, 0, n_init=2).labels_)
+    np.testing.assert_array_equal(one, two)
 
 
 def test_the_reduction_projected_in_blocks_is_the_one_projected_at_once(planted, monkeypatch):
