@@ -117,10 +117,11 @@ def _reduce(vectors: np.ndarray, n_components: int, seed: int) -> np.ndarray:
 
     with threadpool_limits(limits=1):
         pca.fit(fit_rows.astype(np.float64))
+    mean, axes = pca.mean_, pca.components_.T
     out = np.empty((n, k), dtype=np.float32)
     for start in range(0, n, PROJECT_BLOCK_ROWS):
         block = x[start : start + PROJECT_BLOCK_ROWS].astype(np.float64)
-        out[start : start + PROJECT_BLOCK_ROWS] = (block - pca.mean_) @ pca.components_.T
+        out[start : start + PROJECT_BLOCK_ROWS] = (block - mean) @ axes
     return out
 
 
